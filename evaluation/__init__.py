@@ -1,0 +1,1 @@
+"""Evaluation: `evaluate` metric modules (CRA, PELM, SLUE) and benchmark runners."""

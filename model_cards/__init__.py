@@ -1,0 +1,1 @@
+"""Model, tokenizer and dataset cards, and Hub upload helpers."""

@@ -1,0 +1,1 @@
+"""Training: pretraining data, Accelerate scripts and the README's demo."""
