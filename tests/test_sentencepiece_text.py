@@ -60,7 +60,7 @@ def test_llama_style_model_has_three_specials_and_no_pad(llama_style):
 def test_encoder_ids_equal_sentencepiece_ids(trained, text):
     reference = trained.processor()
     encoder = TextPieceEncoder(trained)
-    assert encoder.encode_batch([text])[0].tolist() == reference.encode(text)
+    assert encoder.encode(text).tolist() == reference.encode(text)
     assert encoder.decode(reference.encode(text)) == reference.decode(reference.encode(text))
 
 
@@ -68,7 +68,7 @@ def test_encoder_ids_equal_sentencepiece_ids(trained, text):
 @given(text=TEXT)
 def test_encoder_matches_sentencepiece_without_whitespace_cleanup(llama_style, text):
     reference = llama_style.processor()
-    assert TextPieceEncoder(llama_style).encode_batch([text])[0].tolist() == reference.encode(text)
+    assert TextPieceEncoder(llama_style).encode(text).tolist() == reference.encode(text)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -81,9 +81,17 @@ def test_fast_pipeline_alone_matches_sentencepiece_on_ordinary_text(trained, tex
 @pytest.mark.parametrize("text", ["<s>", "a </s> b", "<unk>", "<pad>x", "<0x41><0x0A>"])
 def test_control_and_byte_piece_strings_in_text_stay_text(trained, text):
     reference = trained.processor()
-    ids = TextPieceEncoder(trained).encode_batch([text])[0].tolist()
+    ids = TextPieceEncoder(trained).encode(text).tolist()
     assert ids == reference.encode(text)
     assert not set(ids) & set(range(trained.num_leading_specials))
+
+
+def test_flat_encoding_lays_texts_end_to_end(trained):
+    texts = ["In the beginning", "<s> and ☃", "God"]
+    ids, lengths = TextPieceEncoder(trained).encode_flat(texts)
+    reference = [trained.processor().encode(t) for t in texts]
+    assert lengths.tolist() == [len(r) for r in reference]
+    assert ids.tolist() == [i for r in reference for i in r]
 
 
 def test_rejects_a_file_that_is_not_a_sentencepiece_model(tmp_path):

@@ -21,7 +21,8 @@ class SpeechSegment:
     word_spans: np.ndarray | None = field(default=None)
 
 
-Segment = str | SpeechSegment
+# Parsed segments: text, a unit array (speech without word spans), or a SpeechSegment with word spans.
+Segment = str | np.ndarray | SpeechSegment
 
 
 def _to_numpy(values: Any) -> np.ndarray:
@@ -30,7 +31,8 @@ def _to_numpy(values: Any) -> np.ndarray:
     return np.asarray(values)
 
 
-def _validate_units(units: Any, num_units: int, where: str) -> np.ndarray:
+def as_unit_array(units: Any, where: str) -> np.ndarray:
+    """Units as a 1-D integer numpy array; the id range is checked separately (batch-wide, by the tokenizer)."""
     array = _to_numpy(units)
     if array.ndim != 1:
         raise ValueError(f"{where}: unit array must be 1-D, got shape {array.shape}.")
@@ -41,6 +43,12 @@ def _validate_units(units: Any, num_units: int, where: str) -> np.ndarray:
             f"{where}: unit ids must be integers, got dtype {array.dtype}. Convert k-means labels with "
             f".astype(int) only if they are whole numbers."
         )
+    return array
+
+
+def validate_units(units: Any, num_units: int, where: str) -> np.ndarray:
+    """`as_unit_array` plus the id range, with an error naming the first unit outside it."""
+    array = as_unit_array(units, where)
     bad = np.flatnonzero((array < 0) | (array >= num_units))
     if bad.size:
         index = int(bad[0])
@@ -48,7 +56,7 @@ def _validate_units(units: Any, num_units: int, where: str) -> np.ndarray:
             f"{where}: unit id {int(array[index])} at index {index} is outside 0..{num_units - 1} "
             f"(the tokenizer has {num_units} units)."
         )
-    return array.astype(np.int64, copy=False)
+    return array
 
 
 def _validate_word_spans(spans: Any, num_frames: int, where: str) -> np.ndarray:
@@ -82,16 +90,22 @@ def _validate_word_spans(spans: Any, num_frames: int, where: str) -> np.ndarray:
     return array
 
 
-def parse_segments(sequence: Any, num_units: int, sequence_index: int | None = None) -> list[Segment]:
-    """Validate one sequence of user segments into `str` / `SpeechSegment` items."""
+def parse_segments(sequence: Any, sequence_index: int | None = None) -> list[Segment]:
+    """Validate one sequence of user segments into `str` / `SpeechSegment` items.
+
+    Unit ids are not range-checked here: the tokenizer checks all units of a batch at once.
+    """
     prefix = "" if sequence_index is None else f"sequence {sequence_index}, "
-    if isinstance(sequence, (str, SpeechSegment, dict)) or _looks_like_units(sequence):
+    if not isinstance(sequence, (list, tuple)) or (sequence and _is_unit_id(sequence[0])):
         raise ValueError(
             f"{prefix}expected a list of segments (e.g. ['hello', units_array]), got a single "
             f"{type(sequence).__name__}; wrap it in a list."
         )
     segments: list[Segment] = []
     for index, item in enumerate(sequence):
+        if type(item) is np.ndarray and item.ndim == 1 and item.size and item.dtype.kind in "iu":
+            segments.append(item)  # the common case, kept cheap
+            continue
         where = f"{prefix}segment {index}"
         if isinstance(item, dict):
             item = _segment_from_dict(item, where)
@@ -104,21 +118,25 @@ def parse_segments(sequence: Any, num_units: int, sequence_index: int | None = N
             units, spans = item.units, item.word_spans
         else:
             units, spans = item, None
-        units = _validate_units(units, num_units, where)
-        if spans is not None:
-            spans = _validate_word_spans(spans, len(units), where)
-        segments.append(SpeechSegment(units, spans))
+        units = as_unit_array(units, where)
+        if spans is None:
+            segments.append(units)
+        else:
+            segments.append(SpeechSegment(units, _validate_word_spans(spans, len(units), where)))
     if not segments:
         raise ValueError(f"{prefix}the sequence has no segments.")
     return segments
 
 
-def _looks_like_units(value: Any) -> bool:
+def _is_unit_id(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def looks_like_units(value: Any) -> bool:
+    """An array, a tensor, or a non-empty list of integers: one speech segment rather than a sequence."""
     if isinstance(value, np.ndarray) or hasattr(value, "detach"):
         return True
-    return isinstance(value, (list, tuple)) and len(value) > 0 and all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value
-    )
+    return isinstance(value, (list, tuple)) and len(value) > 0 and all(_is_unit_id(v) for v in value)
 
 
 def _segment_from_dict(item: dict, where: str) -> Segment:

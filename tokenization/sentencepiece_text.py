@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterable
+from itertools import chain
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -154,14 +155,22 @@ class TextPieceEncoder:
         proto = _parse_proto(model.model_bytes)
         self._is_non_text_piece = np.array([p.type in _NON_TEXT_PIECE_TYPES for p in proto.pieces])
 
-    def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
-        encoded = [
-            np.asarray(e.ids, dtype=np.int64) for e in self.pipeline.encode_batch(texts, add_special_tokens=False)
-        ]
-        for index, ids in enumerate(encoded):
-            if ids.size and self._is_non_text_piece[ids].any():
-                encoded[index] = np.asarray(self._reference.encode(texts[index]), dtype=np.int64)
-        return encoded
+    def encode_flat(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """All texts' ids laid end to end, and each text's length (the layout the joint tokenizer scatters)."""
+        encodings = self.pipeline.encode_batch(texts, add_special_tokens=False)
+        lengths = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))
+        ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int64, count=int(lengths.sum()))
+        suspicious = self._is_non_text_piece[ids]
+        if not suspicious.any():
+            return ids, lengths
+        per_text = np.split(ids, np.cumsum(lengths)[:-1])
+        for index in np.unique(np.repeat(np.arange(len(texts)), lengths)[suspicious]):
+            per_text[index] = np.asarray(self._reference.encode(texts[index]), dtype=np.int64)
+        lengths = np.fromiter((a.size for a in per_text), dtype=np.int64, count=len(per_text))
+        return np.concatenate(per_text), lengths
+
+    def encode(self, text: str) -> np.ndarray:
+        return self.encode_flat([text])[0]
 
     def decode(self, ids: list[int]) -> str:
         return self.pipeline.decode(ids, skip_special_tokens=False)

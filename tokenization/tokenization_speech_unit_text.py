@@ -23,6 +23,7 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ from transformers import BatchEncoding
 from transformers.tokenization_utils_tokenizers import TokenizersBackend
 from transformers.utils import PaddingStrategy
 
-from .segments import Segment, SpeechSegment, _looks_like_units, parse_segments
+from .segments import Segment, SpeechSegment, looks_like_units, parse_segments, validate_units
 from .sentencepiece_text import TextPieceEncoder, TextPieceModel, train_text_sentencepiece
 from .unit_pieces import MAX_UNITS, UnitPieceModel, deduplicate_units
 
@@ -268,16 +269,15 @@ class SpeechUnitTextTokenizer(TokenizersBackend):
         batched = _is_batch(segments)
         sequences = segments if batched else [segments]
         parsed = [
-            parse_segments(seq, self.num_units, index if batched else None) for index, seq in enumerate(sequences)
+            parse_segments(seq, index if batched else None) for index, seq in enumerate(sequences)
         ]
-        encoded = self._encode_parsed(parsed, add_special_tokens)
+        batch = self._encode_parsed(parsed, add_special_tokens)
         if truncation and truncation != "do_not_truncate":
             if max_length is None:
                 raise ValueError("truncation=True needs max_length.")
-            side = truncation_side or self.truncation_side
-            encoded = [_truncate(item, max_length, side) for item in encoded]
+            batch = batch.truncated(max_length, truncation_side or self.truncation_side)
         return self._to_batch_encoding(
-            encoded,
+            batch,
             batched=batched,
             padding=padding,
             max_length=max_length,
@@ -326,89 +326,126 @@ class SpeechUnitTextTokenizer(TokenizersBackend):
             return_modality_mask=False,
         )
 
-    def _encode_parsed(self, sequences: list[list[Segment]], add_special_tokens: bool) -> list[dict]:
-        texts = [seg for seq in sequences for seg in seq if isinstance(seg, str)]
-        speech = [seg for seq in sequences for seg in seq if isinstance(seg, SpeechSegment)]
-        text_ids = iter(self._text_encoder.encode_batch(texts))
-        speech_encoded = iter(self._encode_speech(speech))
+    def _encode_parsed(self, sequences: list[list[Segment]], add_special_tokens: bool) -> _FlatBatch:
+        """All sequences into one flat id array.
 
-        bos = [self.bos_token_id] if add_special_tokens and self.add_bos_token else []
-        eos = [self.eos_token_id] if add_special_tokens and self.add_eos_token else []
-        results = []
+        Text is encoded in one batch call and units in one vectorised pass; the Python loop below only
+        computes where each segment, marker and special token lands, and numpy scatters the ids there.
+        """
+        texts, speech, speech_locations = [], [], []
         for seq_index, sequence in enumerate(sequences):
-            parts = [np.asarray(bos, dtype=np.int64)]
-            length = len(bos)
-            spans = []
-            modality = None
             for seg_index, segment in enumerate(sequence):
-                is_speech = isinstance(segment, SpeechSegment)
-                if is_speech:
-                    ids, token_spans = next(speech_encoded)
+                if type(segment) is str:
+                    texts.append(segment)
                 else:
-                    ids, token_spans = next(text_ids), None
-                    if ids.size == 0:
+                    speech.append(segment)
+                    speech_locations.append((seq_index, seg_index))
+        text_ids, text_lengths = self._text_encoder.encode_flat(texts)
+        speech_ids, speech_lengths, speech_spans = self._encode_speech(speech, speech_locations)
+        text_lengths_list, speech_lengths_list = text_lengths.tolist(), speech_lengths.tolist()
+
+        add_bos = add_special_tokens and self.add_bos_token
+        add_eos = add_special_tokens and self.add_eos_token
+        single_positions, single_ids = [], []  # bos, eos and markers
+        text_starts, speech_starts = [], []
+        bounds, word_spans = [0], []
+        position = next_text = next_speech = 0
+        for seq_index, sequence in enumerate(sequences):
+            if add_bos:
+                single_positions.append(position)
+                single_ids.append(self.bos_token_id)
+                position += 1
+            modality, spans = None, []
+            for seg_index, segment in enumerate(sequence):
+                is_speech = type(segment) is not str
+                if modality is not is_speech:
+                    single_positions.append(position)
+                    single_ids.append(self.speech_marker_id if is_speech else self.text_marker_id)
+                    position += 1
+                    modality = is_speech
+                if is_speech:
+                    if speech_spans[next_speech] is not None:
+                        spans.append(speech_spans[next_speech] + (position - bounds[-1]))
+                    speech_starts.append(position)
+                    position += speech_lengths_list[next_speech]
+                    next_speech += 1
+                else:
+                    if text_lengths_list[next_text] == 0:
                         raise ValueError(
                             f"sequence {seq_index}, segment {seg_index}: text {segment[:40]!r} encodes to no "
                             "tokens (it is empty after SentencePiece normalisation)."
                         )
-                if modality != is_speech:
-                    parts.append(np.asarray([self.speech_marker_id if is_speech else self.text_marker_id]))
-                    length += 1
-                    modality = is_speech
-                if token_spans is not None:
-                    spans.append(token_spans + length)
-                parts.append(ids)
-                length += ids.size
-            parts.append(np.asarray(eos, dtype=np.int64))
-            input_ids = np.concatenate(parts)
-            results.append(
-                {
-                    "input_ids": input_ids,
-                    "modality_mask": (input_ids >= self.speech_token_offset).astype(np.int64),
-                    "word_spans": np.concatenate(spans) if spans else None,
-                }
-            )
-        return results
+                    text_starts.append(position)
+                    position += text_lengths_list[next_text]
+                    next_text += 1
+            if add_eos:
+                single_positions.append(position)
+                single_ids.append(self.eos_token_id)
+                position += 1
+            bounds.append(position)
+            word_spans.append(np.concatenate(spans) if spans else None)
 
-    def _encode_speech(self, segments: list[SpeechSegment]) -> list[tuple[np.ndarray, np.ndarray | None]]:
-        """Speech segments to token ids, with their word spans moved from unit frames to token indices."""
-        units_list, frame_to_kept = [], []
-        for segment in segments:
-            units = segment.units
-            if self.deduplicate_units:
-                units, durations = deduplicate_units(units)
-                frame_to_kept.append(np.repeat(np.arange(units.size), durations))
-            else:
-                frame_to_kept.append(None)
-            units_list.append(units)
+        ids = np.empty(position, dtype=np.int64)
+        ids[single_positions] = single_ids
+        ids[_scatter_positions(text_starts, text_lengths)] = text_ids
+        ids[_scatter_positions(speech_starts, speech_lengths)] = speech_ids
+        return _FlatBatch(ids, np.array(bounds), word_spans)
 
+    def _encode_speech(self, segments: list, locations: list[tuple[int, int]]):
+        """Speech segments (unit arrays or `SpeechSegment`s) to token ids, vectorised over the batch.
+
+        Returns the ids laid end to end, each segment's token count, and each segment's word spans in
+        token indices (None where it had none).
+        """
+        if not segments:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), []
+        unit_arrays = [s.units if type(s) is SpeechSegment else s for s in segments]
+        lengths = np.fromiter((a.size for a in unit_arrays), dtype=np.int64, count=len(unit_arrays))
+        starts = np.cumsum(lengths) - lengths
+        original_starts = starts
+        units = np.concatenate(unit_arrays).astype(np.int64, copy=False)
+        if units.min() < 0 or units.max() >= self.num_units:
+            for unit_array, (seq_index, seg_index) in zip(unit_arrays, locations):
+                validate_units(unit_array, self.num_units, f"sequence {seq_index}, segment {seg_index}")
+
+        frame_map = None
+        if self.deduplicate_units:
+            keep = np.r_[True, units[1:] != units[:-1]]
+            keep[starts] = True  # every segment keeps its first unit
+            run_index = np.cumsum(keep) - 1  # each frame's run, in the deduplicated array
+            units = units[keep]
+            starts = run_index[starts]
+            frame_map = run_index - np.repeat(starts, lengths)
+            lengths = np.diff(np.r_[starts, units.size])
+
+        piece_ends = None
         if self.unit_piece_model is None:
-            token_indices = units_list
-            piece_bounds = [None] * len(units_list)
+            token_ids = units + self.speech_token_offset
         else:
-            token_indices = self.unit_piece_model.encode_batch(units_list)
-            piece_bounds = [np.cumsum(self.unit_piece_model.piece_lengths[idx]) for idx in token_indices]
+            pieces = self.unit_piece_model.encode_batch(np.split(units, np.cumsum(lengths)[:-1]))
+            piece_ends = [np.cumsum(self.unit_piece_model.piece_lengths[p]) for p in pieces]
+            lengths = np.fromiter((p.size for p in pieces), dtype=np.int64, count=len(pieces))
+            token_ids = np.concatenate(pieces) + self.speech_token_offset
 
-        results = []
-        for segment, indices, frame_map, piece_ends in zip(segments, token_indices, frame_to_kept, piece_bounds):
-            ids = indices + self.speech_token_offset
-            spans = None
-            if segment.word_spans is not None:
-                starts, last = segment.word_spans[:, 0], segment.word_spans[:, 1] - 1
-                if frame_map is not None:
-                    starts, last = frame_map[starts], frame_map[last]
-                if piece_ends is not None:
-                    # A word starts in the piece containing its first unit and ends with the piece
-                    # containing its last unit; with pieces, neighbouring words may share a token.
-                    starts = np.searchsorted(piece_ends, starts, side="right")
-                    last = np.searchsorted(piece_ends, last, side="right")
-                spans = np.stack([starts, last + 1], axis=1)
-            results.append((ids, spans))
-        return results
+        spans = [None] * len(segments)
+        for index, segment in enumerate(segments):
+            if type(segment) is not SpeechSegment or segment.word_spans is None:
+                continue
+            first, last = segment.word_spans[:, 0], segment.word_spans[:, 1] - 1
+            if frame_map is not None:
+                first = frame_map[first + original_starts[index]]
+                last = frame_map[last + original_starts[index]]
+            if piece_ends is not None:
+                # A word starts in the piece containing its first unit and ends with the piece
+                # containing its last unit; with pieces, neighbouring words may share a token.
+                first = np.searchsorted(piece_ends[index], first, side="right")
+                last = np.searchsorted(piece_ends[index], last, side="right")
+            spans[index] = np.stack([first, last + 1], axis=1)
+        return token_ids, lengths, spans
 
     def _to_batch_encoding(
         self,
-        encoded: list[dict],
+        batch: _FlatBatch,
         batched: bool,
         padding,
         max_length,
@@ -419,48 +456,71 @@ class SpeechUnitTextTokenizer(TokenizersBackend):
         return_modality_mask,
     ) -> BatchEncoding:
         strategy = _padding_strategy(padding)
-        lengths = [item["input_ids"].size for item in encoded]
+        lengths = np.diff(batch.bounds)
+        longest = int(lengths.max())
         target = None
         if strategy == PaddingStrategy.LONGEST:
-            target = max(lengths)
+            target = longest
         elif strategy == PaddingStrategy.MAX_LENGTH:
             if max_length is None:
                 raise ValueError("padding='max_length' needs max_length.")
             target = max_length
         if target is not None and pad_to_multiple_of:
             target = -(-target // pad_to_multiple_of) * pad_to_multiple_of
-        if return_tensors is not None and target is None and len(set(lengths)) > 1:
-            raise ValueError(
-                "Sequences have different lengths; pass padding=True (or 'max_length') to return tensors."
-            )
+        pads = np.zeros_like(lengths) if target is None else np.maximum(target - lengths, 0)
+        left = pads if padding_side == "left" else np.zeros_like(pads)
 
-        columns: dict[str, list] = {"input_ids": [], "attention_mask": [], "modality_mask": []}
-        has_spans = any(item["word_spans"] is not None for item in encoded)
-        word_spans = []
-        for item, length in zip(encoded, lengths):
-            pad = 0 if target is None else max(target - length, 0)
-            left = pad if padding_side == "left" else 0
-            right = pad - left
-            columns["input_ids"].append(np.pad(item["input_ids"], (left, right), constant_values=self.pad_token_id))
-            columns["attention_mask"].append(np.pad(np.ones(length, dtype=np.int64), (left, right)))
-            columns["modality_mask"].append(np.pad(item["modality_mask"], (left, right)))
-            if has_spans:
-                spans = item["word_spans"]
-                word_spans.append(np.zeros((0, 2), dtype=np.int64) if spans is None else spans + left)
-
-        if not return_attention_mask:
-            del columns["attention_mask"]
-        if not return_modality_mask:
-            del columns["modality_mask"]
         if return_tensors is None:
-            data = {k: [v.tolist() for v in vs] if batched else vs[0].tolist() for k, vs in columns.items()}
+            data = self._padded_lists(batch, lengths, pads, padding_side)
         else:
-            data = {k: np.stack(vs) for k, vs in columns.items()}
+            width = max(longest, target or 0)
+            if np.any(lengths + pads != width):
+                raise ValueError(
+                    "Sequences have different lengths; pass padding=True (or 'max_length' with a max_length "
+                    "no shorter than the longest sequence, or truncation=True) to return tensors."
+                )
+            # A boolean mask fills row-major, i.e. in the flat order of the sequences.
+            columns = np.arange(width)
+            filled = columns >= left[:, None] if padding_side == "left" else columns < lengths[:, None]
+            input_ids = np.full((lengths.size, width), self.pad_token_id, dtype=np.int64)
+            input_ids[filled] = batch.ids
+            data = {
+                "input_ids": input_ids,
+                "attention_mask": filled.astype(np.int64),
+                "modality_mask": (input_ids >= self.speech_token_offset).astype(np.int64),
+            }
+        if not return_attention_mask:
+            del data["attention_mask"]
+        if not return_modality_mask:
+            del data["modality_mask"]
+        # As in transformers, tensors keep the batch axis even for a single sequence.
         encoding = BatchEncoding(data, tensor_type=return_tensors)
-        if has_spans:
+        if any(spans is not None for spans in batch.word_spans):
             # Ragged, so kept out of tensor conversion.
+            word_spans = [
+                np.zeros((0, 2), dtype=np.int64) if spans is None else spans + shift
+                for spans, shift in zip(batch.word_spans, left)
+            ]
             encoding["word_spans"] = word_spans if batched else word_spans[0]
-        return encoding
+        return encoding if batched or return_tensors is not None else _unbatch(encoding)
+
+    def _padded_lists(self, batch: _FlatBatch, lengths, pads, padding_side) -> dict[str, list]:
+        # One tolist() for the whole batch, then list slices: per-row numpy calls would dominate.
+        ids = batch.ids.tolist()
+        speech = (batch.ids >= self.speech_token_offset).astype(np.int64).tolist()
+        data = {"input_ids": [], "attention_mask": [], "modality_mask": []}
+        for start, stop, pad in zip(batch.bounds[:-1].tolist(), batch.bounds[1:].tolist(), pads.tolist()):
+            row_ids, row_speech, ones = ids[start:stop], speech[start:stop], [1] * (stop - start)
+            if pad:
+                fill_ids, zeros = [self.pad_token_id] * pad, [0] * pad
+                if padding_side == "left":
+                    row_ids, row_speech, ones = fill_ids + row_ids, zeros + row_speech, zeros + ones
+                else:
+                    row_ids, row_speech, ones = row_ids + fill_ids, row_speech + zeros, ones + zeros
+            data["input_ids"].append(row_ids)
+            data["attention_mask"].append(ones)
+            data["modality_mask"].append(row_speech)
+        return data
 
     def _pad(self, encoded_inputs, max_length=None, padding_strategy=PaddingStrategy.DO_NOT_PAD,
              pad_to_multiple_of=None, padding_side=None, return_attention_mask=None):
@@ -479,7 +539,11 @@ class SpeechUnitTextTokenizer(TokenizersBackend):
     # ------------------------------------------------------------------ decoding
 
     def _decode(self, token_ids, skip_special_tokens: bool = False, clean_up_tokenization_spaces=None, **kwargs):
-        """The human-readable string form: text, markers and unit tokens (`[Speech]<u_3><u_17>[Text]hi`)."""
+        """The human-readable string form: text, markers and unit tokens (`[Speech]<u_3><u_17>[Text]hi`).
+
+        Text that itself contains marker or unit-token strings reads back as those tokens when the string
+        form is re-encoded; `decode_segments` is the exact inverse of `encode_segments`.
+        """
         pieces = []
         for kind, run in self._runs(token_ids):
             if kind == "text":
@@ -544,12 +608,17 @@ def _saved_bos_eos(tokenizer_file: str | None) -> tuple[bool, bool]:
 
 
 def _is_batch(segments: Any) -> bool:
-    """A batch is a list of sequences; a sequence is a list of segments (strings, unit arrays, ...)."""
+    """A batch is a list of sequences; a sequence is a list of segments (strings, unit arrays, ...).
+
+    Decided on the first element (a list that is not a list of unit ids); each sequence is then
+    validated by `parse_segments`.
+    """
     if isinstance(segments, (str, dict, SpeechSegment)) or not isinstance(segments, (list, tuple)):
         return False
     if not segments:
         raise ValueError("No segments given.")
-    return all(isinstance(item, (list, tuple)) and not _looks_like_units(item) for item in segments)
+    first = segments[0]
+    return isinstance(first, (list, tuple)) and not looks_like_units(first)
 
 
 def _ids_to_numpy(token_ids) -> np.ndarray:
@@ -568,21 +637,38 @@ def _padding_strategy(padding) -> PaddingStrategy:
     return PaddingStrategy(padding)
 
 
-def _truncate(item: dict, max_length: int, side: str) -> dict:
-    length = item["input_ids"].size
-    if length <= max_length:
-        return item
-    start = 0 if side == "right" else length - max_length
-    stop = start + max_length
-    spans = item["word_spans"]
-    if spans is not None:
-        spans = np.clip(spans, start, stop) - start
-        spans = spans[spans[:, 1] > spans[:, 0]]
-    return {
-        "input_ids": item["input_ids"][start:stop],
-        "modality_mask": item["modality_mask"][start:stop],
-        "word_spans": spans,
-    }
+def _scatter_positions(starts: list[int], lengths: np.ndarray) -> np.ndarray:
+    """Output positions of runs laid end to end, run i starting at `starts[i]`."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    run_offsets = np.cumsum(lengths) - lengths
+    return np.repeat(np.asarray(starts, dtype=np.int64) - run_offsets, lengths) + np.arange(int(lengths.sum()))
+
+
+def _unbatch(encoding: BatchEncoding) -> BatchEncoding:
+    return BatchEncoding({key: value[0] if key != "word_spans" else value for key, value in encoding.items()})
+
+
+@dataclass
+class _FlatBatch:
+    """Encoded sequences laid end to end: sequence i is `ids[bounds[i]:bounds[i + 1]]`."""
+
+    ids: np.ndarray
+    bounds: np.ndarray
+    word_spans: list[np.ndarray | None]  # per sequence, token positions within it
+
+    def truncated(self, max_length: int, side: str) -> _FlatBatch:
+        """Keep `max_length` tokens of each sequence (the first or the last ones); clip word spans to them."""
+        pieces, bounds, word_spans = [], [0], []
+        for start, stop, spans in zip(self.bounds[:-1], self.bounds[1:], self.word_spans):
+            keep_from = start if side == "right" or stop - start <= max_length else stop - max_length
+            keep_to = min(stop, keep_from + max_length)
+            pieces.append(self.ids[keep_from:keep_to])
+            bounds.append(bounds[-1] + keep_to - keep_from)
+            if spans is not None:
+                spans = np.clip(spans, keep_from - start, keep_to - start) - (keep_from - start)
+                spans = spans[spans[:, 1] > spans[:, 0]]
+            word_spans.append(spans)
+        return _FlatBatch(np.concatenate(pieces), np.array(bounds), word_spans)
 
 
 def _atomic_write(path: str, payload: bytes) -> None:
