@@ -77,7 +77,10 @@ def local_llama_config(config: LSTConfig) -> LlamaConfig:
 class LSTCrossAttention(nn.Module):
     """Multi-head cross-attention (no RoPE), with RMSNorm on queries and keys/values, as in BLT.
 
-    Runs through transformers' attention interface, so `config._attn_implementation` selects sdpa or eager.
+    Windowed by construction: keys and values are projected once, then each group of queries (a token,
+    or the k queries of a patch) gathers only the keys of its window, so the cost grows with the window,
+    not with the sequence. Runs through transformers' attention interface (`config._attn_implementation`)
+    with `batch x groups` as the attention batch.
     """
 
     def __init__(self, config: LSTConfig, key_value_size: int):
@@ -95,22 +98,37 @@ class LSTCrossAttention(nn.Module):
         self.v_proj = nn.Linear(key_value_size, size, bias=False)
         self.o_proj = nn.Linear(size, size, bias=False)
 
-    def forward(self, queries: torch.Tensor, keys_values: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        """`allowed` is a boolean `(batch, queries, keys)` mask; every query must be allowed some key."""
-        batch, num_queries, _ = queries.shape
+    def forward(
+        self, queries: torch.Tensor, keys_values: torch.Tensor, key_index: torch.Tensor, key_allowed: torch.Tensor
+    ) -> torch.Tensor:
+        """Attend from query groups to gathered keys.
+
+        Args:
+            queries: `(batch, groups, queries_per_group, size)`.
+            keys_values: `(batch, keys, key_value_size)`.
+            key_index: `(batch, groups, window)` indices into `keys_values` for each group.
+            key_allowed: `(batch, groups, window)` boolean; every group must be allowed at least one key.
+        """
+        batch, groups, per_group, size = queries.shape
+        window = key_index.shape[-1]
         keys_values = self.key_value_norm(keys_values)
-        query = self.q_proj(self.query_norm(queries)).view(batch, num_queries, self.num_heads, -1).transpose(1, 2)
-        key = self.k_proj(keys_values).view(batch, -1, self.num_heads, self.head_dim).transpose(1, 2)
-        value = self.v_proj(keys_values).view(batch, -1, self.num_heads, self.head_dim).transpose(1, 2)
+        rows = torch.arange(batch, device=queries.device)[:, None, None]
+        key = self.k_proj(keys_values).view(batch, -1, self.num_heads, self.head_dim)[rows, key_index]
+        value = self.v_proj(keys_values).view(batch, -1, self.num_heads, self.head_dim)[rows, key_index]
+        # (batch, groups, window, heads, head_dim) -> (batch * groups, heads, window, head_dim)
+        key = key.reshape(batch * groups, window, self.num_heads, self.head_dim).transpose(1, 2)
+        value = value.reshape(batch * groups, window, self.num_heads, self.head_dim).transpose(1, 2)
+        query = self.q_proj(self.query_norm(queries)).view(batch * groups, per_group, self.num_heads, -1)
+        query = query.transpose(1, 2)
+        mask = key_allowed.reshape(batch * groups, 1, 1, window)
         implementation = self.config._attn_implementation
-        attention = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
-        mask = allowed[:, None]
         if implementation == "eager":  # eager adds the mask to the scores
             mask = torch.zeros(mask.shape, dtype=query.dtype, device=query.device).masked_fill(
                 ~mask, torch.finfo(query.dtype).min
             )
+        attention = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
         output, _ = attention(self, query, key, value, mask, dropout=0.0, scaling=self.scaling)
-        return self.o_proj(output.reshape(batch, num_queries, -1))
+        return self.o_proj(output.reshape(batch, groups, per_group, size))
 
 
 class LSTLocalEncoder(nn.Module):
@@ -132,26 +150,37 @@ class LSTLocalEncoder(nn.Module):
         hidden = self.embed_tokens(input_ids)
         for layer in self.layers:
             hidden = layer(hidden, attention_mask=window_mask, position_embeddings=position_embeddings)
-        batch, _, size = hidden.shape
+        batch, length, size = hidden.shape
         k = self.config.cross_attn_k
 
-        # Queries start as the max over each patch's token states (every patch has at least one token;
-        # patch slots beyond a short row's last patch stay at 0 and are masked downstream).
+        # Queries start as the max over each patch's token states.
         pooled = hidden.new_full((batch, num_patches, size), float("-inf"))
         pooled = pooled.scatter_reduce(1, patch_ids[..., None].expand(-1, -1, size), hidden, "amax")
         pooled = torch.where(torch.isinf(pooled), torch.zeros_like(pooled), pooled)
-        queries = self.query_projection(pooled).view(batch, num_patches * k, size)
+        queries = self.query_projection(pooled).view(batch, num_patches, k, size)
 
-        # A query of patch p reads the tokens of patches p - W + 1 .. p (padding only for its own patch, so
-        # that a padding patch still has a key). Slots past a short row's last patch read everything:
-        # they are masked downstream, and a query with no key would make the softmax non-finite.
-        query_patch = torch.arange(num_patches, device=hidden.device).repeat_interleave(k)
-        distance = query_patch[None, :, None] - patch_ids[:, None, :]
+        # The k queries of patch p read the tokens of patches p - W + 1 .. p (padding only within their own
+        # patch, so that a padding patch still has a key).
+        positions = torch.arange(length, device=hidden.device).expand(batch, -1)
+        first = torch.full((batch, num_patches), length, device=hidden.device).scatter_reduce(1, patch_ids, positions, "amin")
+        end = torch.zeros((batch, num_patches), dtype=torch.long, device=hidden.device).scatter_reduce(
+            1, patch_ids, positions + 1, "amax"
+        )
+        empty = end == 0  # slots past a short row's last patch: read token 0, masked downstream
+        first, end = first.masked_fill(empty, 0), end.masked_fill(empty, 1)
         window = self.config.cross_attn_window_encoder
-        allowed = (distance >= 0) & (distance < window) & (token_is_real[:, None, :] | (distance == 0))
-        slot_is_empty = query_patch[None, :] > patch_ids.amax(dim=1, keepdim=True)
-        allowed = allowed | slot_is_empty[..., None]
-        queries = queries + self.pooling(queries, hidden, allowed)
+        earlier = torch.arange(num_patches, device=hidden.device).sub(window - 1).clamp(min=0).expand(batch, -1)
+        window_start = first.gather(1, earlier)
+        span = int((end - window_start).max())
+        key_index = window_start[..., None] + torch.arange(span, device=hidden.device)
+        in_window = key_index < end[..., None]
+        key_index = key_index.clamp(max=length - 1)
+        own_patch = patch_ids.gather(1, key_index.flatten(1)).view_as(key_index) == torch.arange(
+            num_patches, device=hidden.device
+        )[None, :, None]
+        key_allowed = in_window & (token_is_real.gather(1, key_index.flatten(1)).view_as(key_index) | own_patch)
+        key_allowed = key_allowed | (empty[..., None] & (torch.arange(span, device=hidden.device) == 0))
+        queries = queries + self.pooling(queries, hidden, key_index, key_allowed)
         return hidden, self.patch_projection(queries.view(batch, num_patches, k * size))
 
 
@@ -206,16 +235,20 @@ class LSTLocalDecoder(nn.Module):
         keys = self.global_projection(global_states).view(batch, num_patches * k, size)
         keys = torch.cat([self.null_patch_state.expand(batch, -1, -1), keys], dim=1)
 
-        # A token of patch p reads the null state and patches p - W .. p - 1 (closed, non-padding ones).
-        key_patch = torch.arange(num_patches, device=hidden.device).repeat_interleave(k)
-        distance = patch_ids[:, :, None] - key_patch[None, None, :]
+        # A token of patch p reads the null state (keys 0..k-1) and the closed, non-padding patches
+        # p - W .. p - 1 (patch j's keys sit at (j + 1) * k ..).
         window = self.config.cross_attn_window_decoder
-        key_is_real = patch_mask.bool().repeat_interleave(k, dim=1)
-        allowed = (distance >= 1) & (distance <= window) & key_is_real[:, None, :]
-        allowed = torch.cat([allowed.new_ones(batch, hidden.shape[1], k), allowed], dim=2)
+        read = patch_ids[..., None] - window + torch.arange(window, device=hidden.device)  # (batch, tokens, W)
+        readable = (read >= 0) & patch_mask.bool().gather(1, read.clamp(min=0).flatten(1)).view_as(read)
+        offsets = torch.arange(k, device=hidden.device)
+        key_index = ((read.clamp(min=0) + 1) * k)[..., None] + offsets  # (batch, tokens, W, k)
+        key_index = torch.cat([offsets.expand(*read.shape[:2], -1), key_index.flatten(2)], dim=2)
+        key_allowed = torch.cat(
+            [readable.new_ones(*read.shape[:2], k), readable.repeat_interleave(k, dim=2)], dim=2
+        )
 
         for cross_attention, layer in zip(self.cross_attentions, self.layers):
-            hidden = hidden + cross_attention(hidden, keys, allowed)
+            hidden = hidden + cross_attention(hidden[:, :, None], keys, key_index, key_allowed).squeeze(2)
             hidden = layer(hidden, attention_mask=window_mask, position_embeddings=position_embeddings)
         return self.norm(hidden)
 
