@@ -46,8 +46,8 @@ def _layer_flops(positions: int, width: int, heads: int, kv_heads: int, mlp: int
     """One Llama block (SwiGLU MLP) over `positions` queries, each attending to `keys_per_query` keys."""
     head_dim = width // heads
     projections = positions * width * (2 * width + 2 * kv_heads * head_dim)
-    attention = 2 * positions * keys_per_query * width
-    return 2 * (projections + attention + 3 * positions * width * mlp)
+    scores = 2 * positions * keys_per_query * width
+    return 2 * (projections + scores + 3 * positions * width * mlp)
 
 
 def _causal_keys(length: int, window: int | None = None) -> float:
@@ -63,11 +63,16 @@ def _cross_attention_flops(queries: int, keys: int, keys_per_query: float, width
     return 2 * (2 * queries * width * width + 2 * keys * kv_width * width + 2 * queries * keys_per_query * width)
 
 
-def lst_flops(config: LSTConfig, sequence: SequenceShape) -> dict[str, float]:
-    """Forward matmul FLOPs of one sequence through LST, per part."""
+def lst_flops(config: LSTConfig, sequence: SequenceShape, attention_scores: bool = True) -> dict[str, float]:
+    """Forward matmul FLOPs of one sequence through LST, per part.
+
+    `attention_scores=False` leaves out the query-key and attention-value products (to compare with a
+    counter of executed matmuls, which cannot know what a mask discards).
+    """
     tokens, patches, lengths = sequence.num_tokens, sequence.num_patches, sequence.patch_lengths
+    scores = 1.0 if attention_scores else 0.0
     local, k, size = config.local_hidden_size, config.cross_attn_k, config.local_hidden_size
-    local_keys = _causal_keys(tokens, config.local_attention_window)
+    local_keys = scores * _causal_keys(tokens, config.local_attention_window)
     local_layer = _layer_flops(
         tokens, local, config.local_num_attention_heads, config.local_num_key_value_heads,
         config.local_intermediate_size, local_keys,
@@ -75,18 +80,19 @@ def lst_flops(config: LSTConfig, sequence: SequenceShape) -> dict[str, float]:
     # Pooling: k queries per patch read the tokens of their patch window.
     window_tokens = sum(sum(lengths[max(0, p - config.cross_attn_window_encoder + 1) : p + 1]) for p in range(patches))
     pooling = 2 * patches * local * k * local + _cross_attention_flops(
-        patches * k, tokens, window_tokens * k / max(patches * k, 1), size, size
+        patches * k, tokens, scores * window_tokens * k / max(patches * k, 1), size, size
     )
     if k * local != config.hidden_size:
         pooling += 2 * patches * k * local * config.hidden_size
     global_ = config.num_hidden_layers * _layer_flops(
         patches, config.hidden_size, config.num_attention_heads, config.num_key_value_heads,
-        config.intermediate_size, _causal_keys(patches),
+        config.intermediate_size, scores * _causal_keys(patches),
     )
-    # Decoder cross-attention: each token reads the null state and up to W closed patches, k keys each.
-    decoder_keys = k * (1 + min(config.cross_attn_window_decoder, max(patches - 1, 0)))
+    # Decoder cross-attention: keys are the k null states and k per patch; each token reads the null
+    # state and up to W closed patches.
+    decoder_keys = scores * k * (1 + min(config.cross_attn_window_decoder, max(patches - 1, 0)))
     decoder = 2 * patches * config.hidden_size * k * local + config.decoder_num_layers * (
-        local_layer + _cross_attention_flops(tokens, patches * k, decoder_keys, size, size)
+        local_layer + _cross_attention_flops(tokens, (patches + 1) * k, decoder_keys, size, size)
     )
     return {
         "local_encoder": config.encoder_num_layers * local_layer + pooling,
@@ -96,10 +102,10 @@ def lst_flops(config: LSTConfig, sequence: SequenceShape) -> dict[str, float]:
     }
 
 
-def llama_flops(config: LlamaConfig, num_tokens: int) -> dict[str, float]:
+def llama_flops(config: LlamaConfig, num_tokens: int, attention_scores: bool = True) -> dict[str, float]:
     """Forward matmul FLOPs of one sequence through a Llama model (the vanilla baseline), per part."""
     layers = config.num_hidden_layers * _layer_flops(
         num_tokens, config.hidden_size, config.num_attention_heads, config.num_key_value_heads,
-        config.intermediate_size, _causal_keys(num_tokens),
+        config.intermediate_size, _causal_keys(num_tokens) if attention_scores else 0.0,
     )
     return {"transformer": layers, "lm_head": 2 * num_tokens * config.hidden_size * config.vocab_size}

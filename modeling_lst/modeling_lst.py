@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from transformers import GenerationMixin, LlamaConfig, PreTrainedModel
 from transformers import initialization as init
-from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
+from transformers.masking_utils import create_causal_mask
 from transformers.modeling_outputs import CausalLMOutputWithPast, SequenceClassifierOutputWithPast
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.llama.modeling_llama import (
@@ -33,6 +33,7 @@ from transformers.models.llama.modeling_llama import (
 from transformers.utils import ModelOutput
 
 from .configuration_lst import LSTConfig
+from .local_attention import IMPLEMENTATION_NAME as BLOCK_SLIDING_WINDOW
 from .patching import patch_ids_from_starts, static_patch_starts
 
 
@@ -70,7 +71,8 @@ def local_llama_config(config: LSTConfig) -> LlamaConfig:
         initializer_range=config.initializer_range,
     )
     local.sliding_window = config.local_attention_window
-    local._attn_implementation = config._attn_implementation
+    # Always the blocked sliding window; it runs config._attn_implementation (sdpa / eager) on the blocks.
+    local._attn_implementation = BLOCK_SLIDING_WINDOW
     return local
 
 
@@ -146,10 +148,10 @@ class LSTLocalEncoder(nn.Module):
             nn.Identity() if k * size == config.hidden_size else nn.Linear(k * size, config.hidden_size, bias=False)
         )
 
-    def forward(self, input_ids, window_mask, position_embeddings, patch_ids, num_patches, token_is_real):
+    def forward(self, input_ids, local_attention, position_embeddings, patch_ids, num_patches, token_is_real):
         hidden = self.embed_tokens(input_ids)
         for layer in self.layers:
-            hidden = layer(hidden, attention_mask=window_mask, position_embeddings=position_embeddings)
+            hidden = layer(hidden, position_embeddings=position_embeddings, **local_attention)
         batch, length, size = hidden.shape
         k = self.config.cross_attn_k
 
@@ -229,7 +231,7 @@ class LSTLocalDecoder(nn.Module):
         )
         self.norm = LlamaRMSNorm(size, eps=config.rms_norm_eps)
 
-    def forward(self, hidden, global_states, patch_mask, patch_ids, window_mask, position_embeddings):
+    def forward(self, hidden, global_states, patch_mask, patch_ids, local_attention, position_embeddings):
         batch, num_patches, _ = global_states.shape
         k, size = self.config.cross_attn_k, self.config.local_hidden_size
         keys = self.global_projection(global_states).view(batch, num_patches * k, size)
@@ -249,7 +251,7 @@ class LSTLocalDecoder(nn.Module):
 
         for cross_attention, layer in zip(self.cross_attentions, self.layers):
             hidden = hidden + cross_attention(hidden[:, :, None], keys, key_index, key_allowed).squeeze(2)
-            hidden = layer(hidden, attention_mask=window_mask, position_embeddings=position_embeddings)
+            hidden = layer(hidden, position_embeddings=position_embeddings, **local_attention)
         return self.norm(hidden)
 
 
@@ -301,9 +303,9 @@ class LSTModel(LSTPreTrainedModel):
     ) -> LSTModelOutput:
         """`patch_starts` (boolean, `(batch, tokens)`) comes from the training loop's patching; by default
         speech runs are patched statically, as at inference."""
-        # set_attn_implementation changes self.config; the derived Llama configs follow it.
-        for derived in (self.local_config, self.global_config):
-            derived._attn_implementation = self.config._attn_implementation
+        # set_attn_implementation changes self.config; the global Llama config follows it (the local layers
+        # run it inside their blocked sliding window, see local_attention.py).
+        self.global_config._attn_implementation = self.config._attn_implementation
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         token_is_real = attention_mask.bool()
@@ -316,18 +318,12 @@ class LSTModel(LSTPreTrainedModel):
 
         # Positions count real tokens / real patches only, so left padding does not shift them.
         token_positions = (token_is_real.long().cumsum(dim=1) - 1).clamp(min=0)
-        window_mask = create_sliding_window_causal_mask(
-            config=self.local_config,
-            inputs_embeds=self.encoder.embed_tokens.weight.new_empty(input_ids.shape[0], input_ids.shape[1], 0),
-            attention_mask=attention_mask,
-            past_key_values=None,
-            position_ids=token_positions,
-        )
+        local_attention = {"token_is_real": token_is_real, "block_implementation": self.config._attn_implementation}
         local_position_embeddings = self.local_rotary_emb(
             self.encoder.embed_tokens.weight[:1][None], token_positions
         )
         hidden, patch_embeds = self.encoder(
-            input_ids, window_mask, local_position_embeddings, patch_ids, num_patches, token_is_real
+            input_ids, local_attention, local_position_embeddings, patch_ids, num_patches, token_is_real
         )
 
         patch_mask = torch.zeros(input_ids.shape[0], num_patches, dtype=torch.long, device=input_ids.device)
@@ -337,7 +333,7 @@ class LSTModel(LSTPreTrainedModel):
         # Padding patches' states are never read; zero them so nothing non-finite can travel.
         global_states = global_states * patch_mask[..., None].to(global_states.dtype)
 
-        hidden = self.decoder(hidden, global_states, patch_mask, patch_ids, window_mask, local_position_embeddings)
+        hidden = self.decoder(hidden, global_states, patch_mask, patch_ids, local_attention, local_position_embeddings)
         return LSTModelOutput(
             last_hidden_state=hidden, global_hidden_states=global_states, patch_ids=patch_ids, patch_mask=patch_mask
         )

@@ -95,7 +95,8 @@ def test_a_row_in_a_padded_batch_gives_its_own_logits(model, tokenizer, side):
     for i, row in enumerate(rows):
         alone = model(torch.tensor([row])).logits[0]
         span = slice(ids.shape[1] - len(row), None) if side == "left" else slice(0, len(row))
-        torch.testing.assert_close(batch_logits[i, span], alone, atol=1e-5, rtol=1e-5)
+        # Padding changes the attention blocks, hence the float summation order, on logits of order 10.
+        torch.testing.assert_close(batch_logits[i, span], alone, atol=1e-4, rtol=1e-5)
 
 
 def test_eager_and_sdpa_agree(model, tokenizer):
