@@ -265,6 +265,12 @@ class LSTPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = False  # the cross-attention masks are arbitrary, not causal or windowed
     _supports_attention_backend = True
 
+    def get_input_embeddings(self):
+        return self.base_model.encoder.embed_tokens
+
+    def set_input_embeddings(self, value):
+        self.base_model.encoder.embed_tokens = value
+
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, LSTLocalDecoder):
@@ -283,12 +289,6 @@ class LSTModel(LSTPreTrainedModel):
         self.decoder = LSTLocalDecoder(config, self.local_config)
         self.local_rotary_emb = LlamaRotaryEmbedding(self.local_config)
         self.post_init()
-
-    def get_input_embeddings(self):
-        return self.encoder.embed_tokens
-
-    def set_input_embeddings(self, value):
-        self.encoder.embed_tokens = value
 
     def speech_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
         start, stop = self.config.speech_token_range
@@ -350,12 +350,6 @@ class LSTForCausalLM(LSTPreTrainedModel, GenerationMixin):
         self.lm_head = nn.Linear(config.local_hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
-    def get_input_embeddings(self):
-        return self.model.encoder.embed_tokens
-
-    def set_input_embeddings(self, value):
-        self.model.encoder.embed_tokens = value
-
     def forward(
         self,
         input_ids: torch.LongTensor,
@@ -385,12 +379,6 @@ class LSTForSequenceClassification(LSTPreTrainedModel):
         self.model = LSTModel(config)
         self.score = nn.Linear(config.local_hidden_size, config.num_labels, bias=False)
         self.post_init()
-
-    def get_input_embeddings(self):
-        return self.model.encoder.embed_tokens
-
-    def set_input_embeddings(self, value):
-        self.model.encoder.embed_tokens = value
 
     def forward(
         self,

@@ -181,3 +181,10 @@ def test_sequence_classification_pools_over_real_tokens(config, tokenizer, tmp_p
     classifier.save_pretrained(tmp_path)
     loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path)
     assert type(loaded) is LSTForSequenceClassification
+
+
+def test_input_embeddings_are_the_encoders_for_every_head(model, config):
+    assert model.get_input_embeddings() is model.model.encoder.embed_tokens
+    assert model.model.get_input_embeddings() is model.model.encoder.embed_tokens
+    classifier = LSTForSequenceClassification(config)
+    assert classifier.get_input_embeddings() is classifier.model.encoder.embed_tokens
