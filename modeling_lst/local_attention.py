@@ -48,8 +48,10 @@ def block_sliding_window_attention(
     batch, heads, num_queries, head_dim = query.shape
     num_keys = key.shape[2]
     if num_queries != num_keys:  # a few new queries against cached keys: a small dense mask is enough
-        query_positions = torch.arange(num_keys - num_queries, num_keys, device=query.device)
-        allowed = _window_mask(query_positions, torch.arange(num_keys, device=query.device), window, token_is_real)
+        keep = min(num_keys, window + num_queries - 1)  # older keys are outside every query's window
+        key, value, token_is_real = key[:, :, -keep:], value[:, :, -keep:], token_is_real[:, -keep:]
+        query_positions = torch.arange(keep - num_queries, keep, device=query.device)
+        allowed = _window_mask(query_positions, torch.arange(keep, device=query.device), window, token_is_real)
         output, _ = attend(module, query, key, value, _as_mask(allowed[:, None], query, block_implementation),
                            dropout=dropout, scaling=scaling)
         return output, None

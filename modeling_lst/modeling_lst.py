@@ -32,6 +32,7 @@ from transformers.models.llama.modeling_llama import (
 )
 from transformers.utils import ModelOutput
 
+from .cache_lst import LSTCache
 from .configuration_lst import LSTConfig
 from .local_attention import IMPLEMENTATION_NAME as BLOCK_SLIDING_WINDOW
 from .patching import patch_ids_from_starts, static_patch_starts
@@ -46,12 +47,14 @@ class LSTModelOutput(ModelOutput):
         global_hidden_states: the global transformer's patch states, `(batch, patches, hidden_size)`.
         patch_ids: each token's patch index, `(batch, tokens)`.
         patch_mask: 1 for patches made of real (non-padding) tokens, `(batch, patches)`.
+        past_key_values: the generation cache, when `use_cache` (see `LSTCache`).
     """
 
     last_hidden_state: torch.FloatTensor | None = None
     global_hidden_states: torch.FloatTensor | None = None
     patch_ids: torch.LongTensor | None = None
     patch_mask: torch.LongTensor | None = None
+    past_key_values: LSTCache | None = None
 
 
 def local_llama_config(config: LSTConfig) -> LlamaConfig:
@@ -113,10 +116,16 @@ class LSTCrossAttention(nn.Module):
         """
         batch, groups, per_group, size = queries.shape
         window = key_index.shape[-1]
-        keys_values = self.key_value_norm(keys_values)
         rows = torch.arange(batch, device=queries.device)[:, None, None]
-        key = self.k_proj(keys_values).view(batch, -1, self.num_heads, self.head_dim)[rows, key_index]
-        value = self.v_proj(keys_values).view(batch, -1, self.num_heads, self.head_dim)[rows, key_index]
+        if key_index[0].numel() < keys_values.shape[1]:
+            # Fewer gathered keys than keys (a generation step): gather, then project only those.
+            gathered = self.key_value_norm(keys_values[rows, key_index])
+            key = self.k_proj(gathered).view(batch, groups, window, self.num_heads, self.head_dim)
+            value = self.v_proj(gathered).view(batch, groups, window, self.num_heads, self.head_dim)
+        else:  # keys shared by many groups (a full forward): project each key once, then gather
+            keys_values = self.key_value_norm(keys_values)
+            key = self.k_proj(keys_values).view(batch, -1, self.num_heads, self.head_dim)[rows, key_index]
+            value = self.v_proj(keys_values).view(batch, -1, self.num_heads, self.head_dim)[rows, key_index]
         # (batch, groups, window, heads, head_dim) -> (batch * groups, heads, window, head_dim)
         key = key.reshape(batch * groups, window, self.num_heads, self.head_dim).transpose(1, 2)
         value = value.reshape(batch * groups, window, self.num_heads, self.head_dim).transpose(1, 2)
@@ -148,42 +157,48 @@ class LSTLocalEncoder(nn.Module):
             nn.Identity() if k * size == config.hidden_size else nn.Linear(k * size, config.hidden_size, bias=False)
         )
 
-    def forward(self, input_ids, local_attention, position_embeddings, patch_ids, num_patches, token_is_real):
+    def contextualize(self, input_ids, position_embeddings, local_attention, past_key_values=None):
+        """Token states after the windowed self-attention layers."""
         hidden = self.embed_tokens(input_ids)
         for layer in self.layers:
-            hidden = layer(hidden, position_embeddings=position_embeddings, **local_attention)
+            hidden = layer(hidden, position_embeddings=position_embeddings, past_key_values=past_key_values,
+                           use_cache=past_key_values is not None, **local_attention)
+        return hidden
+
+    def pool(self, hidden, patch_ids, token_is_real, patch_index):
+        """Global inputs `(batch, n, hidden_size)` for the patches `patch_index` `(batch, n)` of each row.
+
+        The k queries of patch p start as the max over p's token states and read the tokens of patches
+        p - W + 1 .. p (padding only within p, so that a padding patch still has a key). Slot indices past a
+        row's last patch read its first token: their outputs are masked downstream.
+        """
         batch, length, size = hidden.shape
-        k = self.config.cross_attn_k
-
-        # Queries start as the max over each patch's token states.
-        pooled = hidden.new_full((batch, num_patches, size), float("-inf"))
-        pooled = pooled.scatter_reduce(1, patch_ids[..., None].expand(-1, -1, size), hidden, "amax")
-        pooled = torch.where(torch.isinf(pooled), torch.zeros_like(pooled), pooled)
-        queries = self.query_projection(pooled).view(batch, num_patches, k, size)
-
-        # The k queries of patch p read the tokens of patches p - W + 1 .. p (padding only within their own
-        # patch, so that a padding patch still has a key).
-        positions = torch.arange(length, device=hidden.device).expand(batch, -1)
-        first = torch.full((batch, num_patches), length, device=hidden.device).scatter_reduce(1, patch_ids, positions, "amin")
-        end = torch.zeros((batch, num_patches), dtype=torch.long, device=hidden.device).scatter_reduce(
+        k, device = self.config.cross_attn_k, hidden.device
+        num_slots = int(max(patch_ids.max(), patch_index.max())) + 1
+        positions = torch.arange(length, device=device).expand(batch, -1)
+        first = torch.full((batch, num_slots), length, device=device).scatter_reduce(1, patch_ids, positions, "amin")
+        end = torch.zeros((batch, num_slots), dtype=torch.long, device=device).scatter_reduce(
             1, patch_ids, positions + 1, "amax"
         )
-        empty = end == 0  # slots past a short row's last patch: read token 0, masked downstream
+        empty = end == 0
         first, end = first.masked_fill(empty, 0), end.masked_fill(empty, 1)
-        window = self.config.cross_attn_window_encoder
-        earlier = torch.arange(num_patches, device=hidden.device).sub(window - 1).clamp(min=0).expand(batch, -1)
-        window_start = first.gather(1, earlier)
-        span = int((end - window_start).max())
-        key_index = window_start[..., None] + torch.arange(span, device=hidden.device)
-        in_window = key_index < end[..., None]
+        earliest = (patch_index - self.config.cross_attn_window_encoder + 1).clamp(min=0)
+        window_start, window_end = first.gather(1, earliest), end.gather(1, patch_index)
+        span = int((window_end - window_start).max())
+        offsets = torch.arange(span, device=device)
+        key_index = window_start[..., None] + offsets  # (batch, n, span)
+        in_window = key_index < window_end[..., None]
         key_index = key_index.clamp(max=length - 1)
-        own_patch = patch_ids.gather(1, key_index.flatten(1)).view_as(key_index) == torch.arange(
-            num_patches, device=hidden.device
-        )[None, :, None]
-        key_allowed = in_window & (token_is_real.gather(1, key_index.flatten(1)).view_as(key_index) | own_patch)
-        key_allowed = key_allowed | (empty[..., None] & (torch.arange(span, device=hidden.device) == 0))
+        own = (patch_ids.gather(1, key_index.flatten(1)).view_as(key_index) == patch_index[..., None]) & in_window
+        real = token_is_real.gather(1, key_index.flatten(1)).view_as(key_index)
+        fallback = empty.gather(1, patch_index)[..., None] & (offsets == 0)
+        key_allowed = (in_window & (real | own)) | fallback
+
+        rows = torch.arange(batch, device=device)[:, None, None]
+        pooled = hidden[rows, key_index].masked_fill(~(own | fallback)[..., None], float("-inf")).amax(dim=2)
+        queries = self.query_projection(pooled).view(batch, patch_index.shape[1], k, size)
         queries = queries + self.pooling(queries, hidden, key_index, key_allowed)
-        return hidden, self.patch_projection(queries.view(batch, num_patches, k * size))
+        return self.patch_projection(queries.view(batch, patch_index.shape[1], k * size))
 
 
 class LSTGlobalTransformer(nn.Module):
@@ -198,18 +213,20 @@ class LSTGlobalTransformer(nn.Module):
         self.norm = LlamaRMSNorm(global_config.hidden_size, eps=global_config.rms_norm_eps)
         self.rotary_emb = LlamaRotaryEmbedding(global_config)
 
-    def forward(self, patch_embeds, patch_mask, position_ids):
+    def forward(self, patch_embeds, slot_is_real, position_ids, past_key_values=None):
+        """`slot_is_real` covers cached slots and these ones; masked slots are never attended to."""
         mask = create_causal_mask(
             config=self.config,
             inputs_embeds=patch_embeds,
-            attention_mask=patch_mask,
-            past_key_values=None,
+            attention_mask=slot_is_real,
+            past_key_values=past_key_values,
             position_ids=position_ids,
         )
         position_embeddings = self.rotary_emb(patch_embeds, position_ids)
         hidden = patch_embeds
         for layer in self.layers:
-            hidden = layer(hidden, attention_mask=mask, position_embeddings=position_embeddings)
+            hidden = layer(hidden, attention_mask=mask, position_embeddings=position_embeddings,
+                           past_key_values=past_key_values, use_cache=past_key_values is not None)
         return self.norm(hidden)
 
 
@@ -231,27 +248,25 @@ class LSTLocalDecoder(nn.Module):
         )
         self.norm = LlamaRMSNorm(size, eps=config.rms_norm_eps)
 
-    def forward(self, hidden, global_states, patch_mask, patch_ids, local_attention, position_embeddings):
-        batch, num_patches, _ = global_states.shape
-        k, size = self.config.cross_attn_k, self.config.local_hidden_size
-        keys = self.global_projection(global_states).view(batch, num_patches * k, size)
-        keys = torch.cat([self.null_patch_state.expand(batch, -1, -1), keys], dim=1)
+    def project_slots(self, global_states: torch.Tensor) -> torch.Tensor:
+        """Global states `(batch, slots, hidden_size)` to the decoder's keys `(batch, slots, k, local width)`."""
+        batch, slots, _ = global_states.shape
+        return self.global_projection(global_states).view(batch, slots, self.config.cross_attn_k, -1)
 
-        # A token of patch p reads the null state (keys 0..k-1) and the closed, non-padding patches
-        # p - W .. p - 1 (patch j's keys sit at (j + 1) * k ..).
-        window = self.config.cross_attn_window_decoder
-        read = patch_ids[..., None] - window + torch.arange(window, device=hidden.device)  # (batch, tokens, W)
-        readable = (read >= 0) & patch_mask.bool().gather(1, read.clamp(min=0).flatten(1)).view_as(read)
+    def forward(self, hidden, slot_keys, read_slots, readable, position_embeddings, local_attention,
+                past_key_values=None):
+        """Each token reads the null state and the slots `read_slots` `(batch, tokens, W)` where `readable`."""
+        batch, slots, k, size = slot_keys.shape
+        keys = torch.cat([self.null_patch_state.expand(batch, -1, -1), slot_keys.reshape(batch, slots * k, size)], 1)
+        # The null state's keys are 0..k-1; slot s's keys are (s + 1) * k ...
         offsets = torch.arange(k, device=hidden.device)
-        key_index = ((read.clamp(min=0) + 1) * k)[..., None] + offsets  # (batch, tokens, W, k)
-        key_index = torch.cat([offsets.expand(*read.shape[:2], -1), key_index.flatten(2)], dim=2)
-        key_allowed = torch.cat(
-            [readable.new_ones(*read.shape[:2], k), readable.repeat_interleave(k, dim=2)], dim=2
-        )
-
+        key_index = ((read_slots + 1) * k)[..., None] + offsets  # (batch, tokens, W, k)
+        key_index = torch.cat([offsets.expand(*read_slots.shape[:2], -1), key_index.flatten(2)], dim=2)
+        key_allowed = torch.cat([readable.new_ones(*read_slots.shape[:2], k), readable.repeat_interleave(k, 2)], 2)
         for cross_attention, layer in zip(self.cross_attentions, self.layers):
             hidden = hidden + cross_attention(hidden[:, :, None], keys, key_index, key_allowed).squeeze(2)
-            hidden = layer(hidden, position_embeddings=position_embeddings, **local_attention)
+            hidden = layer(hidden, position_embeddings=position_embeddings, past_key_values=past_key_values,
+                           use_cache=past_key_values is not None, **local_attention)
         return self.norm(hidden)
 
 
@@ -299,44 +314,117 @@ class LSTModel(LSTPreTrainedModel):
         input_ids: torch.LongTensor,
         attention_mask: torch.Tensor | None = None,
         patch_starts: torch.Tensor | None = None,
+        past_key_values: LSTCache | None = None,
+        use_cache: bool | None = None,
         **kwargs,
     ) -> LSTModelOutput:
-        """`patch_starts` (boolean, `(batch, tokens)`) comes from the training loop's patching; by default
-        speech runs are patched statically, as at inference."""
+        """Full forward pass (filling a cache when `use_cache`), or cached steps for tokens after a cache.
+
+        `patch_starts` (boolean, `(batch, tokens)`) comes from the training loop's patching; by default, and
+        always for cached steps, speech runs are patched statically, as at inference. `attention_mask`
+        covers all tokens so far (cached and new), as in transformers.
+        """
         # set_attn_implementation changes self.config; the global Llama config follows it (the local layers
         # run it inside their blocked sliding window, see local_attention.py).
         self.global_config._attn_implementation = self.config._attn_implementation
+        if past_key_values is not None and past_key_values.get_seq_length() > 0:
+            if patch_starts is not None:
+                raise ValueError("patch_starts applies to full forward passes; cached steps patch statically.")
+            return self._cached_steps(input_ids, attention_mask, past_key_values)
+        cache = past_key_values if past_key_values is not None else (LSTCache() if use_cache else None)
+        return self._full_forward(input_ids, attention_mask, patch_starts, cache)
+
+    def _local_inputs(self, token_is_real: torch.Tensor, positions: torch.Tensor):
+        """RoPE for the local layers at `positions`, and what their blocked attention needs."""
+        reference = self.encoder.embed_tokens.weight[:1][None]
+        local_attention = {"token_is_real": token_is_real, "block_implementation": self.config._attn_implementation}
+        return self.local_rotary_emb(reference, positions), local_attention
+
+    def _full_forward(self, input_ids, attention_mask, patch_starts, cache):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         token_is_real = attention_mask.bool()
+        is_speech = self.speech_mask(input_ids) & token_is_real
         if patch_starts is None:
-            patch_starts = static_patch_starts(self.speech_mask(input_ids), self.config.patch_size)
+            patch_starts = static_patch_starts(is_speech, self.config.patch_size)
         # Padding tokens are patches of their own, so they never share a patch with real tokens.
-        patch_starts = patch_starts.bool() | ~token_is_real
-        patch_ids = patch_ids_from_starts(patch_starts)
-        num_patches = int(patch_ids.max()) + 1
+        patch_ids = patch_ids_from_starts(patch_starts.bool() | ~token_is_real)
+        num_slots = int(patch_ids.max()) + 1
 
         # Positions count real tokens / real patches only, so left padding does not shift them.
-        token_positions = (token_is_real.long().cumsum(dim=1) - 1).clamp(min=0)
-        local_attention = {"token_is_real": token_is_real, "block_implementation": self.config._attn_implementation}
-        local_position_embeddings = self.local_rotary_emb(
-            self.encoder.embed_tokens.weight[:1][None], token_positions
-        )
-        hidden, patch_embeds = self.encoder(
-            input_ids, local_attention, local_position_embeddings, patch_ids, num_patches, token_is_real
-        )
+        positions = (token_is_real.long().cumsum(dim=1) - 1).clamp(min=0)
+        position_embeddings, local_attention = self._local_inputs(token_is_real, positions)
+        local_cache = cache.local if cache is not None else None
+        encoder_states = self.encoder.contextualize(input_ids, position_embeddings, local_attention, local_cache)
+        slot_index = torch.arange(num_slots, device=input_ids.device).expand(input_ids.shape[0], -1)
+        patch_embeds = self.encoder.pool(encoder_states, patch_ids, token_is_real, slot_index)
 
-        patch_mask = torch.zeros(input_ids.shape[0], num_patches, dtype=torch.long, device=input_ids.device)
-        patch_mask.scatter_reduce_(1, patch_ids, attention_mask.long(), "amax")
-        patch_positions = (patch_mask.cumsum(dim=1) - 1).clamp(min=0)
-        global_states = self.global_transformer(patch_embeds, patch_mask, patch_positions)
-        # Padding patches' states are never read; zero them so nothing non-finite can travel.
-        global_states = global_states * patch_mask[..., None].to(global_states.dtype)
+        slot_is_real = torch.zeros_like(slot_index).scatter_reduce(1, patch_ids, attention_mask.long(), "amax")
+        if cache is not None:  # each row's last patch may still grow: it gets a real slot once it closes
+            slot_is_real = slot_is_real.scatter(1, patch_ids[:, -1:], 0)
+        slot_positions = (slot_is_real.cumsum(dim=1) - 1).clamp(min=0)
+        global_cache = cache.global_ if cache is not None else None
+        global_states = self.global_transformer(patch_embeds, slot_is_real, slot_positions, global_cache)
+        # Padding slots are never read; zero them so nothing non-finite can travel.
+        global_states = torch.where(slot_is_real.bool()[..., None], global_states, 0.0)
+        slot_keys = self.decoder.project_slots(global_states)
 
-        hidden = self.decoder(hidden, global_states, patch_mask, patch_ids, local_attention, local_position_embeddings)
-        return LSTModelOutput(
-            last_hidden_state=hidden, global_hidden_states=global_states, patch_ids=patch_ids, patch_mask=patch_mask
+        # A token of patch p reads patches p - W .. p - 1 (the closed ones before it).
+        window = self.config.cross_attn_window_decoder
+        read_slots = patch_ids[..., None] - window + torch.arange(window, device=input_ids.device)
+        readable = (read_slots >= 0) & slot_is_real.bool().gather(
+            1, read_slots.clamp(min=0).flatten(1)
+        ).view_as(read_slots)
+        hidden = self.decoder(encoder_states, slot_keys, read_slots.clamp(min=0), readable, position_embeddings,
+                              local_attention, local_cache)
+        if cache is not None:
+            cache.append_tokens(encoder_states, patch_ids, token_is_real, is_speech)
+            cache.append_slots(slot_keys, slot_is_real.bool())
+        return LSTModelOutput(last_hidden_state=hidden, global_hidden_states=global_states, patch_ids=patch_ids,
+                              patch_mask=slot_is_real, past_key_values=cache)
+
+    def _cached_steps(self, input_ids, attention_mask, cache: LSTCache) -> LSTModelOutput:
+        """New tokens one at a time: one local step each, a global step only when a patch closes."""
+        outputs = []
+        for index in range(input_ids.shape[1]):
+            outputs.append(self._cached_step(input_ids[:, index : index + 1], attention_mask, cache))
+        return LSTModelOutput(last_hidden_state=torch.cat(outputs, dim=1), past_key_values=cache)
+
+    def _cached_step(self, token, attention_mask, cache: LSTCache) -> torch.Tensor:
+        seen = cache.get_seq_length()
+        token_is_real = (
+            attention_mask[:, seen : seen + 1].bool() if attention_mask is not None else torch.ones_like(token).bool()
         )
+        is_speech = self.speech_mask(token) & token_is_real
+        # Static patching as tokens come: a patch starts at every non-speech token and every patch_size
+        # speech tokens into a run; starting one closes the open patch.
+        starts = ~is_speech[:, 0] | (cache.speech_run_length % self.config.patch_size == 0)
+        open_patch = cache.patch_ids[:, -1]
+
+        all_real = torch.cat([cache.token_is_real, token_is_real], dim=1)
+        positions = cache.token_is_real.long().sum(dim=1, keepdim=True)
+        position_embeddings, local_attention = self._local_inputs(all_real, positions)
+        encoder_state = self.encoder.contextualize(token, position_embeddings, local_attention, cache.local)
+
+        if bool(starts.any()):
+            closed_is_real = starts & cache.token_is_real[:, -1]
+            patch_embed = self.encoder.pool(cache.encoder_states, cache.patch_ids, cache.token_is_real,
+                                            open_patch[:, None])
+            slot_is_real = torch.cat([cache.slot_is_real, closed_is_real[:, None]], dim=1)
+            slot_position = cache.slot_is_real.long().sum(dim=1, keepdim=True)
+            global_state = self.global_transformer(patch_embed, slot_is_real.long(), slot_position, cache.global_)
+            global_state = torch.where(closed_is_real[:, None, None], global_state, 0.0)
+            cache.append_slots(self.decoder.project_slots(global_state), closed_is_real[:, None])
+
+        # The decoder reads the last W real slots: all closed patches before this token's patch.
+        window = self.config.cross_attn_window_decoder
+        rank = cache.slot_is_real.long().cumsum(dim=1)
+        wanted = rank[:, -1:] - window + 1 + torch.arange(window, device=token.device)
+        read_slots = torch.searchsorted(rank, wanted.clamp(min=1)).clamp(max=rank.shape[1] - 1)
+        hidden = self.decoder(encoder_state, cache.patch_keys, read_slots[:, None], (wanted >= 1)[:, None],
+                              position_embeddings, local_attention, cache.local)
+        cache.append_tokens(encoder_state, (open_patch + starts.long())[:, None], token_is_real, is_speech)
+        return hidden
 
 
 class LSTForCausalLM(LSTPreTrainedModel, GenerationMixin):
@@ -350,16 +438,24 @@ class LSTForCausalLM(LSTPreTrainedModel, GenerationMixin):
         self.lm_head = nn.Linear(config.local_hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        # LST keeps its own cache (LSTCache): the model creates it at the first forward with use_cache.
+        return False
+
     def forward(
         self,
         input_ids: torch.LongTensor,
         attention_mask: torch.Tensor | None = None,
         patch_starts: torch.Tensor | None = None,
+        past_key_values: LSTCache | None = None,
+        use_cache: bool | None = None,
         labels: torch.LongTensor | None = None,
         logits_to_keep: int = 0,
         **kwargs,
     ) -> CausalLMOutputWithPast:
-        outputs = self.model(input_ids, attention_mask=attention_mask, patch_starts=patch_starts)
+        outputs = self.model(input_ids, attention_mask=attention_mask, patch_starts=patch_starts,
+                             past_key_values=past_key_values, use_cache=use_cache)
         hidden = outputs.last_hidden_state
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]
@@ -367,7 +463,7 @@ class LSTForCausalLM(LSTPreTrainedModel, GenerationMixin):
         loss = None
         if labels is not None:
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
-        return CausalLMOutputWithPast(loss=loss, logits=logits)
+        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=outputs.past_key_values)
 
 
 class LSTForSequenceClassification(LSTPreTrainedModel):
