@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
 
 from modeling_lst import LSTConfig, LSTForCausalLM, LSTForSequenceClassification, LSTModel
-from modeling_lst.patching import patch_starts, word_boundary_mask
+from modeling_lst.patching import patch_starts
 
 
 @pytest.fixture(scope="module")

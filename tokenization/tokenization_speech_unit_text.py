@@ -34,7 +34,7 @@ from transformers.utils import PaddingStrategy
 
 from .segments import Segment, SpeechSegment, looks_like_units, parse_segments, validate_units
 from .sentencepiece_text import TextPieceEncoder, TextPieceModel, train_text_sentencepiece
-from .unit_pieces import MAX_UNITS, UnitPieceModel, deduplicate_units
+from .unit_pieces import MAX_UNITS, UnitPieceModel
 
 TEXT_MODEL_FILE = "text_spm.model"
 UNIT_PIECE_MODEL_FILE = "unit_spm.model"
