@@ -1,0 +1,125 @@
+"""PELM (SUTLM): perplexity of generated continuations under an external language model."""
+
+import math
+from collections import Counter
+
+import datasets
+import evaluate
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+_DESCRIPTION = """
+PELM scores generated text continuations by their perplexity under a frozen external causal LM, conditioned
+on the prompt's transcript; only the continuation's tokens are scored. The ground-truth continuation's
+perplexity is reported as a reference point. Degenerate repetition also gets a low perplexity, so the
+module reports auto-BLEU (the share of each continuation's n-grams that occur more than once in it,
+averaged over continuations) and distinct-n (distinct n-grams over all n-grams, across continuations).
+Empty continuations are counted and left out of the perplexities.
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions: generated continuations (text; transcribe speech continuations first).
+    references: the ground-truth continuations.
+    contexts: the prompts' transcripts.
+    model_id: a local path or Hub id of the external causal LM (and its tokenizer).
+    batch_size: sequences per forward pass (default 8).
+    ngram: n of auto-BLEU (default 2).
+Returns:
+    perplexity: exp of the mean negative log-likelihood per continuation token, over all continuations.
+    reference_perplexity: the same for the ground-truth continuations.
+    auto_bleu, distinct_1, distinct_2, num_empty, num_scored.
+"""
+
+_CITATION = """
+@inproceedings{chou2023sutlm,
+  title={Toward Joint Language Modeling for Speech Units and Text},
+  author={Chou, Ju-Chieh and Chien, Chung-Ming and Hsu, Wei-Ning and Livescu, Karen and Babu, Arun and Conneau, Alexis and Baevski, Alexei and Auli, Michael},
+  booktitle={Findings of EMNLP},
+  year={2023}
+}
+"""
+
+
+def auto_bleu(words: list[str], n: int) -> float:
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    if not grams:
+        return 0.0
+    counts = Counter(grams)
+    return sum(1 for gram in grams if counts[gram] > 1) / len(grams)
+
+
+def distinct(texts: list[list[str]], n: int) -> float:
+    grams = [tuple(words[i : i + n]) for words in texts for i in range(len(words) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class Pelm(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features(
+                {
+                    "predictions": datasets.Value("string"),
+                    "references": datasets.Value("string"),
+                    "contexts": datasets.Value("string"),
+                }
+            ),
+        )
+
+    def _compute(self, predictions, references, contexts, model_id=None, batch_size=8, ngram=2):
+        if model_id is None:
+            raise ValueError("PELM needs model_id: the local path or Hub id of an external causal LM.")
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(model_id)
+            model = AutoModelForCausalLM.from_pretrained(model_id).eval()
+        except OSError as error:
+            raise ValueError(
+                f"Could not load the external LM {model_id!r} ({error}). Offline, pass a local directory."
+            ) from error
+        scored = [(p, r, c) for p, r, c in zip(predictions, references, contexts) if p.strip()]
+        if not scored:
+            raise ValueError("Every continuation is empty; there is nothing to score.")
+        generated = self._negative_log_likelihood(model, tokenizer, [(c, p) for p, _, c in scored], batch_size)
+        reference = self._negative_log_likelihood(model, tokenizer, [(c, r) for _, r, c in scored], batch_size)
+        words = [p.split() for p, _, _ in scored]
+        return {
+            "perplexity": math.exp(generated),
+            "reference_perplexity": math.exp(reference),
+            "auto_bleu": sum(auto_bleu(w, ngram) for w in words) / len(words),
+            "distinct_1": distinct(words, 1),
+            "distinct_2": distinct(words, 2),
+            "num_empty": len(predictions) - len(scored),
+            "num_scored": len(scored),
+        }
+
+    @staticmethod
+    def _negative_log_likelihood(model, tokenizer, pairs, batch_size) -> float:
+        """Mean negative log-likelihood per continuation token of (context, continuation) pairs."""
+        total, count = 0.0, 0
+        for start in range(0, len(pairs), batch_size):
+            rows = []
+            for context, continuation in pairs[start : start + batch_size]:
+                prefix = tokenizer(context)["input_ids"]
+                target = tokenizer(" " + continuation, add_special_tokens=False)["input_ids"]
+                rows.append((prefix + target, len(prefix)))
+            width = max(len(ids) for ids, _ in rows)
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+            input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows])
+            attention_mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows])
+            labels = input_ids.clone()
+            for row, (ids, prefix_length) in enumerate(rows):
+                labels[row, :prefix_length] = -100  # score the continuation only
+                labels[row, len(ids):] = -100
+            with torch.no_grad():
+                logits = model(input_ids=input_ids.to(model.device), attention_mask=attention_mask.to(model.device)).logits
+            losses = torch.nn.functional.cross_entropy(
+                logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten().to(model.device),
+                ignore_index=-100, reduction="sum",
+            )
+            total += losses.item()
+            count += int((labels[:, 1:] != -100).sum())
+        return total / count
