@@ -1,0 +1,58 @@
+"""CRA runner (SUTLM): N held-out paired utterances, split at a word boundary, scored in four directions.
+
+Each utterance is a row of the speech front end's schema (`text`, `words`, `units`, `word_spans` in unit
+frames). It is split at a word boundary into a prompt and a continuation, each available as text and as
+units. Every prompt is scored against every continuation (continuation tokens only), and the N x N matrix
+goes to the `cra` metric module. Directions: u2u, u2t, t2u, t2t (prompt modality, continuation modality).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .likelihood import continuation_log_likelihoods
+
+DIRECTIONS = ("u2u", "u2t", "t2u", "t2t")
+CRA_METRIC = Path(__file__).resolve().parent / "metrics" / "cra"
+
+
+def split_paired_utterance(row: dict, fraction: float = 0.5) -> dict:
+    """Prompt and continuation of an utterance, as text and as units, split after `fraction` of its words."""
+    words, spans, units = row["words"], np.asarray(row["word_spans"]), np.asarray(row["units"])
+    if len(words) < 2 or len(words) != len(spans):
+        raise ValueError(
+            f"Utterance {row.get('id', '?')!r} needs at least two words with one span each to be split; "
+            f"got {len(words)} words and {len(spans)} spans."
+        )
+    cut = min(max(1, round(len(words) * fraction)), len(words) - 1)
+    frame = int(spans[cut][0])  # the continuation's speech starts with its first word
+    return {
+        "t": (" ".join(words[:cut]), " ".join(words[cut:])),
+        "u": (units[:frame], units[frame:]),
+    }
+
+
+def context_retrieval_matrix(model, tokenizer, rows, direction: str, batch_size: int = 16) -> np.ndarray:
+    """S[i, j] = log p(continuation j | prompt i), in the direction's modalities."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}.")
+    splits = [split_paired_utterance(row) for row in rows]
+    prompts = [s[direction[0]][0] for s in splits]
+    continuations = [s[direction[2]][1] for s in splits]
+    pairs = [([p], [c]) for p in prompts for c in continuations]
+    scores = continuation_log_likelihoods(model, tokenizer, pairs, batch_size).log_likelihood
+    return scores.reshape(len(rows), len(rows))
+
+
+def context_retrieval_accuracy(model, tokenizer, rows, directions=DIRECTIONS, batch_size: int = 16) -> dict:
+    """CRA per direction, with the chance level, from the `cra` evaluate module."""
+    import evaluate  # imported here: it takes seconds, and only evaluation needs it
+
+    metric = evaluate.load(str(CRA_METRIC))
+    results = {}
+    for direction in directions:
+        matrix = context_retrieval_matrix(model, tokenizer, rows, direction, batch_size)
+        results[direction] = metric.compute(predictions=matrix.tolist(), references=list(range(len(rows))))
+    return results

@@ -1,0 +1,42 @@
+"""Multiple choice by log-likelihood (StoryCloze, TopicStoryCloze, HellaSwag, sWUGGY/sBLIMP-style pairs).
+
+An item is a context and candidate endings, each a list of segments, so the same runner covers S->S, T->T,
+S->T and T->S: the direction is just which modality the context and the endings are in. The ending with the
+highest log-likelihood (ending tokens only) is chosen, under each normalisation: the sum, per token, and per
+character (text) or unit (speech). All three are reported, named, since papers differ and LST does not say.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .likelihood import NORMALIZATIONS, continuation_log_likelihoods
+
+
+@dataclass
+class MultipleChoiceItem:
+    context: list
+    endings: list[list]
+    label: int
+    id: str = field(default="")
+
+    def __post_init__(self):
+        if not 0 <= self.label < len(self.endings):
+            raise ValueError(f"Item {self.id!r}: label {self.label} does not index one of {len(self.endings)} endings.")
+
+
+def multiple_choice_accuracy(model, tokenizer, items: list[MultipleChoiceItem], batch_size: int = 16) -> dict:
+    """Accuracy under each normalisation, and each item's choice under each."""
+    pairs = [(item.context, ending) for item in items for ending in item.endings]
+    scores = continuation_log_likelihoods(model, tokenizer, pairs, batch_size)
+    bounds = np.cumsum([0] + [len(item.endings) for item in items])
+    labels = np.array([item.label for item in items])
+    results: dict = {"num_items": len(items)}
+    for normalization in NORMALIZATIONS:
+        values = scores.normalized(normalization)
+        choices = np.array([int(np.argmax(values[a:b])) for a, b in zip(bounds[:-1], bounds[1:])])
+        results[f"accuracy_{normalization}"] = float((choices == labels).mean())
+        results[f"choices_{normalization}"] = choices.tolist()
+    return results

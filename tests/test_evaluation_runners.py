@@ -1,0 +1,111 @@
+"""Continuation scoring, CRA and multiple choice with LST and the Llama baseline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import LlamaForCausalLM
+
+from evaluation.context_retrieval import context_retrieval_accuracy, split_paired_utterance
+from evaluation.likelihood import continuation_log_likelihoods
+from evaluation.multiple_choice import MultipleChoiceItem, multiple_choice_accuracy
+from modeling_lst import LSTConfig, LSTForCausalLM
+
+WORDS = ["in", "the", "beginning", "god", "created", "heaven", "and", "earth", "light", "darkness", "waters", "day"]
+
+
+def utterance(rng, index, words=None) -> dict:
+    """A paired utterance in the front end's schema: words, units and word spans in unit frames."""
+    words = list(words) if words is not None else list(rng.choice(WORDS, size=int(rng.integers(4, 7))))
+    lengths = rng.integers(2, 5, size=len(words))
+    ends = np.cumsum(lengths)
+    return {"id": str(index), "text": " ".join(words), "words": words,
+            "units": rng.integers(0, 50, size=int(ends[-1])), "word_spans": np.stack([ends - lengths, ends], 1)}
+
+
+def trained_on(sequences, tokenizer, steps=300):
+    """A tiny LST that has memorised `sequences` (lists of segments)."""
+    torch.manual_seed(0)
+    model = LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny"))
+    batch = tokenizer(segments=sequences, padding=True, return_tensors="pt")
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        loss = model(batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+def test_scores_cover_the_continuation_tokens_only(tokenizer):
+    torch.manual_seed(0)
+    model = LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny")).eval()
+    context, continuation = ["In the beginning"], [np.array([3, 4, 5])]
+    scores = continuation_log_likelihoods(model, tokenizer, [(context, continuation)])
+    ids = torch.tensor([tokenizer(segments=context + continuation)["input_ids"]])
+    with torch.no_grad():
+        log_probs = model(ids).logits.log_softmax(-1)[0]
+    expected = sum(log_probs[t - 1, ids[0, t]] for t in range(ids.shape[1] - 3, ids.shape[1]))  # not [Speech]
+    assert scores.log_likelihood[0] == pytest.approx(float(expected), abs=1e-4)
+    assert (scores.num_tokens[0], scores.num_units[0]) == (3, 3)
+    assert scores.normalized("per_token")[0] == pytest.approx(float(expected) / 3, abs=1e-4)
+
+
+def test_split_at_a_word_boundary_gives_matching_text_and_units():
+    row = {"words": ["a", "b", "c", "d"], "word_spans": [[0, 2], [2, 5], [5, 6], [6, 9]], "units": np.arange(9)}
+    split = split_paired_utterance(row)
+    assert split["t"] == ("a b", "c d")
+    assert split["u"][0].tolist() == [0, 1, 2, 3, 4] and split["u"][1].tolist() == [5, 6, 7, 8]
+    with pytest.raises(ValueError, match="needs at least two words"):
+        split_paired_utterance({"words": ["a"], "word_spans": [[0, 1]], "units": np.arange(1)})
+
+
+def test_cra_is_perfect_on_memorised_pairs_and_near_chance_untrained(tokenizer, sample_verses):
+    rng = np.random.default_rng(0)
+    # Distinct verses, so that no two utterances share a prompt or a continuation.
+    rows = [utterance(rng, i, sample_verses[i * 7].lower().split()[:6]) for i in range(6)]
+    memorised = trained_on([[r["text"]] for r in rows], tokenizer)
+    assert context_retrieval_accuracy(memorised, tokenizer, rows, directions=["t2t"])["t2t"]["cra"] == 1.0
+
+    rows = [utterance(rng, i) for i in range(30)]
+    torch.manual_seed(1)
+    untrained = LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny")).eval()
+    results = context_retrieval_accuracy(untrained, tokenizer, rows)
+    assert set(results) == {"u2u", "u2t", "t2u", "t2t"}
+    for result in results.values():
+        assert result["chance"] == pytest.approx(1 / 30) and result["cra"] <= 5 / 30
+
+
+def test_multiple_choice_finds_memorised_endings_in_every_direction(tokenizer):
+    rng = np.random.default_rng(3)
+    stories = [(" ".join(rng.choice(WORDS, 4)), " ".join(rng.choice(WORDS, 3))) for _ in range(4)]
+    speech = {text: rng.integers(0, 50, size=8) for pair in stories for text in pair}
+    # Memorise each story in all four modality combinations.
+    sequences = [[a if m1 == "t" else speech[a], b if m2 == "t" else speech[b]]
+                 for a, b in stories for m1 in "tu" for m2 in "tu"]
+    model = trained_on(sequences, tokenizer, steps=400)
+    for m1 in "tu":
+        for m2 in "tu":
+            items = []
+            for index, (context, ending) in enumerate(stories):
+                wrong = stories[(index + 1) % len(stories)][1]
+                endings = [[wrong if m2 == "t" else speech[wrong]], [ending if m2 == "t" else speech[ending]]]
+                items.append(MultipleChoiceItem([context if m1 == "t" else speech[context]], endings, label=1))
+            result = multiple_choice_accuracy(model, tokenizer, items)
+            assert result["accuracy_sum"] == 1.0, (m1, m2, result)
+            assert result["num_items"] == 4 and len(result["choices_per_token"]) == 4
+
+
+def test_runners_work_with_the_llama_baseline(tokenizer):
+    torch.manual_seed(0)
+    llama = LlamaForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny").global_llama_config()).eval()
+    item = MultipleChoiceItem([], [["light"], [np.array([1, 2])]], label=0)  # sWUGGY-style: no context
+    result = multiple_choice_accuracy(llama, tokenizer, [item])
+    assert set(result) >= {"accuracy_sum", "accuracy_per_token", "accuracy_per_unit"}
+
+
+def test_bad_item_label():
+    with pytest.raises(ValueError, match="label 2 does not index one of 2 endings"):
+        MultipleChoiceItem(["a"], [["b"], ["c"]], label=2, id="x")
