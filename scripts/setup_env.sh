@@ -9,6 +9,17 @@ venv="$repo_root/.venv"
 stamp="$venv/.lst-install-stamp"
 python_bin="${PYTHON:-python3}"
 
+# espeak-ng (Debian) speaks the built-in corpora and spoken benchmarks offline; its library gives word times.
+if ! ldconfig -p 2>/dev/null | grep -q libespeak-ng; then
+    echo "[setup] installing espeak-ng (apt)"
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        apt-get install -y -q espeak-ng >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q espeak-ng >/dev/null; }
+    else
+        echo "[setup] espeak-ng is missing and cannot be installed here: install it with 'apt-get install espeak-ng'." >&2
+        exit 1
+    fi
+fi
+
 if [ ! -x "$venv/bin/python" ]; then
     echo "[setup] creating virtual environment at $venv"
     "$python_bin" -m venv "$venv"

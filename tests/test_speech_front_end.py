@@ -1,0 +1,96 @@
+"""Speech front end: espeak synthesis with word times, audio input checks, MFCC k-means units."""
+
+from __future__ import annotations
+
+import difflib
+
+import numpy as np
+import pytest
+
+from tokenization import deduplicate_units
+from tokenization.audio import prepare_waveform, read_audio
+from tokenization.espeak import EspeakSynthesizer
+from tokenization.mfcc_units import MfccUnitExtractor
+
+
+@pytest.fixture(scope="module")
+def synthesizer() -> EspeakSynthesizer:
+    return EspeakSynthesizer()
+
+
+@pytest.fixture(scope="module")
+def extractor(synthesizer, sample_verses) -> MfccUnitExtractor:
+    speech = [synthesizer.synthesize(verse) for verse in sample_verses[:60]]
+    return MfccUnitExtractor(num_units=50).fit([s.waveform for s in speech], synthesizer.sampling_rate)
+
+
+def test_synthesis_gives_one_time_span_per_word(synthesizer):
+    text = "In the beginning God created the heaven and the earth. And the earth was without form."
+    speech = synthesizer.synthesize(text)
+    duration = speech.waveform.size / speech.sampling_rate
+    assert speech.sampling_rate == 22050 and speech.waveform.dtype == np.float32
+    assert " ".join(speech.words).split() == text.replace(".", "").split()  # every word, in order
+    assert len(speech.word_times) == len(speech.words)
+    starts, ends = speech.word_times[:, 0], speech.word_times[:, 1]
+    assert (np.diff(starts) > 0).all() and (ends > starts).all() and (ends[:-1] <= starts[1:] + 1e-9).all()
+    assert ends[-1] <= duration
+    # The sentence break is a pause: "earth." ends clearly before "And" starts.
+    assert starts[speech.words.index("And")] - ends[speech.words.index("And") - 1] > 0.1
+
+
+def test_nothing_to_say_is_an_error(synthesizer):
+    with pytest.raises(ValueError, match="Nothing to speak"):
+        synthesizer.synthesize(" ... ")
+
+
+def test_audio_conversions_and_errors():
+    tone = np.sin(np.linspace(0, 2000, 32000)).astype(np.float32)
+    pcm = (tone * 32767).astype(np.int16)
+    np.testing.assert_allclose(prepare_waveform(pcm, 16000, 16000), tone, atol=1e-4)
+    stereo = np.stack([tone, tone], axis=1)
+    np.testing.assert_allclose(prepare_waveform(stereo, 16000, 16000), tone, atol=1e-6)
+    assert prepare_waveform(tone, 32000, 16000).shape == (16000,)
+    for bad, message in [(np.zeros(0), "is empty"), (np.zeros(100), "is silent"),
+                         (np.array([0.1, np.nan]), "NaN or infinite"), (np.zeros((2, 2, 2)) + 1, "must be 1-D"),
+                         (np.array(["a"]), "dtype")]:
+        with pytest.raises(ValueError, match=message):
+            prepare_waveform(bad, 16000, 16000)
+
+
+def test_unreadable_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "broken.wav"
+    path.write_bytes(b"RIFF....not really a wav")
+    with pytest.raises(ValueError, match="Cannot read audio file"):
+        read_audio(path)
+
+
+def test_units_come_at_50_hz_and_survive_saving(extractor, synthesizer, tmp_path):
+    speech = synthesizer.synthesize("And God said, Let there be light: and there was light.")
+    units = extractor(speech.waveform, speech.sampling_rate)
+    duration = speech.waveform.size / speech.sampling_rate
+    assert abs(len(units) - duration * 50) <= 2 and units.min() >= 0 and units.max() < 50
+    extractor.save_pretrained(tmp_path)
+    np.testing.assert_array_equal(MfccUnitExtractor.from_pretrained(tmp_path)(speech.waveform, 22050), units)
+    with pytest.raises(ValueError, match="do not match 50 units of 39-dimensional"):
+        MfccUnitExtractor(50, np.zeros((50, 13)))
+    with pytest.raises(ValueError, match="has no centroids"):
+        MfccUnitExtractor(50)(speech.waveform, 22050)
+
+
+def test_the_same_word_in_two_sentences_is_closer_than_different_words(extractor, synthesizer):
+    def word_units(sentence: str, word: str) -> np.ndarray:
+        speech = synthesizer.synthesize(sentence)
+        units = extractor(speech.waveform, speech.sampling_rate)
+        start, end = speech.word_times[speech.words.index(word)]
+        return deduplicate_units(units[int(start * 50) : int(np.ceil(end * 50))])[0]
+
+    def distance(a, b) -> float:
+        return 1 - difflib.SequenceMatcher(None, a.tolist(), b.tolist()).ratio()
+
+    words = ["darkness", "waters", "firmament", "evening"]
+    first = {w: word_units(f"And the {w} was there.", w) for w in words}
+    second = {w: word_units(f"He saw {w} upon the face of it.", w) for w in words}
+    for word in words:
+        same = distance(first[word], second[word])
+        different = min(distance(first[word], second[other]) for other in words if other != word)
+        assert same < different, (word, same, different)

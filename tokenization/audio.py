@@ -1,0 +1,56 @@
+"""Audio in: reading files and making waveforms what an extractor expects, with clear errors.
+
+Conversions users expect (integer PCM to float, stereo to mono, resampling with soxr) are done and logged;
+anything that would give a silently wrong result (empty, silent, NaN/inf audio, unreadable files) is an
+error that says what is wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import soundfile
+import soxr
+
+logger = logging.getLogger(__name__)
+
+
+def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """A file's samples (float32, channels last) and sampling rate, via soundfile."""
+    try:
+        waveform, sampling_rate = soundfile.read(path, dtype="float32", always_2d=False)
+    except (RuntimeError, soundfile.LibsndfileError) as error:
+        raise ValueError(f"Cannot read audio file {os.fspath(path)!r}: {error}") from error
+    return waveform, sampling_rate
+
+
+def prepare_waveform(waveform, sampling_rate: int, target_rate: int, name: str = "audio") -> np.ndarray:
+    """A mono float32 waveform at `target_rate`, or a ValueError naming the problem."""
+    array = np.asarray(waveform)
+    if array.size == 0:
+        raise ValueError(f"{name} is empty.")
+    if np.issubdtype(array.dtype, np.integer):
+        scale = float(np.iinfo(array.dtype).max) + 1.0
+        logger.info("%s: converting %s PCM to float in [-1, 1)", name, array.dtype)
+        array = array.astype(np.float32) / scale
+    elif not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"{name} has dtype {array.dtype}; expected float or integer PCM samples.")
+    if array.ndim == 2:
+        channels_axis = 0 if array.shape[0] < array.shape[1] else 1
+        logger.info("%s: downmixing %d channels to mono", name, array.shape[channels_axis])
+        array = array.mean(axis=channels_axis)
+    elif array.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (mono) or 2-D (channels), got shape {array.shape}.")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or infinite samples.")
+    if not np.any(array):
+        raise ValueError(f"{name} is silent (all samples are zero).")
+    if sampling_rate <= 0:
+        raise ValueError(f"{name}: sampling rate must be positive, got {sampling_rate}.")
+    array = array.astype(np.float32, copy=False)
+    if sampling_rate != target_rate:
+        logger.info("%s: resampling %d Hz -> %d Hz", name, sampling_rate, target_rate)
+        array = soxr.resample(array, sampling_rate, target_rate).astype(np.float32)
+    return array
