@@ -94,3 +94,29 @@ def test_the_same_word_in_two_sentences_is_closer_than_different_words(extractor
         same = distance(first[word], second[word])
         different = min(distance(first[word], second[other]) for other in words if other != word)
         assert same < different, (word, same, different)
+
+
+def test_word_times_become_disjoint_frame_spans():
+    from tokenization.alignment import word_times_to_frame_spans
+
+    spans = word_times_to_frame_spans([[0.0, 0.31], [0.31, 0.33], [0.5, 0.9]], frame_rate=50, num_frames=50)
+    assert spans.tolist() == [[0, 16], [16, 17], [25, 45]]  # the short word keeps one frame; 17-25 is silence
+    for times, message in [([[0.2, 0.1]], "reversed"), ([[0.0, 2.0]], "after the audio"),
+                           ([[0.0, 0.5], [0.4, 0.6]], "before word 0 ends")]:
+        with pytest.raises(ValueError, match=message):
+            word_times_to_frame_spans(times, 50, 50)
+
+
+def test_spoken_corpus_rows_feed_the_tokenizer(synthesizer, extractor, tokenizer, sample_verses):
+    from tokenization import SpeechSegment
+    from tokenization.spoken_corpus import build_spoken_corpus
+
+    corpus = build_spoken_corpus(sample_verses[:5], synthesizer, extractor, progress=False)
+    assert corpus.column_names == ["id", "text", "words", "units", "word_spans"] and len(corpus) == 5
+    for row in corpus:
+        spans = np.array(row["word_spans"])
+        assert len(spans) == len(row["words"]) and spans[-1, 1] <= len(row["units"])
+        assert (spans[1:, 0] >= spans[:-1, 1]).all()
+        units = np.array(row["units"]) % tokenizer.num_units  # the test tokenizer has fewer units
+        encoding = tokenizer(segments=[SpeechSegment(units, spans), row["text"]])
+        assert len(encoding["word_spans"]) == len(row["words"])

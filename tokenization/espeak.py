@@ -136,4 +136,4 @@ class EspeakSynthesizer:
             if np.sqrt(np.mean(tail**2)) >= _SILENCE_RMS:
                 break
             last -= frame
-        return last / self.sampling_rate
+        return max(start, last / self.sampling_rate)  # sample truncation must not end a word before it starts
