@@ -1,0 +1,120 @@
+"""Multiple-choice sets as text items, and their spoken versions in any direction.
+
+Loaders read the sets' own published formats from local files (nothing is downloaded):
+- StoryCloze (ROCStories cloze CSV: InputSentence1-4, RandomFifthSentenceQuiz1/2, AnswerRightEnding);
+- TopicStoryCloze (TWIST): StoryCloze with the wrong ending replaced by another story's right ending;
+- HellaSwag (original jsonl: ctx_a, ctx_b, endings, label), with the usual clean-up of WikiHow artefacts;
+- minimal pairs in the sWUGGY / sBLIMP style (jsonl with "good" and "bad"): no context, two "endings".
+`spoken_items` makes the S->S, T->T, S->T and T->S versions: prompt and endings are synthesised separately
+(as LST did with its TTS), so no ending's audio depends on the prompt.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .multiple_choice import MultipleChoiceItem
+
+DIRECTIONS = ("S->S", "T->T", "S->T", "T->S")
+
+
+@dataclass
+class TextItem:
+    """A text multiple-choice item: context (may be empty), endings, the right ending's index."""
+
+    id: str
+    context: str
+    endings: list[str]
+    label: int
+
+
+def load_story_cloze(path: str | Path) -> list[TextItem]:
+    items = []
+    with open(path, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            try:
+                context = " ".join(row[f"InputSentence{i}"].strip() for i in range(1, 5))
+                endings = [row["RandomFifthSentenceQuiz1"].strip(), row["RandomFifthSentenceQuiz2"].strip()]
+                label = int(row["AnswerRightEnding"]) - 1
+            except KeyError as missing:
+                raise ValueError(f"{path}: not a StoryCloze CSV (no column {missing}).") from None
+            items.append(TextItem(row.get("InputStoryid", str(len(items))), context, endings, label))
+    return items
+
+
+def topic_story_cloze(items: list[TextItem], seed: int = 0) -> list[TextItem]:
+    """TWIST's TopicStoryCloze: the wrong ending is the right ending of another, random story."""
+    if len(items) < 2:
+        raise ValueError("TopicStoryCloze needs at least two stories.")
+    rng = random.Random(seed)
+    topical = []
+    for index, item in enumerate(items):
+        other = rng.choice([j for j in range(len(items)) if j != index])
+        right, foreign = item.endings[item.label], items[other].endings[items[other].label]
+        endings = [right, foreign] if rng.random() < 0.5 else [foreign, right]
+        topical.append(TextItem(item.id, item.context, endings, endings.index(right)))
+    return topical
+
+
+def _clean_hellaswag(text: str) -> str:
+    text = text.strip().replace(" [title]", ". ")
+    text = re.sub(r"\[.*?\]", "", text)
+    return " ".join(text.split())
+
+
+def load_hellaswag(path: str | Path) -> list[TextItem]:
+    items = []
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            try:
+                context = _clean_hellaswag(f"{row['ctx_a']} {row['ctx_b'].capitalize()}")
+                endings = [_clean_hellaswag(e) for e in row["endings"]]
+                label = int(row["label"])
+            except KeyError as missing:
+                raise ValueError(f"{path}:{line_number}: not a HellaSwag row (no field {missing}).") from None
+            items.append(TextItem(str(row.get("ind", line_number)), context, endings, label))
+    return items
+
+
+def load_minimal_pairs(path: str | Path) -> list[TextItem]:
+    """sWUGGY / sBLIMP-style pairs: the "good" one should be more likely; the right ending is index 0."""
+    items = []
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, 1):
+            if line.strip():
+                row = json.loads(line)
+                if "good" not in row or "bad" not in row:
+                    raise ValueError(f"{path}:{line_number}: a minimal pair needs 'good' and 'bad'.")
+                items.append(TextItem(str(row.get("id", line_number)), "", [row["good"], row["bad"]], 0))
+    return items
+
+
+def text_items(items: list[TextItem]) -> list[MultipleChoiceItem]:
+    """The T->T version."""
+    return [MultipleChoiceItem([i.context] if i.context else [], [[e] for e in i.endings], i.label, i.id)
+            for i in items]
+
+
+def spoken_items(items: list[TextItem], direction: str, synthesizer, extractor) -> list[MultipleChoiceItem]:
+    """The items in `direction` (S = speech units, T = text), synthesising prompts and endings separately."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}.")
+
+    def units(text: str):
+        speech = synthesizer.synthesize(text)
+        return extractor(speech.waveform, speech.sampling_rate)
+
+    spoken = []
+    for item in items:
+        context = [] if not item.context else [units(item.context) if direction[0] == "S" else item.context]
+        endings = [[units(e) if direction[-1] == "S" else e] for e in item.endings]
+        spoken.append(MultipleChoiceItem(context, endings, item.label, item.id))
+    return spoken
