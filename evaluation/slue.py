@@ -1,0 +1,83 @@
+"""SLUE sentiment (SLUE-VoxCeleb) and NER (SLUE-VoxPopuli) data, in the `asapp/slue` Hub schema.
+
+`load_slue` reads the Hub dataset (gated: accept its conditions first) or equivalent local files with the
+same columns (parquet, jsonl or csv). `sentiment_examples` and `ner_examples` turn rows into what the
+fine-tuning and evaluation code needs; SLUE-VoxCeleb rows whose sentiment is not one of the three classes
+are returned separately, with their labels counted, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections import Counter
+from pathlib import Path
+
+import datasets
+
+SENTIMENT_LABELS = ("Negative", "Neutral", "Positive")
+REQUIRED_COLUMNS = {"voxceleb": {"id", "normalized_text", "sentiment"},
+                    "voxpopuli": {"id", "normalized_text", "normalized_ner"}}
+_SLUE_NER_METRIC = Path(__file__).resolve().parent / "metrics" / "slue_ner" / "slue_ner.py"
+
+
+def _slue_ner_format():
+    """The slue_ner metric module: the one definition of SLUE's tagged-text format (kept standalone so that
+    `evaluate.load` can load it by itself)."""
+    spec = importlib.util.spec_from_file_location("slue_ner_metric", _SLUE_NER_METRIC)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_slue(task: str, split: str = "validation", data_files=None) -> datasets.Dataset:
+    """SLUE `task` ("voxceleb" or "voxpopuli"): from `data_files` in the Hub schema, else from `asapp/slue`."""
+    if task not in REQUIRED_COLUMNS:
+        raise ValueError(f"task must be 'voxceleb' (sentiment) or 'voxpopuli' (NER), got {task!r}.")
+    if data_files is not None:
+        first = str(data_files if isinstance(data_files, (str, Path)) else next(iter(data_files)))
+        builder = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}.get(Path(first).suffix)
+        if builder is None:
+            raise ValueError(f"Cannot read {first!r}: use parquet, jsonl or csv files in the asapp/slue schema.")
+        dataset = datasets.load_dataset(builder, data_files=data_files, split="train")
+    else:
+        try:
+            dataset = datasets.load_dataset("asapp/slue", task, split=split)
+        except Exception as error:  # offline, gated or missing: all say the same to the user
+            raise ValueError(
+                f"Could not load asapp/slue ({task}, {split}): {error}. The dataset is gated on the Hub (accept "
+                "its conditions and log in); offline, pass data_files= with files in the same schema."
+            ) from error
+    missing = REQUIRED_COLUMNS[task] - set(dataset.column_names)
+    if missing:
+        raise ValueError(f"SLUE {task} data lacks the columns {sorted(missing)}; got {dataset.column_names}.")
+    if "audio" in dataset.column_names:  # decoding needs torchcodec; callers read the files with soundfile
+        dataset = dataset.cast_column("audio", datasets.Audio(decode=False))
+    return dataset
+
+
+def sentiment_examples(dataset) -> tuple[list[dict], Counter]:
+    """`{id, text, label}` rows with one of the three sentiments, and a count of the other labels left out."""
+    kept, other = [], Counter()
+    for row in dataset:
+        if row["sentiment"] in SENTIMENT_LABELS:
+            kept.append({"id": row["id"], "text": row["normalized_text"], "label": row["sentiment"]})
+        else:
+            other[row["sentiment"]] += 1
+    return kept, other
+
+
+def _entities(annotation) -> list[tuple[str, int, int]]:
+    """SLUE NER spans as (tag, start, length): from a list of triples, or a dict of lists."""
+    if annotation is None:
+        return []
+    if isinstance(annotation, dict):
+        return list(zip(annotation["type"], annotation["start"], annotation["length"]))
+    return [(tag, int(start), int(length)) for tag, start, length in annotation]
+
+
+def ner_examples(dataset, tag_set: str = "combined") -> list[dict]:
+    """`{id, text, tagged}` rows: the transcript and its end-to-end tagged form, the NER target."""
+    ner_format = _slue_ner_format()
+    return [{"id": row["id"], "text": row["normalized_text"],
+             "tagged": ner_format.tagged_text(row["normalized_text"], _entities(row["normalized_ner"]), tag_set)}
+            for row in dataset]
