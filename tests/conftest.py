@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from tokenization import SpeechUnitTextTokenizer
+from tokenization import SpeechUnitTextTokenizer, train_text_sentencepiece
 from tokenization.sample_text import kjv_verses
 
 NUM_UNITS = 50
@@ -47,3 +49,29 @@ def piece_tokenizer(sample_verses, unit_sequences) -> SpeechUnitTextTokenizer:
         unit_vocab_size=200,
         deduplicate_units=True,
     )
+
+
+@pytest.fixture(scope="session")
+def external_lm(sample_verses, tmp_path_factory) -> str:
+    """A 2-layer Llama trained for 150 steps on KJV verses, saved with its tokenizer."""
+    text_model = train_text_sentencepiece(sample_verses, vocab_size=500)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=text_model.build_tokenizer(), bos_token="<s>",
+                                        eos_token="</s>", unk_token="<unk>", pad_token="<pad>")
+    tokenizer.add_bos_token = True
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=500, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                         num_attention_heads=4, pad_token_id=0, bos_token_id=1, eos_token_id=2))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    batch = tokenizer(sample_verses[:512], padding=True, truncation=True, max_length=32, return_tensors="pt")
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    for step in range(150):
+        rows = slice((step * 32) % 512, (step * 32) % 512 + 32)
+        loss = model(input_ids=batch["input_ids"][rows], attention_mask=batch["attention_mask"][rows],
+                     labels=labels[rows]).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    directory = tmp_path_factory.mktemp("external_lm")
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return str(directory)

@@ -5,39 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import evaluate
+import numpy as np
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-from tokenization import train_text_sentencepiece
 
 PELM = Path(__file__).resolve().parent.parent / "evaluation" / "metrics" / "pelm"
-
-
-@pytest.fixture(scope="module")
-def external_lm(sample_verses, tmp_path_factory) -> str:
-    """A 2-layer Llama trained for 150 steps on KJV verses, saved with its tokenizer."""
-    text_model = train_text_sentencepiece(sample_verses, vocab_size=500)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=text_model.build_tokenizer(), bos_token="<s>",
-                                        eos_token="</s>", unk_token="<unk>", pad_token="<pad>")
-    tokenizer.add_bos_token = True
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=500, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                         num_attention_heads=4, pad_token_id=0, bos_token_id=1, eos_token_id=2))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    batch = tokenizer(sample_verses[:512], padding=True, truncation=True, max_length=32, return_tensors="pt")
-    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
-    for step in range(150):
-        rows = slice((step * 32) % 512, (step * 32) % 512 + 32)
-        loss = model(input_ids=batch["input_ids"][rows], attention_mask=batch["attention_mask"][rows],
-                     labels=labels[rows]).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    directory = tmp_path_factory.mktemp("external_lm")
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return str(directory)
 
 
 def test_real_continuations_score_lower_than_scrambled_ones(external_lm, sample_verses):
@@ -74,3 +46,22 @@ def test_missing_external_lm_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="Offline, pass a local directory"):
         evaluate.load(str(PELM)).compute(predictions=["a"], references=["b"], contexts=["c"],
                                          model_id=str(tmp_path / "nothing-here"))
+
+
+def test_pelm_runner_samples_and_scores_text_continuations(external_lm, tokenizer, sample_verses):
+    from evaluation.pelm_runner import continuation_text, pelm
+    from modeling_lst import LSTConfig, LSTForCausalLM
+
+    torch.manual_seed(0)
+    model = LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny")).eval()
+    verses = [v.split() for v in sample_verses[:4]]
+    prompts = [[np.arange(12) % 50] for _ in verses]  # S->T: speech prompts, text continuations
+    result = pelm(model, tokenizer, prompts, [" ".join(v[:5]) for v in verses], [" ".join(v[5:]) for v in verses],
+                  external_lm, max_new_tokens=12)
+    assert result["num_scored"] + result["num_empty"] == 4 and len(result["continuations"]) == 4
+    assert result["perplexity"] > result["reference_perplexity"]  # an untrained model's text is worse
+    with pytest.raises(ValueError, match="needs a transcriber"):
+        continuation_text([np.array([1, 2])])
+    assert continuation_text(["and", np.array([1, 2])], transcriber=lambda units: f"{len(units)} units") == "and 2 units"
+    with pytest.raises(ValueError, match="need a transcriber"):
+        pelm(model, tokenizer, prompts, ["a"] * 4, ["b"] * 4, external_lm, output_modality="speech")
