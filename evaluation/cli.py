@@ -1,0 +1,110 @@
+"""`lst eval`: multiple-choice and CRA evaluation of a saved model, written as JSON and a markdown table.
+
+    lst eval mc --model DIR --data storycloze.csv --format storycloze --directions T->T S->S --output out
+    lst eval cra --model DIR --corpus spoken_corpus_dir --num 100 --output out
+
+`--model` is any causal LM over the joint vocabulary (LST or the Llama baseline) saved with its tokenizer;
+spoken directions also need `--extractor` (a saved unit extractor) and speak with espeak-ng.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+logger = logging.getLogger("lst.eval")
+
+FORMATS = ("storycloze", "topic-storycloze", "hellaswag", "pairs")
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("eval", help="evaluate a saved model (multiple choice, CRA)")
+    tasks = parser.add_subparsers(dest="task", required=True)
+    mc = tasks.add_parser("mc", help="log-likelihood multiple choice (StoryCloze, TopicStoryCloze, HellaSwag, pairs)")
+    mc.add_argument("--data", type=Path, required=True, help="the set's file in its published format")
+    mc.add_argument("--format", choices=FORMATS, required=True)
+    mc.add_argument("--directions", nargs="+", default=["T->T"], help="any of T->T S->S S->T T->S")
+    mc.add_argument("--extractor", type=Path, help="saved unit extractor (needed for spoken directions)")
+    mc.add_argument("--limit", type=int, help="evaluate the first N items only")
+    cra = tasks.add_parser("cra", help="context retrieval accuracy on a spoken corpus (u2u, u2t, t2u, t2t)")
+    cra.add_argument("--corpus", type=Path, required=True, help="a spoken corpus saved with save_to_disk")
+    cra.add_argument("--num", type=int, default=100, help="utterances (N of the N x N matrix)")
+    cra.add_argument("--directions", nargs="+", default=["u2u", "u2t", "t2u", "t2t"])
+    for sub in (mc, cra):
+        sub.add_argument("--model", type=Path, required=True, help="saved model directory (with its tokenizer)")
+        sub.add_argument("--batch_size", type=int, default=16)
+        sub.add_argument("--output", type=Path, required=True, help="writes OUTPUT.json and OUTPUT.md")
+    parser.set_defaults(run=run)
+
+
+def _load(model_dir: Path):
+    import modeling_lst  # noqa: F401  (registers LST with the Auto classes)
+    import tokenization  # noqa: F401  (registers the joint tokenizer)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(model_dir).eval(), AutoTokenizer.from_pretrained(model_dir)
+
+
+def _text_items(arguments):
+    from . import multiple_choice_data as data
+
+    loader = {"storycloze": data.load_story_cloze, "topic-storycloze": data.load_story_cloze,
+              "hellaswag": data.load_hellaswag, "pairs": data.load_minimal_pairs}[arguments.format]
+    items = loader(arguments.data)
+    if arguments.format == "topic-storycloze":
+        items = data.topic_story_cloze(items)
+    return items[: arguments.limit] if arguments.limit else items
+
+
+def run(arguments) -> dict:
+    model, tokenizer = _load(arguments.model)
+    if arguments.task == "mc":
+        from .multiple_choice import multiple_choice_accuracy
+        from .multiple_choice_data import DIRECTIONS, spoken_items, text_items
+
+        items = _text_items(arguments)
+        synthesizer = extractor = None
+        results = {}
+        for direction in arguments.directions:
+            if direction not in DIRECTIONS:
+                raise SystemExit(f"Unknown direction {direction!r}; choose from {DIRECTIONS}.")
+            if direction == "T->T":
+                direction_items = text_items(items)
+            else:
+                if arguments.extractor is None:
+                    raise SystemExit(f"Direction {direction} is spoken: pass --extractor (a saved unit extractor).")
+                if synthesizer is None:
+                    from tokenization.espeak import EspeakSynthesizer
+                    from tokenization.mfcc_units import MfccUnitExtractor
+
+                    synthesizer, extractor = EspeakSynthesizer(), MfccUnitExtractor.from_pretrained(arguments.extractor)
+                direction_items = spoken_items(items, direction, synthesizer, extractor)
+            result = multiple_choice_accuracy(model, tokenizer, direction_items, arguments.batch_size)
+            results[direction] = {k: v for k, v in result.items() if not k.startswith("choices_")}
+            logger.info("%s %s: %s", arguments.format, direction, results[direction])
+        title = f"{arguments.format} ({arguments.data.name}), {len(items)} items"
+    else:
+        import datasets
+
+        from .context_retrieval import context_retrieval_accuracy
+
+        corpus = datasets.load_from_disk(str(arguments.corpus))
+        rows = [row for row in corpus.select(range(min(arguments.num, len(corpus)))) if len(row["words"]) >= 2]
+        results = context_retrieval_accuracy(model, tokenizer, rows, arguments.directions, arguments.batch_size)
+        title = f"CRA on {arguments.corpus.name}, N = {len(rows)}"
+    _write(arguments.output, title, str(arguments.model), results)
+    return results
+
+
+def _write(output: Path, title: str, model: str, results: dict) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.with_suffix(".json").write_text(json.dumps({"model": model, "title": title, "results": results}, indent=2))
+    columns = sorted({key for row in results.values() for key in row})
+    lines = [f"# {title}", "", f"model: `{model}`", "", "| direction | " + " | ".join(columns) + " |",
+             "|---" * (len(columns) + 1) + "|"]
+    for direction, row in results.items():
+        cells = [f"{row[c]:.4f}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in columns]
+        lines.append(f"| {direction} | " + " | ".join(cells) + " |")
+    output.with_suffix(".md").write_text("\n".join(lines) + "\n")

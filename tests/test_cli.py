@@ -1,0 +1,55 @@
+"""`lst eval` end to end on a saved tiny model: JSON and markdown out."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from modeling_lst import LSTConfig, LSTForCausalLM
+from training.cli import main
+
+from test_multiple_choice_data import STORY_CLOZE_CSV
+
+
+def test_lst_eval_mc_writes_json_and_markdown(tokenizer, tmp_path):
+    torch.manual_seed(0)
+    model_dir = tmp_path / "model"
+    LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny")).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    (tmp_path / "cloze.csv").write_text(STORY_CLOZE_CSV)
+    main(["eval", "mc", "--model", str(model_dir), "--data", str(tmp_path / "cloze.csv"), "--format", "storycloze",
+          "--output", str(tmp_path / "out" / "storycloze")])
+    report = json.loads((tmp_path / "out" / "storycloze.json").read_text())
+    result = report["results"]["T->T"]
+    assert result["num_items"] == 3 and 0.0 <= result["accuracy_sum"] <= 1.0
+    assert set(result) == {"num_items", "accuracy_sum", "accuracy_per_token", "accuracy_per_unit"}
+    markdown = (tmp_path / "out" / "storycloze.md").read_text()
+    assert "| T->T |" in markdown and "accuracy_per_token" in markdown
+
+
+def test_lst_eval_cra_and_spoken_mc(tokenizer, tmp_path, sample_verses):
+    from tokenization.espeak import EspeakSynthesizer
+    from tokenization.mfcc_units import MfccUnitExtractor
+    from tokenization.spoken_corpus import build_spoken_corpus
+
+    synthesizer = EspeakSynthesizer()
+    # The test tokenizer has 50 units: fit a 50-unit extractor so the corpus's units fit its vocabulary.
+    extractor = MfccUnitExtractor(50).fit([synthesizer.synthesize(v).waveform for v in sample_verses[:20]], 22050)
+    extractor.save_pretrained(tmp_path / "extractor")
+    build_spoken_corpus(sample_verses[:8], synthesizer, extractor, progress=False).save_to_disk(tmp_path / "corpus")
+    torch.manual_seed(0)
+    model_dir = tmp_path / "model"
+    LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny")).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+
+    main(["eval", "cra", "--model", str(model_dir), "--corpus", str(tmp_path / "corpus"), "--num", "8",
+          "--output", str(tmp_path / "cra")])
+    results = json.loads((tmp_path / "cra.json").read_text())["results"]
+    assert set(results) == {"u2u", "u2t", "t2u", "t2t"} and results["u2t"]["num_contexts"] == 8
+
+    (tmp_path / "cloze.csv").write_text(STORY_CLOZE_CSV)
+    main(["eval", "mc", "--model", str(model_dir), "--data", str(tmp_path / "cloze.csv"), "--format",
+          "topic-storycloze", "--directions", "S->S", "T->S", "--extractor", str(tmp_path / "extractor"),
+          "--output", str(tmp_path / "tsc")])
+    assert set(json.loads((tmp_path / "tsc.json").read_text())["results"]) == {"S->S", "T->S"}
