@@ -9,7 +9,6 @@ spoken directions also need `--extractor` (a saved unit extractor) and speak wit
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -40,9 +39,10 @@ def add_parser(subparsers) -> None:
 
 
 def _load(model_dir: Path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     import modeling_lst  # noqa: F401  (registers LST with the Auto classes)
     import tokenization  # noqa: F401  (registers the joint tokenizer)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     return AutoModelForCausalLM.from_pretrained(model_dir).eval(), AutoTokenizer.from_pretrained(model_dir)
 

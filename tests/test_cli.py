@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import torch
+from test_multiple_choice_data import STORY_CLOZE_CSV
 
 from modeling_lst import LSTConfig, LSTForCausalLM
 from training.cli import main
-
-from test_multiple_choice_data import STORY_CLOZE_CSV
 
 
 def test_lst_eval_mc_writes_json_and_markdown(tokenizer, tmp_path):
