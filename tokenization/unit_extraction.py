@@ -1,0 +1,91 @@
+"""Unit extractors: waveform in, discrete units out, behind one interface.
+
+An extractor turns audio into frame features (`features`) and assigns each frame to its nearest k-means
+centroid. Subclasses define the features: MFCC + deltas (`MfccUnitExtractor`, the offline default) or a
+HuBERT layer (`HubertUnitExtractor`). Centroids are learnt with scikit-learn (`fit`) or loaded from a `.npy`
+file, and saved next to a small config (`save_pretrained` / `load_unit_extractor`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from sklearn.cluster import KMeans
+
+CONFIG_FILE, CENTROIDS_FILE = "unit_extractor.json", "centroids.npy"
+
+
+class KMeansUnitExtractor:
+    """Frame features -> nearest centroid. Subclasses set `kind`, `feature_size`, `frame_rate`, `features`."""
+
+    kind = ""
+    sampling_rate = 16000
+    frame_rate = 50
+    feature_size = 0
+
+    def __init__(self, num_units: int, centroids: np.ndarray | None = None):
+        self.num_units = num_units
+        self.centroids = None if centroids is None else self._checked(np.asarray(centroids, dtype=np.float32))
+
+    def _checked(self, centroids: np.ndarray) -> np.ndarray:
+        if centroids.shape != (self.num_units, self.feature_size):
+            raise ValueError(
+                f"Centroids of shape {centroids.shape} do not match {self.num_units} units of "
+                f"{self.feature_size}-dimensional {self.kind} features."
+            )
+        return centroids
+
+    def features(self, waveform, sampling_rate: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def fit(self, waveforms, sampling_rate: int, seed: int = 0, max_frames: int = 200_000):
+        """Learn the units' centroids by k-means over the frames of `waveforms`."""
+        frames = np.concatenate([self.features(w, sampling_rate) for w in waveforms])
+        if len(frames) < self.num_units:
+            raise ValueError(f"{len(frames)} frames cannot make {self.num_units} units; give more audio.")
+        if len(frames) > max_frames:
+            frames = frames[np.random.default_rng(seed).choice(len(frames), max_frames, replace=False)]
+        kmeans = KMeans(n_clusters=self.num_units, n_init=1, random_state=seed).fit(frames)
+        self.centroids = kmeans.cluster_centers_.astype(np.float32)
+        return self
+
+    def __call__(self, waveform, sampling_rate: int) -> np.ndarray:
+        if self.centroids is None:
+            raise ValueError("The extractor has no centroids: fit it on audio first, or load a fitted one.")
+        features = self.features(waveform, sampling_rate)
+        distances = (features**2).sum(1)[:, None] - 2 * features @ self.centroids.T + (self.centroids**2).sum(1)
+        return distances.argmin(axis=1).astype(np.int64)
+
+    def config(self) -> dict:
+        return {"extractor": self.kind, "num_units": self.num_units, "sampling_rate": self.sampling_rate,
+                "frame_rate": self.frame_rate}
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        if self.centroids is None:
+            raise ValueError("Nothing to save: the extractor has not been fitted.")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, write in ((CENTROIDS_FILE, lambda f: np.save(f, self.centroids)),
+                            (CONFIG_FILE, lambda f: f.write(json.dumps(self.config(), indent=2).encode()))):
+            with tempfile.NamedTemporaryFile(dir=directory, delete=False) as handle:
+                write(handle)
+            os.replace(handle.name, directory / name)
+
+
+def load_unit_extractor(directory: str | os.PathLike) -> KMeansUnitExtractor:
+    """A saved extractor of any kind."""
+    from .hubert_units import HubertUnitExtractor
+    from .mfcc_units import MfccUnitExtractor
+
+    directory = Path(directory)
+    config = json.loads((directory / CONFIG_FILE).read_text())
+    centroids = np.load(directory / CENTROIDS_FILE)
+    if config["extractor"] == MfccUnitExtractor.kind:
+        return MfccUnitExtractor(config["num_units"], centroids)
+    if config["extractor"] == HubertUnitExtractor.kind:
+        return HubertUnitExtractor(config["model"], config["layer"], config["num_units"], centroids)
+    raise ValueError(f"{directory} holds an unknown extractor {config['extractor']!r}.")
