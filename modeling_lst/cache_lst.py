@@ -50,9 +50,14 @@ class LSTCache:
             self.encoder_states = torch.cat([self.encoder_states, encoder_states], dim=1)
             self.patch_ids = torch.cat([self.patch_ids, patch_ids], dim=1)
             self.token_is_real = torch.cat([self.token_is_real, token_is_real], dim=1)
-        for position in range(is_speech.shape[1]):
-            speech = is_speech[:, position] & token_is_real[:, position]
-            self.speech_run_length = torch.where(speech, self.speech_run_length + 1, 0)
+        # The run after these tokens: the speech tokens since the last non-speech one, or, if they are all
+        # speech, the previous run extended by them.
+        speech = is_speech & token_is_real
+        positions = torch.arange(speech.shape[1], device=speech.device)
+        last_break = torch.where(~speech, positions, -1).amax(dim=1)
+        self.speech_run_length = torch.where(
+            last_break < 0, self.speech_run_length + speech.shape[1], speech.shape[1] - 1 - last_break
+        )
 
     def append_slots(self, patch_keys: torch.Tensor, slot_is_real: torch.Tensor) -> None:
         """Record global slots (`(batch, n, k, width)` projected states and their real flags)."""
