@@ -11,11 +11,12 @@ from tokenization.hubert_units import HubertUnitExtractor
 from tokenization.unit_extraction import load_unit_extractor
 
 
-def tiny_hubert(directory, extra_stride: bool = False) -> str:
+def tiny_hubert(directory, extra_stride: bool = False, norm: str = "group") -> str:
     strides = (5, 2, 2, 2, 2, 2, 2) + ((2,) if extra_stride else ())
     config = HubertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                           conv_dim=(32,) * len(strides), conv_stride=strides, conv_kernel=(10,) + (3,) * (len(strides) - 1),
-                          num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
+                          num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
+                          feat_extract_norm=norm, do_stable_layer_norm=norm == "layer")
     torch.manual_seed(0)
     HubertModel(config).save_pretrained(directory)
     return str(directory)
@@ -55,3 +56,20 @@ def test_centroids_from_a_npy_file_and_bad_inputs(tmp_path):
         HubertUnitExtractor(model, layer=3, num_units=5)
     with pytest.raises(ValueError, match="offline, pass a local directory"):
         HubertUnitExtractor(tmp_path / "no-such-model", layer=1, num_units=5)
+
+
+@pytest.mark.parametrize("norm", ["group", "layer"])
+def test_batched_extraction_equals_one_by_one(tmp_path, speech, norm):
+    """Layer-norm models run as one padded batch with an attention mask; group-norm ones one by one. Either
+    way each utterance gets the units it gets alone."""
+    extractor = HubertUnitExtractor(tiny_hubert(tmp_path / "hubert", norm=norm), layer=2, num_units=8)
+    waveforms, rate = [s.waveform for s in speech], speech[0].sampling_rate
+    extractor.fit(waveforms, rate)
+    assert len({w.size for w in waveforms}) > 1  # the batch really is padded
+    batched = extractor.batch(waveforms, rate)
+    for waveform, units in zip(waveforms, batched):
+        np.testing.assert_array_equal(units, extractor(waveform, rate))
+    deduplicated = extractor.batch(waveforms, rate, deduplicate=True)
+    for (units, durations), full in zip(deduplicated, batched):
+        np.testing.assert_array_equal(np.repeat(units, durations), full)
+        assert (units[1:] != units[:-1]).all()

@@ -120,3 +120,31 @@ def test_spoken_corpus_rows_feed_the_tokenizer(synthesizer, extractor, tokenizer
         units = np.array(row["units"]) % tokenizer.num_units  # the test tokenizer has fewer units
         encoding = tokenizer(segments=[SpeechSegment(units, spans), row["text"]])
         assert len(encoding["word_spans"]) == len(row["words"])
+
+
+def test_words_reproduce_the_text_after_multi_sentence_input(synthesizer, sample_verses):
+    """espeak-ng repeats stale or mid-word character positions after a multi-sentence text; the words must
+    still be the text's words, each once, with increasing times."""
+    from tokenization.alignment import normalise_words
+
+    texts = [
+        "And the earth was without form, and void; and darkness was upon the face of the deep. And the Spirit "
+        "of God moved upon the face of the waters.",
+        "And God said, Let there be light: and there was light.",
+        "And Adah bare Jabal: he was the father of such as dwell in tents, and of such as have cattle.",
+        "And Pharaoh commanded his men concerning him: and they sent him away, and his wife, and all that he had.",
+    ] + sample_verses[:40]
+    for text in texts:
+        speech = synthesizer.synthesize(text)
+        assert normalise_words(" ".join(speech.words)) == normalise_words(text), text
+        assert (np.diff(speech.word_times[:, 0]) > 0).all()
+
+
+def test_extractor_deduplicates_with_durations(extractor, synthesizer):
+    speech = synthesizer.synthesize("Behold, the man is become as one of us.")
+    units = extractor(speech.waveform, speech.sampling_rate)
+    deduplicated, durations = extractor(speech.waveform, speech.sampling_rate, deduplicate=True)
+    assert len(deduplicated) < len(units) and durations.sum() == len(units)
+    np.testing.assert_array_equal(np.repeat(deduplicated, durations), units)
+    batched = extractor.batch([speech.waveform, speech.waveform[: speech.waveform.size // 2]], speech.sampling_rate)
+    np.testing.assert_array_equal(batched[0], units)

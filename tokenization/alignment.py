@@ -1,12 +1,73 @@
-"""Word times (seconds) to word spans in unit frames, with the checks alignments need.
+"""Word alignments: words with times (seconds), their checks, and their conversion to unit-frame spans.
 
-The gaps between spans are the silences that aligned patching turns into patches of their own. Readers for
-TextGrid / CTM / JSON alignments and the aligners produce times; this is where they become frames.
+The gaps between word spans are the silences that aligned patching turns into patches of their own. Readers
+(`alignment_readers`) and aligners (`pocketsphinx_aligner`, `ctc_aligner`) produce `WordAlignment`s; this is
+where they are checked against the transcript and become frames.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from dataclasses import dataclass
+
 import numpy as np
+
+
+@dataclass
+class WordAlignment:
+    """Words and their `[start, end]` times in seconds, in order."""
+
+    words: list[str]
+    times: np.ndarray  # (words, 2)
+
+    def __post_init__(self):
+        self.times = np.asarray(self.times, dtype=np.float64).reshape(-1, 2)
+        if len(self.words) != len(self.times):
+            raise ValueError(f"{len(self.words)} words but {len(self.times)} time spans.")
+
+    def frame_spans(self, frame_rate: float, num_frames: int, duration: float | None = None) -> np.ndarray:
+        return word_times_to_frame_spans(self.times, frame_rate, num_frames, duration)
+
+    def regroup(self, groups: list[str]) -> WordAlignment:
+        """Merge consecutive words into `groups` (e.g. espeak's "In the"): a group spans from its first word's
+        start to its last word's end."""
+        counts = [len(group.split()) for group in groups]
+        if sum(counts) != len(self.words):
+            raise ValueError(f"The groups hold {sum(counts)} words but the alignment {len(self.words)}.")
+        bounds = np.cumsum([0] + counts)
+        times = [(self.times[a, 0], self.times[b - 1, 1]) for a, b in zip(bounds[:-1], bounds[1:])]
+        return WordAlignment(list(groups), np.array(times))
+
+    def check_transcript(self, transcript: str) -> None:
+        """Raise if the aligned words are not the transcript's words (case and punctuation aside)."""
+        aligned = [w for word in self.words for w in normalise_words(word)]
+        expected = normalise_words(transcript)
+        for index, (got, want) in enumerate(zip(aligned, expected)):
+            if got != want:
+                raise ValueError(f"Alignment word {index} is {got!r} but the transcript has {want!r} there.")
+        if len(aligned) != len(expected):
+            raise ValueError(
+                f"The alignment has {len(aligned)} words and the transcript {len(expected)}: "
+                f"{'transcript words missing' if len(aligned) < len(expected) else 'extra words'} from word "
+                f"{min(len(aligned), len(expected))}."
+            )
+
+
+def normalise_words(text: str) -> list[str]:
+    """Lower-case words without surrounding punctuation (inner apostrophes kept): what aligners and
+    transcripts share."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    return [w for w in (re.sub(r"^\W+|\W+$", "", t) for t in text.split()) if w]
+
+
+def silence_spans(word_spans: np.ndarray, num_frames: int) -> np.ndarray:
+    """`[start, end)` frame spans of the gaps before, between and after words (empty gaps left out)."""
+    word_spans = np.asarray(word_spans, dtype=np.int64).reshape(-1, 2)
+    starts = np.r_[0, word_spans[:, 1]]
+    ends = np.r_[word_spans[:, 0], num_frames]
+    keep = ends > starts
+    return np.stack([starts[keep], ends[keep]], axis=1)
 
 
 def word_times_to_frame_spans(times, frame_rate: float, num_frames: int, duration: float | None = None) -> np.ndarray:

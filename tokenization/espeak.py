@@ -114,6 +114,17 @@ class EspeakSynthesizer:
         """One word per WORD event: the text from its start to the next event's, so words espeak reads
         together ("In the") stay together and no text is lost."""
         duration = waveform.size / self.sampling_rate
+        # After a multi-sentence text, espeak-ng 1.51 sometimes repeats an earlier word's character position
+        # in a later event ("Let", "there be", then "Let" again for "light"). Such events would duplicate
+        # text, so only events that move forward in the text are kept; their words merge with the previous.
+        # Positions can also land one character into a word ("s", "uch as"); they snap back to the word's start.
+        monotonic = []
+        for position, start in starts:
+            while 0 < position < len(text) and not text[position - 1].isspace():
+                position -= 1
+            if not monotonic or (position > monotonic[-1][0] and start >= monotonic[-1][1]):
+                monotonic.append((position, start))
+        starts = monotonic
         words, times = [], []
         for index, (position, start) in enumerate(starts):
             following = starts[index + 1][0] if index + 1 < len(starts) else len(text)

@@ -39,13 +39,38 @@ class HubertUnitExtractor(KMeansUnitExtractor):
             centroids = np.load(centroids)
         super().__init__(num_units, centroids)
 
-    def features(self, waveform, sampling_rate: int) -> np.ndarray:
+    @property
+    def _takes_padded_batches(self) -> bool:
+        """Layer-norm feature encoders (HuBERT-large, mHuBERT) honour an attention mask; group-norm ones
+        (HuBERT-base) normalise over time, so zero padding would change every frame: those run one by one."""
+        return self.model.config.feat_extract_norm == "layer"
+
+    def _prepared(self, waveform, sampling_rate: int) -> np.ndarray:
         audio = prepare_waveform(waveform, sampling_rate, self.sampling_rate)
-        if self.model.config.feat_extract_norm == "layer":  # models trained on normalised input expect it
+        if self._takes_padded_batches:  # models trained on normalised input expect it
             audio = (audio - audio.mean()) / np.sqrt(audio.var() + 1e-7)
+        return audio
+
+    def features(self, waveform, sampling_rate: int) -> np.ndarray:
+        audio = self._prepared(waveform, sampling_rate)
         with torch.no_grad():
             outputs = self.model(torch.from_numpy(audio)[None], output_hidden_states=True)
         return outputs.hidden_states[self.layer][0].numpy().astype(np.float32)
+
+    def batch_features(self, waveforms, sampling_rate: int) -> list[np.ndarray]:
+        if not self._takes_padded_batches:
+            return super().batch_features(waveforms, sampling_rate)
+        audios = [self._prepared(w, sampling_rate) for w in waveforms]
+        lengths = torch.tensor([a.size for a in audios])
+        padded = torch.zeros(len(audios), int(lengths.max()))
+        for row, audio in enumerate(audios):
+            padded[row, : audio.size] = torch.from_numpy(audio)
+        attention_mask = (torch.arange(padded.shape[1])[None] < lengths[:, None]).long()
+        with torch.no_grad():
+            outputs = self.model(padded, attention_mask=attention_mask, output_hidden_states=True)
+        frames = self.model._get_feat_extract_output_lengths(lengths).tolist()
+        hidden = outputs.hidden_states[self.layer].numpy().astype(np.float32)
+        return [hidden[row, :count] for row, count in enumerate(frames)]
 
     def config(self) -> dict:
         return {**super().config(), "model": self.model_name_or_path, "layer": self.layer}

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.cluster import KMeans
 
+from .unit_pieces import deduplicate_units
+
 CONFIG_FILE, CENTROIDS_FILE = "unit_extractor.json", "centroids.npy"
 
 
@@ -53,12 +55,30 @@ class KMeansUnitExtractor:
         self.centroids = kmeans.cluster_centers_.astype(np.float32)
         return self
 
-    def __call__(self, waveform, sampling_rate: int) -> np.ndarray:
+    def batch_features(self, waveforms, sampling_rate: int) -> list[np.ndarray]:
+        """Features of several waveforms; subclasses whose model takes padded batches override this."""
+        return [self.features(waveform, sampling_rate) for waveform in waveforms]
+
+    def assign(self, features: np.ndarray) -> np.ndarray:
+        """Each frame's nearest centroid."""
         if self.centroids is None:
             raise ValueError("The extractor has no centroids: fit it on audio first, or load a fitted one.")
-        features = self.features(waveform, sampling_rate)
         distances = (features**2).sum(1)[:, None] - 2 * features @ self.centroids.T + (self.centroids**2).sum(1)
         return distances.argmin(axis=1).astype(np.int64)
+
+    def __call__(self, waveform, sampling_rate: int, deduplicate: bool = False):
+        """Units of one waveform (`frame_rate` per second). With `deduplicate`, runs of a repeated unit
+        collapse and `(units, durations)` is returned, durations in frames (SUTLM's dedup, reversible)."""
+        units = self.assign(self.features(waveform, sampling_rate))
+        return deduplicate_units(units) if deduplicate else units
+
+    def batch(self, waveforms, sampling_rate: int, deduplicate: bool = False) -> list:
+        """`__call__` over a list of waveforms, batched through the feature model where it allows."""
+        waveforms = list(waveforms)
+        if not waveforms:
+            return []
+        units = [self.assign(features) for features in self.batch_features(waveforms, sampling_rate)]
+        return [deduplicate_units(u) for u in units] if deduplicate else units
 
     def config(self) -> dict:
         return {"extractor": self.kind, "num_units": self.num_units, "sampling_rate": self.sampling_rate,
