@@ -52,3 +52,34 @@ def test_lst_eval_cra_and_spoken_mc(tokenizer, tmp_path, sample_verses):
           "topic-storycloze", "--directions", "S->S", "T->S", "--extractor", str(tmp_path / "extractor"),
           "--output", str(tmp_path / "tsc")])
     assert set(json.loads((tmp_path / "tsc.json").read_text())["results"]) == {"S->S", "T->S"}
+
+
+def test_lst_units_fit_extract_and_corpus(tmp_path, sample_verses):
+    import datasets
+    import numpy as np
+    import soundfile
+
+    from tokenization.espeak import EspeakSynthesizer
+
+    synthesizer = EspeakSynthesizer()
+    paths = []
+    for index, verse in enumerate(sample_verses[:6]):
+        speech = synthesizer.synthesize(verse)
+        paths.append(tmp_path / f"utt{index}.wav")
+        soundfile.write(paths[-1], speech.waveform, speech.sampling_rate)
+        words = [{"word": w, "start": s, "end": e} for w, (s, e) in zip(speech.words, speech.word_times)]
+        (tmp_path / f"utt{index}.json").write_text(json.dumps(words))
+    main(["units", "fit", "--audio", *map(str, paths), "--num_units", "20", "--output", str(tmp_path / "extractor")])
+    main(["units", "extract", "--extractor", str(tmp_path / "extractor"), "--audio", *map(str, paths),
+          "--alignments", str(tmp_path), "--deduplicate", "--output", str(tmp_path / "units.jsonl")])
+    rows = [json.loads(line) for line in (tmp_path / "units.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and all(set(r) == {"path", "units", "durations", "word_spans", "words"} for r in rows)
+    frames = sum(rows[0]["durations"])
+    assert rows[0]["word_spans"][-1][1] <= frames and max(max(r["units"]) for r in rows) < 20
+    assert np.all(np.diff(rows[0]["units"]) != 0)
+
+    (tmp_path / "texts.txt").write_text("\n".join(sample_verses[:5]) + "\n\n")
+    main(["corpus", "--texts", str(tmp_path / "texts.txt"), "--num_units", "16", "--output", str(tmp_path / "corpus")])
+    corpus = datasets.load_from_disk(str(tmp_path / "corpus"))
+    assert corpus["text"] == sample_verses[:5]
+    assert (tmp_path / "corpus" / "extractor" / "centroids.npy").exists()

@@ -148,3 +148,39 @@ def test_extractor_deduplicates_with_durations(extractor, synthesizer):
     np.testing.assert_array_equal(np.repeat(deduplicated, durations), units)
     batched = extractor.batch([speech.waveform, speech.waveform[: speech.waveform.size // 2]], speech.sampling_rate)
     np.testing.assert_array_equal(batched[0], units)
+
+
+def test_processor_makes_model_inputs_with_word_spans(extractor, synthesizer, tokenizer, tmp_path):
+    from tokenization.alignment import WordAlignment
+    from tokenization.processing_lst import SpeechTextProcessor
+    from tokenization.segments import SpeechSegment
+
+    processor = SpeechTextProcessor(extractor, tokenizer)
+    texts = ["Behold, the man is become as one of us.", "And the evening and the morning were the third day."]
+    speech = [synthesizer.synthesize(t) for t in texts]
+    alignments = [WordAlignment(s.words, s.word_times) for s in speech]
+    rate = speech[0].sampling_rate
+    single = processor(audio=speech[0].waveform, sampling_rate=rate, text=texts[0], alignment=alignments[0])
+    units = extractor(speech[0].waveform, rate)
+    spans = alignments[0].frame_spans(extractor.frame_rate, len(units), speech[0].waveform.size / rate)
+    expected = tokenizer(segments=[SpeechSegment(units, spans), texts[0]])
+    assert single["input_ids"] == expected["input_ids"]
+    np.testing.assert_array_equal(single["word_spans"], expected["word_spans"])
+    assert len(single["word_spans"]) == len(speech[0].words)
+
+    batch = processor(audio=[s.waveform for s in speech], sampling_rate=rate, text=texts, alignment=alignments,
+                      order="text_first", padding=True, return_tensors="np")
+    assert batch["input_ids"].shape[0] == 2 and batch["modality_mask"].sum() > 0
+    assert processor(text=texts[1])["input_ids"] == tokenizer(segments=[texts[1]])["input_ids"]
+
+    with pytest.raises(ValueError, match="transcript has"):
+        processor(audio=speech[0].waveform, sampling_rate=rate, text=texts[1], alignment=alignments[0])
+    with pytest.raises(ValueError, match="Pass sampling_rate"):
+        processor(audio=speech[0].waveform)
+    with pytest.raises(ValueError, match="2 examples of audio but 1 of text"):
+        processor(audio=[s.waveform for s in speech], sampling_rate=rate, text=texts[:1])
+
+    processor.save_pretrained(tmp_path / "processor")
+    reloaded = SpeechTextProcessor.from_pretrained(tmp_path / "processor")
+    again = reloaded(audio=speech[0].waveform, sampling_rate=rate, text=texts[0], alignment=alignments[0])
+    assert again["input_ids"] == single["input_ids"]

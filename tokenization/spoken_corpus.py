@@ -49,15 +49,22 @@ def build_spoken_corpus(texts, synthesizer, extractor, ids=None, progress: bool 
     return datasets.Dataset.from_list(rows, features=FEATURES)
 
 
-def sample_spoken_corpus(
-    num_utterances: int = 2000, num_units: int = 100, max_words: int = 30, fit_utterances: int = 300,
-    seed: int = 0, progress: bool = True,
+def spoken_corpus_from_texts(
+    texts: list[str], num_units: int = 100, fit_utterances: int = 300, seed: int = 0, progress: bool = True,
 ) -> tuple[datasets.Dataset, MfccUnitExtractor]:
-    """The built-in corpus: the first `num_utterances` KJV verses of at most `max_words` words, spoken, with an
-    MFCC k-means extractor of `num_units` units fitted on the first `fit_utterances` of them."""
-    texts = [v for v in kjv_verses() if len(v.split()) <= max_words][:num_utterances]
+    """Speak `texts`, with an MFCC k-means extractor of `num_units` units fitted on the first
+    `fit_utterances` of them."""
     synthesizer = EspeakSynthesizer()
     fit_audio = [synthesizer.synthesize(t).waveform for t in texts[:fit_utterances]]
     extractor = MfccUnitExtractor(num_units).fit(fit_audio, synthesizer.sampling_rate, seed=seed)
     logger.info("fitted %d units on %d utterances", num_units, len(fit_audio))
     return build_spoken_corpus(texts, synthesizer, extractor, progress=progress), extractor
+
+
+def sample_spoken_corpus(
+    num_utterances: int = 2000, num_units: int = 100, max_words: int = 30, fit_utterances: int = 300,
+    seed: int = 0, progress: bool = True,
+) -> tuple[datasets.Dataset, MfccUnitExtractor]:
+    """The built-in corpus: the first `num_utterances` KJV verses of at most `max_words` words, spoken."""
+    texts = [v for v in kjv_verses() if len(v.split()) <= max_words][:num_utterances]
+    return spoken_corpus_from_texts(texts, num_units, fit_utterances, seed, progress)

@@ -1,0 +1,123 @@
+"""`lst units` and `lst corpus`: the speech front end from the command line.
+
+    lst units fit --audio a.wav b.wav ... --num_units 100 --output extractor_dir
+    lst units extract --extractor extractor_dir --audio a.wav ... --output units.jsonl [--alignments DIR] [--deduplicate]
+    lst corpus --output corpus_dir [--num_utterances 2000] [--texts lines.txt]
+
+`units extract` writes one JSON line per file: `{"path", "units"}`, plus `durations` with `--deduplicate`
+and `word_spans` (unit frames) with `--alignments` (a directory of `<stem>.TextGrid` / `.json` files, or a
+CTM file). `corpus` speaks text with espeak-ng (the built-in KJV sample by default, or one utterance per line
+of `--texts`) and saves rows `{id, text, words, units, word_spans}` with `save_to_disk`, next to the fitted
+extractor in `corpus_dir/extractor`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+logger = logging.getLogger("lst.front_end")
+
+
+def add_parsers(subparsers) -> None:
+    units = subparsers.add_parser("units", help="fit a unit extractor, or extract units from audio files")
+    tasks = units.add_subparsers(dest="task", required=True)
+    fit = tasks.add_parser("fit", help="fit an MFCC k-means extractor on audio files (offline default)")
+    fit.add_argument("--audio", type=Path, nargs="+", required=True)
+    fit.add_argument("--num_units", type=int, default=100)
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--output", type=Path, required=True, help="directory for the extractor")
+    fit.set_defaults(run=run_fit)
+    extract = tasks.add_parser("extract", help="units of audio files, as JSON lines")
+    extract.add_argument("--extractor", type=Path, required=True, help="a saved extractor directory")
+    extract.add_argument("--audio", type=Path, nargs="+", required=True)
+    extract.add_argument("--alignments", type=Path, help="TextGrid/JSON directory or a CTM file: adds word_spans")
+    extract.add_argument("--deduplicate", action="store_true", help="collapse repeated units, keep durations")
+    extract.add_argument("--output", type=Path, required=True, help="a .jsonl file")
+    extract.set_defaults(run=run_extract)
+
+    corpus = subparsers.add_parser("corpus", help="build an offline spoken corpus with espeak-ng")
+    corpus.add_argument("--output", type=Path, required=True)
+    corpus.add_argument("--texts", type=Path, help="one utterance per line (default: the built-in KJV sample)")
+    corpus.add_argument("--num_utterances", type=int, default=2000)
+    corpus.add_argument("--num_units", type=int, default=100)
+    corpus.add_argument("--max_words", type=int, default=30)
+    corpus.add_argument("--seed", type=int, default=0)
+    corpus.set_defaults(run=run_corpus)
+
+
+def run_fit(arguments) -> None:
+    from .audio import read_audio
+    from .mfcc_units import MfccUnitExtractor
+
+    audio = [read_audio(path) for path in tqdm(arguments.audio, desc="reading", unit="file")]
+    rates = {rate for _, rate in audio}
+    if len(rates) > 1:
+        raise SystemExit(f"The audio files have several sampling rates {sorted(rates)}; resample them to one first.")
+    extractor = MfccUnitExtractor(arguments.num_units).fit([w for w, _ in audio], rates.pop(), seed=arguments.seed)
+    extractor.save_pretrained(arguments.output)
+    logger.info("fitted %d units on %d files; saved to %s", arguments.num_units, len(audio), arguments.output)
+
+
+def _alignment_for(alignments: Path | None, audio_path: Path, ctm: dict | None):
+    from .alignment_readers import read_json_alignment, read_textgrid
+
+    if alignments is None:
+        return None
+    if ctm is not None:
+        if audio_path.stem not in ctm:
+            raise SystemExit(f"The CTM file has no utterance {audio_path.stem!r} for {audio_path}.")
+        return ctm[audio_path.stem]
+    for suffix, reader in ((".TextGrid", read_textgrid), (".json", read_json_alignment)):
+        candidate = alignments / (audio_path.stem + suffix)
+        if candidate.exists():
+            return reader(candidate)
+    raise SystemExit(f"No {audio_path.stem}.TextGrid or {audio_path.stem}.json in {alignments}.")
+
+
+def run_extract(arguments) -> None:
+    from .alignment_readers import read_ctm
+    from .audio import read_audio
+    from .unit_extraction import load_unit_extractor
+
+    extractor = load_unit_extractor(arguments.extractor)
+    ctm = read_ctm(arguments.alignments) if arguments.alignments and arguments.alignments.is_file() else None
+    arguments.output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=arguments.output.parent, delete=False, suffix=".part") as handle:
+        for path in tqdm(arguments.audio, desc="extracting", unit="file"):
+            waveform, rate = read_audio(path)
+            units = extractor(waveform, rate)
+            row = {"path": str(path)}
+            alignment = _alignment_for(arguments.alignments, path, ctm)
+            if alignment is not None:
+                row["word_spans"] = alignment.frame_spans(extractor.frame_rate, len(units), len(waveform) / rate).tolist()
+                row["words"] = alignment.words
+            if arguments.deduplicate:
+                units, durations = extractor(waveform, rate, deduplicate=True)
+                row["durations"] = durations.tolist()
+            row["units"] = units.tolist()
+            handle.write(json.dumps(row) + "\n")
+    os.replace(handle.name, arguments.output)  # a crash never leaves a half-written output behind
+    logger.info("wrote units of %d files to %s", len(arguments.audio), arguments.output)
+
+
+def run_corpus(arguments) -> None:
+    from .spoken_corpus import sample_spoken_corpus, spoken_corpus_from_texts
+
+    if arguments.texts is None:
+        corpus, extractor = sample_spoken_corpus(arguments.num_utterances, arguments.num_units,
+                                                 max_words=arguments.max_words, seed=arguments.seed)
+    else:
+        texts = [line.strip() for line in arguments.texts.read_text().splitlines() if line.strip()]
+        if not texts:
+            raise SystemExit(f"{arguments.texts} holds no text.")
+        corpus, extractor = spoken_corpus_from_texts(texts[: arguments.num_utterances], arguments.num_units,
+                                                     seed=arguments.seed)
+    corpus.save_to_disk(arguments.output)
+    extractor.save_pretrained(arguments.output / "extractor")
+    logger.info("saved %d utterances to %s (extractor in %s/extractor)", len(corpus), arguments.output, arguments.output)
