@@ -62,6 +62,14 @@ def test_unreadable_file_is_a_clear_error(tmp_path):
     path.write_bytes(b"RIFF....not really a wav")
     with pytest.raises(ValueError, match="Cannot read audio file"):
         read_audio(path)
+    import soundfile
+
+    soundfile.write(tmp_path / "whole.wav", np.full(16000, 0.1, dtype=np.float32), 16000, subtype="PCM_16")
+    assert read_audio(tmp_path / "whole.wav")[0].shape == (16000,)
+    whole = (tmp_path / "whole.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match="is truncated: its header declares 16000 frames but it holds 79"):
+        read_audio(tmp_path / "cut.wav")
 
 
 def test_units_come_at_50_hz_and_survive_saving(extractor, synthesizer, tmp_path):

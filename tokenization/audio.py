@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import wave
 
 import numpy as np
 import soundfile
@@ -23,7 +24,23 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         waveform, sampling_rate = soundfile.read(path, dtype="float32", always_2d=False)
     except (RuntimeError, soundfile.LibsndfileError) as error:
         raise ValueError(f"Cannot read audio file {os.fspath(path)!r}: {error}") from error
+    declared = _declared_wav_frames(path)
+    if declared is not None and declared > len(waveform):
+        raise ValueError(
+            f"Audio file {os.fspath(path)!r} is truncated: its header declares {declared} frames but it holds "
+            f"{len(waveform)}. Re-export or re-download it."
+        )
     return waveform, sampling_rate
+
+
+def _declared_wav_frames(path) -> int | None:
+    """The frame count a PCM WAV header declares. libsndfile silently shortens a truncated WAV to the data
+    present (FLAC and others fail loudly), so only WAV needs this; the stdlib `wave` reads the header."""
+    try:
+        with wave.open(os.fspath(path), "rb") as handle:
+            return handle.getnframes()
+    except (wave.Error, EOFError, OSError):  # not a PCM WAV (float WAV, FLAC, ...): nothing to compare
+        return None
 
 
 def prepare_waveform(waveform, sampling_rate: int, target_rate: int, name: str = "audio") -> np.ndarray:
