@@ -87,6 +87,9 @@ def test_packing_loses_no_token_and_no_span(tokenizer, sources, unit, length):
     starts = np.concatenate([np.asarray(r["document_starts"], dtype=np.int64) + o for r, o in
                              zip(rows, np.cumsum([0] + [len(r["input_ids"]) for r in rows]))])
     assert len(starts) == len(documents) and (unpacked(rows)[starts] == tokenizer.bos_token_id).all()
+    # Separators are never speech, so no patch (static or aligned) can straddle two documents.
+    modality = np.concatenate([np.asarray(r["modality_mask"]) for r in rows])
+    assert not modality[starts].any() and not modality[starts[1:] - 1].any()
     for row in rows[:-1]:
         modality = np.asarray(row["modality_mask"])
         cost = len(modality) if unit == "tokens" else static_patch_start_mask(modality, 4).sum()
@@ -104,3 +107,15 @@ def test_numpy_static_patching_matches_the_model(tokenizer, sources):
         ours = static_patch_start_mask(modality, 4)
         model = static_patch_starts(torch.from_numpy(modality)[None].bool(), 4)[0].numpy()
         np.testing.assert_array_equal(ours, model)
+
+
+def test_streaming_packing_and_sharding_match_the_in_memory_pipeline(tokenizer, sources):
+    from training.data_pipeline import shard_for_process
+
+    documents = build_format(sources["paired"].select(range(120)), tokenizer, "cst_text_speech")
+    in_memory = [list(r) for r in pack(documents, 64, batch_size=40)["input_ids"]]
+    streamed = pack(documents.to_iterable_dataset(num_shards=2), 64, batch_size=40)
+    assert [np.asarray(r["input_ids"]).tolist() for r in streamed] == in_memory
+    shards = [shard_for_process(documents, rank, 2) for rank in (0, 1)]
+    assert len(shards[0]) + len(shards[1]) == len(documents)
+    assert list(shards[0]["input_ids"]) + list(shards[1]["input_ids"]) == list(documents["input_ids"])
