@@ -1,0 +1,107 @@
+"""Pretraining with real processes: exact resume after SIGKILL, and two processes (gloo) equal to one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import datasets
+import numpy as np
+import pytest
+
+from training.checkpoints import latest_checkpoint
+from training.data_recipes import RECIPES, build_pretraining_data
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, tokenizer, sample_verses):
+    """A saved tokenizer and packed LST-recipe data (interleaved stand-in speech + text)."""
+    root = tmp_path_factory.mktemp("pretrain")
+    tokenizer.save_pretrained(root / "tokenizer")
+    rng = np.random.default_rng(0)
+    rows = []
+    for verse in sample_verses[:300]:
+        words = verse.split()
+        lengths, gaps = rng.integers(2, 6, len(words)), rng.integers(0, 3, len(words) + 1)
+        starts = np.cumsum(np.r_[gaps[0], (lengths + gaps[1:])[:-1]])
+        spans = np.stack([starts, starts + lengths], 1)
+        rows.append({"text": verse, "words": words, "word_spans": spans.tolist(),
+                     "units": rng.integers(0, 50, int(spans[-1, 1] + gaps[-1])).tolist()})
+    packed, _ = build_pretraining_data(RECIPES["lst"].replace(sequence_length=48), tokenizer,
+                                       paired=datasets.Dataset.from_list(rows),
+                                       text=datasets.Dataset.from_dict({"text": sample_verses[1000:1600]}))
+    packed.save_to_disk(root / "data")
+    return root
+
+
+def arguments(workspace, output_dir, *extra):
+    return ["--tokenizer", str(workspace / "tokenizer"), "--train_data", str(workspace / "data"),
+            "--output_dir", str(output_dir), "--preset", "tiny", "--max_steps", "40", "--warmup_steps", "4",
+            "--logging_steps", "1", "--report_to", "none", "--seed", "3", *extra]
+
+
+def read_log(output_dir):
+    return [json.loads(line) for line in (output_dir / "log.jsonl").read_text().splitlines()]
+
+
+def test_resume_after_sigkill_repeats_every_loss(workspace, tmp_path):
+    extra = ["--per_device_batch_size", "4", "--gradient_accumulation_steps", "2", "--save_steps", "5",
+             "--patching_mode", "curriculum", "--curriculum_aligned_until", "10", "--curriculum_static_from", "30"]
+    reference = tmp_path / "reference"
+    subprocess.run([sys.executable, "-m", "training.pretrain", *arguments(workspace, reference, *extra)],
+                   env=ENV, check=True, capture_output=True)
+    expected = {row["step"]: row for row in read_log(reference)}
+    assert sorted(expected) == list(range(1, 41))
+
+    interrupted = tmp_path / "interrupted"
+    process = subprocess.Popen([sys.executable, "-m", "training.pretrain", *arguments(workspace, interrupted, *extra)],
+                               env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        log = interrupted / "log.jsonl"
+        if log.exists() and len(log.read_text().splitlines()) >= 13:
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    steps_done = len(read_log(interrupted))
+    assert 13 <= steps_done < 40, "the run must be killed mid-way"
+    # A checkpoint that was being written when the process died is never picked up.
+    (interrupted / ".checkpoint-35.partial").mkdir(exist_ok=True)
+    (interrupted / "checkpoint-99").mkdir()  # a directory without trainer_state.json is no checkpoint
+    resumed_from = latest_checkpoint(interrupted)
+    assert resumed_from is not None and resumed_from.name == f"checkpoint-{(steps_done // 5) * 5}"
+
+    subprocess.run([sys.executable, "-m", "training.pretrain",
+                    *arguments(workspace, interrupted, *extra, "--resume_from_checkpoint", "latest")],
+                   env=ENV, check=True, capture_output=True)
+    resumed = read_log(interrupted)
+    assert [row["step"] for row in resumed] == list(range(1, 41))
+    for row in resumed:
+        for key in ("loss", "loss_text", "loss_speech", "learning_rate"):
+            assert row[key] == pytest.approx(expected[row["step"]][key], abs=1e-5, nan_ok=True), (row["step"], key)
+    assert (interrupted / "final" / "model.safetensors").exists() and (interrupted / "loss.png").exists()
+
+
+def test_two_processes_match_one_process_with_the_same_global_batch(workspace, tmp_path):
+    one = tmp_path / "one"
+    subprocess.run([sys.executable, "-m", "training.pretrain",
+                    *arguments(workspace, one, "--per_device_batch_size", "4", "--max_steps", "8")],
+                   env=ENV, check=True, capture_output=True)
+    two = tmp_path / "two"
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "training.pretrain"]
+    result = subprocess.run([*launch, *arguments(workspace, two, "--per_device_batch_size", "2", "--max_steps", "8")],
+                            env={**ENV, "ACCELERATE_USE_CPU": "true"}, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [json.loads((two / "ranks" / f"rank-{r}.json").read_text()) for r in (0, 1)]
+    assert [r["num_processes"] for r in ranks] == [2, 2] and all(r["micro_batches"] == 8 for r in ranks)
+    for single, double in zip(read_log(one), read_log(two), strict=True):
+        assert double["loss"] == pytest.approx(single["loss"], abs=1e-4)
+        assert double["tokens_per_second"] > 0

@@ -1,0 +1,70 @@
+"""Arguments of `training/pretrain.py`, as dataclasses for `HfArgumentParser` (command line or YAML)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from modeling_lst.configuration_lst import PATCHING_MODES, PRESETS
+
+MODEL_TYPES = ("lst", "llama")
+
+
+@dataclass
+class ModelArguments:
+    tokenizer: str = field(metadata={"help": "directory of a saved SpeechUnitTextTokenizer"})
+    model_type: str = field(default="lst", metadata={"help": f"one of {MODEL_TYPES}: LST, or the Llama baseline "
+                                                              "with LST's global shape over tokens"})
+    preset: str = field(default="small", metadata={"help": f"shape preset, one of {sorted(PRESETS)}"})
+    config_overrides: str | None = field(default=None, metadata={"help": "JSON of LSTConfig fields to override"})
+    model_name_or_path: str | None = field(default=None, metadata={"help": "start from saved weights instead"})
+
+    def __post_init__(self):
+        if self.model_type not in MODEL_TYPES:
+            raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {self.model_type!r}.")
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}.")
+
+
+@dataclass
+class DataArguments:
+    train_data: str = field(metadata={"help": "packed training sequences saved with save_to_disk "
+                                              "(training.packing / training.data_recipes)"})
+    eval_data: str | None = field(default=None, metadata={"help": "held-out packed sequences, scored at the end"})
+
+
+@dataclass
+class PretrainingArguments:
+    output_dir: str = field(metadata={"help": "checkpoints, logs, plots and the final model"})
+    max_steps: int = field(default=1000, metadata={"help": "optimizer steps"})
+    max_train_minutes: float | None = field(default=None, metadata={"help": "stop (and save) after this wall time"})
+    per_device_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 4e-4
+    min_learning_rate_ratio: float = 0.01
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.95
+    max_grad_norm: float = 1.0
+    mixed_precision: str = field(default="no", metadata={"help": "no / bf16 / fp16, passed to Accelerate"})
+    gradient_checkpointing: bool = False
+    patching_mode: str = field(default="static", metadata={"help": f"one of {PATCHING_MODES} (LST only)"})
+    curriculum_aligned_until: int = field(default=0, metadata={"help": "t1: aligned patching until this step"})
+    curriculum_static_from: int = field(default=0, metadata={"help": "t2: static patching from this step"})
+    mixed_aligned_probability: float = 0.5
+    save_steps: int = field(default=500, metadata={"help": "save_state every N steps (0: only at the end)"})
+    save_total_limit: int | None = field(default=2, metadata={"help": "keep at most this many checkpoints"})
+    resume_from_checkpoint: str | None = field(default=None, metadata={"help": "a checkpoint directory, or 'latest'"})
+    logging_steps: int = 10
+    seed: int = 0
+    peak_tflops: float | None = field(default=None, metadata={"help": "the device's peak for MFU (default: "
+                                                                       "measured matmul peak on CPU)"})
+    report_to: str = field(default="tensorboard", metadata={"help": "Accelerate tracker, or 'none'"})
+
+    def __post_init__(self):
+        if self.patching_mode not in PATCHING_MODES:
+            raise ValueError(f"patching_mode must be one of {PATCHING_MODES}, got {self.patching_mode!r}.")
+        if self.curriculum_static_from < self.curriculum_aligned_until:
+            raise ValueError("curriculum_static_from (t2) must not come before curriculum_aligned_until (t1).")
+        if self.max_steps < 1 or self.per_device_batch_size < 1 or self.gradient_accumulation_steps < 1:
+            raise ValueError("max_steps, per_device_batch_size and gradient_accumulation_steps must be positive.")

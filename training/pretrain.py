@@ -1,0 +1,332 @@
+"""Pretrain LST (or the Llama baseline of the same global shape) on packed joint speech-text sequences.
+
+    accelerate launch training/pretrain.py --tokenizer tok/ --train_data packed/ --output_dir run/ \\
+        --preset small --max_steps 2000 --patching_mode curriculum --curriculum_aligned_until 600 \\
+        --curriculum_static_from 1400
+    accelerate launch training/pretrain.py config.yaml          # the same arguments as YAML
+
+One code path for one CPU, several GPUs or several nodes (DDP / FSDP / DeepSpeed through the Accelerate
+config). The loss of every optimizer step is the mean over all its target tokens, across gradient
+accumulation and processes, so a run with 2 processes of batch B equals one process of batch 2B.
+Checkpoints (`save_state`) are atomic and `--resume_from_checkpoint latest` continues exactly: data order
+and patching draws are functions of (seed, step), and every random state is restored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import datasets
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer, HfArgumentParser, LlamaForCausalLM, get_scheduler
+
+import modeling_lst  # noqa: F401  (registers LST with the Auto classes)
+import tokenization  # noqa: F401  (registers the joint tokenizer)
+from modeling_lst import LSTConfig, LSTForCausalLM
+from modeling_lst.patching import patch_starts
+
+from training.arguments import DataArguments, ModelArguments, PretrainingArguments
+from training.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoint
+from training.collator import PackedCollator
+from training.loss_plot import plot_losses
+from training.throughput import measured_peak_flops, training_flops
+
+logger = logging.getLogger("lst.pretrain")
+LOG_FILE = "log.jsonl"
+
+
+def build_model(model_args: ModelArguments, tokenizer, args: PretrainingArguments):
+    """LST from a preset (or saved weights), or the Llama baseline with LST's global shape over tokens."""
+    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+    if model_args.model_name_or_path:
+        model_class = LSTForCausalLM if model_args.model_type == "lst" else LlamaForCausalLM
+        model = model_class.from_pretrained(model_args.model_name_or_path)
+    else:
+        config = LSTConfig.from_tokenizer(tokenizer, preset=model_args.preset, patching_mode=args.patching_mode,
+                                          curriculum_aligned_until=args.curriculum_aligned_until,
+                                          curriculum_static_from=args.curriculum_static_from,
+                                          mixed_aligned_probability=args.mixed_aligned_probability, **overrides)
+        model = LSTForCausalLM(config) if model_args.model_type == "lst" else LlamaForCausalLM(config.global_llama_config())
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    return model
+
+
+def optimizer_for(model, args: PretrainingArguments) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on norms, biases or 1-D parameters)."""
+    decayed = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    plain = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    groups = [{"params": decayed, "weight_decay": args.weight_decay}, {"params": plain, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2))
+
+
+class Batches:
+    """Micro-batches in a fixed order: epoch e is the dataset shuffled with seed + e, sharded over processes.
+
+    `position` counts micro-batches taken, so a resumed run skips exactly what the interrupted one consumed.
+    """
+
+    def __init__(self, dataset, accelerator, collator, args: PretrainingArguments, position: int = 0):
+        self.dataset, self.accelerator, self.collator, self.args = dataset, accelerator, collator, args
+        self.per_epoch = len(self._loader(0))
+        if self.per_epoch == 0:
+            raise ValueError("The training data gives no batch; it is empty.")
+        self.position = position
+        self._iterator = None
+
+    def _loader(self, epoch: int):
+        shuffled = self.dataset.shuffle(seed=self.args.seed + epoch)
+        loader = DataLoader(shuffled, batch_size=self.args.per_device_batch_size, collate_fn=self.collator)
+        return self.accelerator.prepare_data_loader(loader)
+
+    def next(self) -> dict:
+        if self._iterator is None:
+            epoch, skip = divmod(self.position, self.per_epoch)
+            self._iterator = iter(self.accelerator.skip_first_batches(self._loader(epoch), skip))
+        try:
+            batch = next(self._iterator)
+        except StopIteration:
+            self._iterator = iter(self._loader(self.position // self.per_epoch))
+            batch = next(self._iterator)
+        self.position += 1
+        return batch
+
+
+def token_losses(model, batch: dict, starts: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-token losses (batch, tokens - 1) and which targets count (not padding)."""
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    if starts is not None:
+        inputs["patch_starts"] = starts
+    logits = model(**inputs).logits[:, :-1].float()
+    targets = batch["input_ids"][:, 1:]
+    losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
+    return losses.view_as(targets), batch["attention_mask"][:, 1:].bool()
+
+
+def patching_for(batch: dict, config, args: PretrainingArguments, step: int, rank: int, micro: int):
+    """This micro-batch's patch starts (LST only); random draws are seeded by (seed, step, rank, micro)."""
+    generator = torch.Generator().manual_seed(args.seed * 1_000_003 + step * 1009 + rank * 31 + micro)
+    return patch_starts(
+        args.patching_mode, batch["modality_mask"].cpu(), config.patch_size, config.max_patch_length,
+        batch["word_boundaries"].cpu(), step=step, aligned_until=args.curriculum_aligned_until,
+        static_from=args.curriculum_static_from, mixed_aligned_probability=args.mixed_aligned_probability,
+        generator=generator,
+    ).to(batch["input_ids"].device)
+
+
+class LossWindow:
+    """Sums of token losses by kind (all, text, speech) between two log lines, reduced over processes."""
+
+    KINDS = ("all", "text", "speech")
+
+    def __init__(self, device):
+        self.device = device
+        self.reset()
+
+    def reset(self):
+        self.sums = torch.zeros(3, dtype=torch.float64, device=self.device)
+        self.counts = torch.zeros(3, dtype=torch.float64, device=self.device)
+        self.tokens = self.positions = self.flops = 0.0
+        self.started = time.perf_counter()
+
+    def add(self, losses, valid, targets, speech_targets, text_range):
+        text = valid & (targets >= text_range[0]) & (targets < text_range[1])
+        speech = valid & speech_targets
+        for index, mask in enumerate((valid, text, speech)):
+            self.sums[index] += losses.detach()[mask].double().sum()
+            self.counts[index] += mask.sum()
+
+    def means(self, accelerator) -> dict[str, float]:
+        sums, counts = accelerator.reduce(self.sums, "sum"), accelerator.reduce(self.counts, "sum")
+        return {f"loss_{kind}" if kind != "all" else "loss": s / c if c else float("nan")
+                for kind, s, c in zip(self.KINDS, sums.tolist(), counts.tolist())}
+
+
+def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingArguments) -> Path:
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(mixed_precision=args.mixed_precision,
+                              log_with=None if args.report_to == "none" else args.report_to,
+                              project_dir=str(output_dir))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    set_seed(args.seed)
+    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer)
+    model = build_model(model_args, tokenizer, args)
+    lst_config = model.config if model_args.model_type == "lst" else None
+    flops_config = model.config
+    text_range = tokenizer.vocabulary_layout()["text_token_range"]
+    train_data = datasets.load_from_disk(data_args.train_data)
+    optimizer = optimizer_for(model, args)
+    # The schedule is stepped once per optimizer step; Accelerate's wrapper would step it once per process.
+    scheduler = get_scheduler("cosine_with_min_lr", optimizer, num_warmup_steps=args.warmup_steps,
+                              num_training_steps=args.max_steps,
+                              scheduler_specific_kwargs={"min_lr_rate": args.min_learning_rate_ratio})
+    model, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
+
+    step, position = 0, 0
+    checkpoint = resolve_checkpoint(output_dir, args.resume_from_checkpoint)
+    if checkpoint is not None:
+        state = load_checkpoint(accelerator, checkpoint)
+        step, position = state["step"], state["micro_batches"]
+        logger.info("resumed from %s at step %d", checkpoint, step)
+    elif args.resume_from_checkpoint == "latest":
+        logger.info("no checkpoint in %s yet: starting from scratch", output_dir)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        _truncate_log(output_dir / LOG_FILE, step)
+    batches = Batches(train_data, accelerator, PackedCollator(tokenizer.pad_token_id), args, position)
+    if accelerator.log_with:
+        accelerator.init_trackers("pretrain", config={k: v for k, v in vars(args).items() if v is not None})
+
+    device = accelerator.device
+    peak = args.peak_tflops * 1e12 if args.peak_tflops else measured_peak_flops(
+        device, torch.bfloat16 if args.mixed_precision == "bf16" else torch.float32)
+    window = LossWindow(device)
+    started = time.perf_counter()
+    progress = tqdm(total=args.max_steps, initial=step, disable=not accelerator.is_local_main_process, desc="training")
+    last_saved = step
+    while step < args.max_steps:
+        micro_batches = [batches.next() for _ in range(args.gradient_accumulation_steps)]
+        # The step's loss is the mean over all its target tokens on all processes; DDP averages gradients
+        # over processes, hence the factor num_processes.
+        local_targets = sum(int(b["attention_mask"][:, 1:].sum()) for b in micro_batches)
+        total_targets = accelerator.reduce(torch.tensor(local_targets, device=device), "sum").item()
+        for micro, batch in enumerate(micro_batches):
+            starts = patching_for(batch, lst_config, args, step, accelerator.process_index, micro) if lst_config else None
+            sync = contextlib.nullcontext() if micro == len(micro_batches) - 1 else accelerator.no_sync(model)
+            with sync, accelerator.autocast():
+                losses, valid = token_losses(model, batch, starts)
+                loss = losses[valid].sum() * accelerator.num_processes / max(total_targets, 1)
+                accelerator.backward(loss)
+            window.add(losses, valid, batch["input_ids"][:, 1:], batch["modality_mask"][:, 1:], text_range)
+            window.tokens += float(batch["attention_mask"].sum())
+            real = batch["attention_mask"].bool()
+            window.positions += float((starts & real).sum() if starts is not None else real.sum())
+            window.flops += training_flops(model_args.model_type, flops_config, batch["attention_mask"].cpu(), starts)
+        grad_norm = accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        progress.update(1)
+
+        out_of_time = args.max_train_minutes is not None and time.perf_counter() - started > 60 * args.max_train_minutes
+        if step % args.logging_steps == 0 or step == args.max_steps or out_of_time:
+            _log(accelerator, output_dir, window, step, scheduler.get_last_lr()[0], float(grad_norm), peak, progress)
+        if (args.save_steps and step % args.save_steps == 0) or step == args.max_steps or out_of_time:
+            save_checkpoint(accelerator, output_dir, step, {"step": step, "micro_batches": batches.position},
+                            args.save_total_limit)
+            last_saved = step
+        if out_of_time:
+            logger.info("stopping at step %d: the %.1f-minute budget is spent", step, args.max_train_minutes)
+            break
+    progress.close()
+    if last_saved != step:
+        save_checkpoint(accelerator, output_dir, step, {"step": step, "micro_batches": batches.position},
+                        args.save_total_limit)
+    # Each process records what it trained on, so multi-process runs can be checked rank by rank.
+    ranks = output_dir / "ranks"
+    ranks.mkdir(parents=True, exist_ok=True)
+    (ranks / f"rank-{accelerator.process_index}.json").write_text(json.dumps(
+        {"process_index": accelerator.process_index, "num_processes": accelerator.num_processes,
+         "micro_batches": batches.position, "step": step}))
+    final = output_dir / "final"
+    if accelerator.is_main_process:
+        _save_final(accelerator.unwrap_model(model), tokenizer, final)
+        plot_losses(_read_log(output_dir / LOG_FILE), output_dir / "loss.png", title=f"{model_args.model_type} pretraining")
+    if data_args.eval_data:
+        results = evaluate_loss(model, datasets.load_from_disk(data_args.eval_data), tokenizer, accelerator, args,
+                                lst_config)
+        if accelerator.is_main_process:
+            (output_dir / "eval_results.json").write_text(json.dumps(results, indent=2))
+            logger.info("held-out loss: %s", results)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return final
+
+
+def evaluate_loss(model, dataset, tokenizer, accelerator, args, lst_config) -> dict[str, float]:
+    """Held-out next-token loss, overall and by target modality, with the patching used at inference."""
+    model.eval()
+    window = LossWindow(accelerator.device)
+    loader = accelerator.prepare_data_loader(DataLoader(dataset, batch_size=args.per_device_batch_size,
+                                                        collate_fn=PackedCollator(tokenizer.pad_token_id)))
+    text_range = tokenizer.vocabulary_layout()["text_token_range"]
+    with torch.no_grad():
+        for batch in loader:
+            starts = None
+            if lst_config is not None:
+                starts = patch_starts("static", batch["modality_mask"].cpu(), lst_config.patch_size,
+                                      lst_config.max_patch_length).to(batch["input_ids"].device)
+            losses, valid = token_losses(model, batch, starts)
+            window.add(losses, valid, batch["input_ids"][:, 1:], batch["modality_mask"][:, 1:], text_range)
+    model.train()
+    return window.means(accelerator)
+
+
+def _log(accelerator, output_dir: Path, window: LossWindow, step: int, lr: float, grad_norm: float, peak: float,
+         progress) -> None:
+    elapsed = time.perf_counter() - window.started
+    totals = accelerator.reduce(torch.tensor([window.tokens, window.positions, window.flops], dtype=torch.float64,
+                                             device=accelerator.device), "sum").tolist()
+    metrics = {"step": step, **window.means(accelerator), "learning_rate": lr, "grad_norm": grad_norm,
+               "tokens_per_second": totals[0] / elapsed, "global_positions_per_second": totals[1] / elapsed,
+               "mfu": totals[2] / elapsed / (peak * accelerator.num_processes)}
+    window.reset()
+    if accelerator.log_with:
+        accelerator.log({k: v for k, v in metrics.items() if k != "step"}, step=step)
+    if accelerator.is_main_process:
+        with open(output_dir / LOG_FILE, "a") as handle:
+            handle.write(json.dumps(metrics) + "\n")
+        progress.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{metrics['tokens_per_second']:.0f}")
+        logger.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+
+
+def _read_log(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log lines after `step`: a resumed run logs those steps again."""
+    kept = [row for row in _read_log(path) if row["step"] <= step]
+    partial = path.with_suffix(".part")
+    partial.write_text("".join(json.dumps(row) + "\n" for row in kept))
+    os.replace(partial, path)
+
+
+def _save_final(model, tokenizer, final: Path) -> None:
+    """`save_pretrained` of model and tokenizer into a temporary directory, renamed when complete."""
+    partial = final.with_name(final.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(partial, final)
+
+
+def parse_arguments(argv: list[str] | None = None):
+    parser = HfArgumentParser((ModelArguments, DataArguments, PretrainingArguments))
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
+        return parser.parse_yaml_file(os.path.abspath(argv[0]))
+    return parser.parse_args_into_dataclasses(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run(*parse_arguments(argv))
+
+
+if __name__ == "__main__":
+    main()
