@@ -182,6 +182,12 @@ class LSTLocalEncoder(nn.Module):
         )
         empty = end == 0
         first, end = first.masked_fill(empty, 0), end.masked_fill(empty, 1)
+        # A padding patch (a whole run of padding) keeps only its last token as its key, so that neither its
+        # own window nor a neighbour's widens to the run's length.
+        slot_has_real = torch.zeros((batch, num_slots), dtype=torch.long, device=device).scatter_reduce(
+            1, patch_ids, token_is_real.long(), "amax"
+        ).bool()
+        first = torch.where(slot_has_real | empty, first, end - 1)
         earliest = (patch_index - self.config.cross_attn_window_encoder + 1).clamp(min=0)
         window_start, window_end = first.gather(1, earliest), end.gather(1, patch_index)
         span = int((window_end - window_start).max())
@@ -347,8 +353,10 @@ class LSTModel(LSTPreTrainedModel):
         is_speech = self.speech_mask(input_ids) & token_is_real
         if patch_starts is None:
             patch_starts = static_patch_starts(is_speech, self.config.patch_size)
-        # Padding tokens are patches of their own, so they never share a patch with real tokens.
-        patch_ids = patch_ids_from_starts(patch_starts.bool() | ~token_is_real)
+        # A run of padding is one patch of its own: it never shares a patch with real tokens, and a batch of
+        # ragged rows does not run the global transformer over one slot per padding token.
+        boundary = token_is_real != torch.nn.functional.pad(token_is_real[:, :-1], (1, 0), value=True)
+        patch_ids = patch_ids_from_starts((patch_starts.bool() & token_is_real) | boundary)
         num_slots = int(patch_ids.max()) + 1
 
         # Positions count real tokens / real patches only, so left padding does not shift them.
