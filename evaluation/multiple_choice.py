@@ -4,6 +4,7 @@ An item is a context and candidate endings, each a list of segments, so the same
 S->T and T->S: the direction is just which modality the context and the endings are in. The ending with the
 highest log-likelihood (ending tokens only) is chosen, under each normalisation: the sum, per token, and per
 character (text) or unit (speech). All three are reported, named, since papers differ and LST does not say.
+Optionally also by context gain (conditional minus unconditional log-likelihood).
 """
 
 from __future__ import annotations
@@ -27,15 +28,24 @@ class MultipleChoiceItem:
             raise ValueError(f"Item {self.id!r}: label {self.label} does not index one of {len(self.endings)} endings.")
 
 
-def multiple_choice_accuracy(model, tokenizer, items: list[MultipleChoiceItem], batch_size: int = 16) -> dict:
-    """Accuracy under each normalisation, and each item's choice under each."""
+def multiple_choice_accuracy(model, tokenizer, items: list[MultipleChoiceItem], batch_size: int = 16,
+                             context_gain: bool = False) -> dict:
+    """Accuracy under each normalisation, and each item's choice under each.
+
+    With `context_gain`, also `accuracy_context_gain`: endings ranked by log p(ending | context) minus
+    log p(ending) (the unconditional normalisation of the GPT-3 paper, section 2.4). It removes how likely
+    an ending is on its own, which dominates the choice of a weak model, and keeps what the context adds.
+    """
     pairs = [(item.context, ending) for item in items for ending in item.endings]
     scores = continuation_log_likelihoods(model, tokenizer, pairs, batch_size)
     bounds = np.cumsum([0] + [len(item.endings) for item in items])
     labels = np.array([item.label for item in items])
     results: dict = {"num_items": len(items)}
-    for normalization in NORMALIZATIONS:
-        values = scores.normalized(normalization)
+    ranked = {normalization: scores.normalized(normalization) for normalization in NORMALIZATIONS}
+    if context_gain:
+        unconditional = continuation_log_likelihoods(model, tokenizer, [([], ending) for _, ending in pairs], batch_size)
+        ranked["context_gain"] = scores.log_likelihood - unconditional.log_likelihood
+    for normalization, values in ranked.items():
         choices = np.array([int(np.argmax(values[a:b])) for a, b in zip(bounds[:-1], bounds[1:])])
         results[f"accuracy_{normalization}"] = float((choices == labels).mean())
         results[f"choices_{normalization}"] = choices.tolist()

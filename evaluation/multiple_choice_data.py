@@ -103,14 +103,21 @@ def text_items(items: list[TextItem]) -> list[MultipleChoiceItem]:
             for i in items]
 
 
-def spoken_items(items: list[TextItem], direction: str, synthesizer, extractor) -> list[MultipleChoiceItem]:
-    """The items in `direction` (S = speech units, T = text), synthesising prompts and endings separately."""
+def spoken_items(items: list[TextItem], direction: str, synthesizer, extractor,
+                 cache: dict | None = None) -> list[MultipleChoiceItem]:
+    """The items in `direction` (S = speech units, T = text), synthesising prompts and endings separately.
+
+    Pass the same `cache` dict to several calls (e.g. the three spoken directions) to speak each text once.
+    """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}.")
+    cache = {} if cache is None else cache
 
     def units(text: str):
-        speech = synthesizer.synthesize(text)
-        return extractor(speech.waveform, speech.sampling_rate)
+        if text not in cache:
+            speech = synthesizer.synthesize(text)
+            cache[text] = extractor(speech.waveform, speech.sampling_rate)
+        return cache[text]
 
     spoken = []
     for item in items:

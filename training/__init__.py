@@ -1,1 +1,1 @@
-"""Training: pretraining data, Accelerate scripts and the README's demo."""
+"""Training: pretraining data, the Accelerate pretraining script and the README's main job."""

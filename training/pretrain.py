@@ -283,7 +283,7 @@ def _log(accelerator, output_dir: Path, window: LossWindow, step: int, lr: float
                                              device=accelerator.device), "sum").tolist()
     metrics = {"step": step, **window.means(accelerator), "learning_rate": lr, "grad_norm": grad_norm,
                "tokens_per_second": totals[0] / elapsed, "global_positions_per_second": totals[1] / elapsed,
-               "mfu": totals[2] / elapsed / (peak * accelerator.num_processes)}
+               "mfu": totals[2] / elapsed / (peak * accelerator.num_processes), "window_seconds": elapsed}
     window.reset()
     if accelerator.log_with:
         accelerator.log({k: v for k, v in metrics.items() if k != "step"}, step=step)

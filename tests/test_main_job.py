@@ -1,0 +1,45 @@
+"""The README's main job end to end on a tiny budget: every reported number comes from the run's files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from training.main_job import main, split_bible, topic_cloze_items
+
+
+def test_held_out_chapters_never_reach_training_and_cloze_pairs_are_consecutive():
+    train, held_out = split_bible(held_out_every=10)
+    assert abs(len(held_out) / (len(train) + len(held_out)) - 0.1) < 0.02
+    assert not {(r["book"], r["chapter"]) for r in train} & {(r["book"], r["chapter"]) for r in held_out}
+    items = topic_cloze_items(held_out, count=30, min_words=8, max_words=24, seed=0)
+    assert len(items) == 30 and {item.label for item in items} == {0, 1}
+    verses = {r["text"] for r in held_out}
+    for item in items:
+        assert f"{item.context} {item.endings[item.label]}" in verses  # prompt + right ending = a held-out verse
+        assert f"{item.context} {item.endings[1 - item.label]}" not in verses
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_main_job_writes_a_report_from_its_own_numbers(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    output = tmp_path / "job"
+    main(["--output_dir", str(output), "--preset", "tiny", "--minutes_per_model", "0.02", "--spoken_utterances", "40",
+          "--held_out_utterances", "10", "--cloze_items", "8", "--num_units", "20", "--vocab_size", "400",
+          "--sequence_length", "48", "--batch_size", "4"])
+    for name in ("report.md", "report.json", "loss_curves.png", "topic_cloze.png"):
+        assert (output / name).stat().st_size > 0
+    report = json.loads((output / "report.json").read_text())
+    for model in ("lst", "llama"):
+        log = [json.loads(line) for line in (output / model / "log.jsonl").read_text().splitlines()]
+        # the planned steps fill the budget; the time cap may stop a little earlier on a busy machine
+        assert report["training"][model]["steps"] == log[-1]["step"] <= report["results"][model]["planned_steps"]
+        assert report["training"][model]["final_train_loss"] == log[-1]["loss"]
+        held_out = json.loads((output / model / "eval_results.json").read_text())
+        assert report["results"][model]["held_out_loss"] == held_out
+        cloze = report["results"][model]["topic_cloze"]
+        assert set(cloze) == {"S->S", "T->T", "S->T", "T->S"} and all(c["num_items"] == 8 for c in cloze.values())
+    markdown = (output / "report.md").read_text()
+    assert f"{report['results']['lst']['held_out_loss']['loss_speech']:.3f}" in markdown
+    assert report["data"]["spoken_train_utterances"] == 40

@@ -1,0 +1,220 @@
+"""The README's main job: offline, from nothing to a report comparing LST with its Llama baseline.
+
+1. Split the King James Bible (built in) by chapter: every `held_out_every`-th chapter is held out.
+2. Speak verses with espeak-ng (exact word times), fit MFCC k-means units: a spoken corpus.
+3. Train the joint tokenizer on the training text; build LST's data recipe (one third interleaved speech
+   and text, two thirds text), packed by global positions; the same for held-out data.
+4. Train a `small` LST (curriculum patching) and the Llama baseline of the same global shape, each for
+   `minutes_per_model` (the step count comes from a timed calibration step, so the schedule completes).
+5. Evaluate both: held-out loss per modality, and a spoken topic cloze built from held-out chapters (the
+   first half of a verse; its own second half against another passage's) in S->S, T->T, S->T and T->S.
+6. Write `report.md`, `report.json`, `loss_curves.png` and `topic_cloze.png`: every number from this run.
+
+    python -m training.main_job [--minutes_per_model 4] [--output_dir outputs/main_job]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+from transformers import AutoModelForCausalLM, HfArgumentParser
+
+from evaluation.multiple_choice import multiple_choice_accuracy
+from evaluation.multiple_choice_data import DIRECTIONS, TextItem, spoken_items, text_items, topic_story_cloze
+from tokenization import SpeechUnitTextTokenizer
+from tokenization.espeak import EspeakSynthesizer
+from tokenization.sample_text import kjv_records
+from tokenization.spoken_corpus import spoken_corpus_from_texts
+from training.data_mixing import realised_ratios
+from training.data_recipes import RECIPES, build_pretraining_data
+from training.main_job_report import write_report
+
+logger = logging.getLogger("lst.main_job")
+MODELS = ("lst", "llama")
+
+
+@dataclass
+class MainJobArguments:
+    output_dir: str = "outputs/main_job"
+    spoken_utterances: int = field(default=1500, metadata={"help": "spoken training verses"})
+    held_out_utterances: int = field(default=150, metadata={"help": "spoken held-out verses (for held-out loss)"})
+    held_out_every: int = field(default=10, metadata={"help": "hold out every N-th chapter"})
+    max_words: int = 30
+    num_units: int = 100
+    vocab_size: int = 1000
+    minutes_per_model: float = field(default=4.0, metadata={"help": "training wall time for each model"})
+    preset: str = field(default="small", metadata={"help": "LST shape preset (the baseline takes its global shape)"})
+    sequence_length: int = field(default=128, metadata={"help": "global positions per packed sequence"})
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    cloze_items: int = 200
+    seed: int = 0
+
+
+def split_bible(held_out_every: int) -> tuple[list[dict], list[dict]]:
+    """Training and held-out verses, held out by whole chapters so that no passage leaks."""
+    train, held_out, chapter, previous = [], [], -1, None
+    for record in kjv_records():
+        place = (record["book"], record["chapter"])
+        if place != previous:
+            chapter, previous = chapter + 1, place
+        (held_out if chapter % held_out_every == held_out_every - 1 else train).append(record)
+    return train, held_out
+
+
+def short(records: list[dict], max_words: int) -> list[str]:
+    return [r["text"] for r in records if len(r["text"].split()) <= max_words]
+
+
+def topic_cloze_items(held_out: list[dict], count: int, min_words: int, max_words: int, seed: int) -> list[TextItem]:
+    """TWIST's TopicStoryCloze construction within verses, from held-out chapters only: the prompt is the
+    first half of a verse, the right ending its second half, the wrong ending the second half of another
+    random item's verse (another passage, so another topic)."""
+    verses = [r for r in held_out if min_words <= len(r["text"].split()) <= max_words]
+    chosen = np.random.default_rng(seed).choice(len(verses), size=min(count, len(verses)), replace=False)
+    items = []
+    for index in sorted(chosen):
+        words = verses[index]["text"].split()
+        middle = len(words) // 2
+        items.append(TextItem(verses[index]["citation"], " ".join(words[:middle]), [" ".join(words[middle:])], 0))
+    return topic_story_cloze(items, seed=seed)
+
+
+def prepare(arguments: MainJobArguments, output_dir: Path):
+    """Corpus, tokenizer and packed data (train and held-out)."""
+    train, held_out = split_bible(arguments.held_out_every)
+    spoken_train = short(train, arguments.max_words)[: arguments.spoken_utterances]
+    spoken_held_out = short(held_out, arguments.max_words)[: arguments.held_out_utterances]
+    started = time.perf_counter()
+    corpus, extractor = spoken_corpus_from_texts(spoken_train + spoken_held_out, arguments.num_units,
+                                                 seed=arguments.seed)
+    corpus_train = corpus.select(range(len(spoken_train)))
+    corpus_held_out = corpus.select(range(len(spoken_train), len(corpus)))
+    corpus.save_to_disk(output_dir / "corpus")
+    extractor.save_pretrained(output_dir / "extractor")
+    speech_seconds = sum(len(u) for u in corpus["units"]) / extractor.frame_rate
+    logger.info("spoke %d verses (%.1f min of speech) in %.0f s", len(corpus), speech_seconds / 60,
+                time.perf_counter() - started)
+
+    train_texts = [r["text"] for r in train]
+    tokenizer = SpeechUnitTextTokenizer.train(train_texts, vocab_size=arguments.vocab_size, model_type="unigram",
+                                              num_units=arguments.num_units)
+    tokenizer.save_pretrained(output_dir / "tokenizer")
+    recipe = RECIPES["lst"].replace(sequence_length=arguments.sequence_length)
+    text = datasets.Dataset.from_dict({"text": train_texts})
+    held_out_text = datasets.Dataset.from_dict({"text": [r["text"] for r in held_out][:3 * len(corpus_held_out)]})
+    mixed, _ = build_pretraining_data(recipe, tokenizer, paired=corpus_train, text=text, seed=arguments.seed,
+                                      pack_sequences=False)
+    packed, _ = build_pretraining_data(recipe, tokenizer, paired=corpus_train, text=text, seed=arguments.seed)
+    packed.save_to_disk(output_dir / "data" / "train")
+    held_packed, _ = build_pretraining_data(recipe, tokenizer, paired=corpus_held_out, text=held_out_text,
+                                            seed=arguments.seed)
+    held_packed.save_to_disk(output_dir / "data" / "held_out")
+    facts = {"spoken_train_utterances": len(corpus_train), "spoken_held_out_utterances": len(corpus_held_out),
+             "speech_minutes": speech_seconds / 60, "text_train_verses": len(train_texts),
+             "held_out_chapters_every": arguments.held_out_every, "vocab_size": len(tokenizer),
+             "num_units": arguments.num_units, "packed_train_sequences": len(packed),
+             "train_mixture": realised_ratios(mixed, tokenizer)}
+    return tokenizer, extractor, held_out, facts
+
+
+def timed_step_seconds(model_type: str, arguments: MainJobArguments, output_dir: Path) -> float:
+    """Seconds per optimizer step, timed on a real batch (after a warm-up step)."""
+    from training.arguments import ModelArguments, PretrainingArguments
+    from training.collator import PackedCollator
+    from training.pretrain import build_model, token_losses
+
+    tokenizer = SpeechUnitTextTokenizer.from_pretrained(output_dir / "tokenizer")
+    model = build_model(ModelArguments(tokenizer=str(output_dir / "tokenizer"), model_type=model_type,
+                                       preset=arguments.preset),
+                        tokenizer, PretrainingArguments(output_dir=str(output_dir)))
+    data = datasets.load_from_disk(str(output_dir / "data" / "train"))
+    batch = PackedCollator(tokenizer.pad_token_id)([data[i] for i in range(arguments.batch_size)])
+    optimizer = torch.optim.AdamW(model.parameters())
+    times = []
+    for _ in range(2):
+        started = time.perf_counter()
+        losses, valid = token_losses(model, batch, None)
+        losses[valid].mean().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        times.append(time.perf_counter() - started)
+    return times[-1]
+
+
+def train(model_type: str, steps: int, arguments: MainJobArguments, output_dir: Path) -> Path:
+    run_dir = output_dir / model_type
+    command = [
+        sys.executable, "-m", "training.pretrain", "--tokenizer", str(output_dir / "tokenizer"),
+        "--train_data", str(output_dir / "data" / "train"), "--eval_data", str(output_dir / "data" / "held_out"),
+        "--output_dir", str(run_dir), "--model_type", model_type, "--preset", arguments.preset, "--max_steps", str(steps),
+        "--per_device_batch_size", str(arguments.batch_size), "--learning_rate", str(arguments.learning_rate),
+        "--warmup_steps", str(max(1, steps // 10)), "--logging_steps", str(max(1, steps // 40)),
+        "--save_steps", "0", "--seed", str(arguments.seed),
+        # a safety net: the step count is calibrated to the budget, this stops a slower machine in time
+        "--max_train_minutes", str(arguments.minutes_per_model * 1.15),
+    ]
+    if model_type == "lst":  # LST's best recipe: aligned patches first, static (as at inference) last
+        command += ["--patching_mode", "curriculum", "--curriculum_aligned_until", str(steps // 3),
+                    "--curriculum_static_from", str(2 * steps // 3)]
+    subprocess.run(command, check=True)
+    return run_dir
+
+
+def evaluate(run_dir: Path, items: dict, batch_size: int = 16) -> dict:
+    model = AutoModelForCausalLM.from_pretrained(run_dir / "final").eval()
+    tokenizer = SpeechUnitTextTokenizer.from_pretrained(run_dir / "final")
+    results = {"held_out_loss": json.loads((run_dir / "eval_results.json").read_text()),
+               "parameters": sum(p.numel() for p in model.parameters())}
+    with torch.no_grad():
+        results["topic_cloze"] = {d: multiple_choice_accuracy(model, tokenizer, items[d], batch_size, context_gain=True)
+                                  for d in items}
+    for direction in results["topic_cloze"].values():
+        for key in [k for k in direction if k.startswith("choices_")]:
+            direction.pop(key)
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    results["log"] = log
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    (arguments,) = HfArgumentParser(MainJobArguments).parse_args_into_dataclasses(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    datasets.disable_progress_bars()
+    output_dir = Path(arguments.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    tokenizer, extractor, held_out, facts = prepare(arguments, output_dir)
+
+    runs = {}
+    for model_type in MODELS:
+        seconds = timed_step_seconds(model_type, arguments, output_dir)
+        steps = max(10, int(arguments.minutes_per_model * 60 / seconds))
+        logger.info("%s: %.2f s per step -> %d steps in %.1f minutes", model_type, seconds, steps,
+                    arguments.minutes_per_model)
+        runs[model_type] = {"run_dir": train(model_type, steps, arguments, output_dir), "planned_steps": steps}
+
+    synthesizer, spoken = EspeakSynthesizer(), {}
+    cloze = topic_cloze_items(held_out, arguments.cloze_items, 8, 24, arguments.seed)
+    items = {d: text_items(cloze) if d == "T->T" else spoken_items(cloze, d, synthesizer, extractor, spoken)
+             for d in DIRECTIONS}
+    results = {}
+    for model_type, run in runs.items():
+        results[model_type] = evaluate(run["run_dir"], items)
+        results[model_type]["planned_steps"] = run["planned_steps"]
+    facts["total_minutes"] = (time.perf_counter() - started) / 60
+    write_report(output_dir, asdict(arguments), facts, results)
+    logger.info("report: %s (%.1f minutes in all)", output_dir / "report.md", facts["total_minutes"])
+
+
+if __name__ == "__main__":
+    main()
