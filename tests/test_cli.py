@@ -83,3 +83,25 @@ def test_lst_units_fit_extract_and_corpus(tmp_path, sample_verses):
     corpus = datasets.load_from_disk(str(tmp_path / "corpus"))
     assert corpus["text"] == sample_verses[:5]
     assert (tmp_path / "corpus" / "extractor" / "centroids.npy").exists()
+
+
+def test_lst_data_builds_packed_sequences_with_a_card(tokenizer, tmp_path, sample_verses):
+    import datasets
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for verse in sample_verses[:60]:
+        words = verse.split()
+        ends = np.cumsum(rng.integers(2, 5, len(words)))
+        rows.append({"text": verse, "words": words, "units": rng.integers(0, 50, int(ends[-1])).tolist(),
+                     "word_spans": np.stack([np.r_[0, ends[:-1]], ends], 1).tolist()})
+    datasets.Dataset.from_list(rows).save_to_disk(tmp_path / "corpus")
+    tokenizer.save_pretrained(tmp_path / "tokenizer")
+    (tmp_path / "text.txt").write_text("\n".join(sample_verses[100:300]))
+    main(["data", "--recipe", "lst", "--tokenizer", str(tmp_path / "tokenizer"), "--paired", str(tmp_path / "corpus"),
+          "--text", str(tmp_path / "text.txt"), "--sequence_length", "64", "--output", str(tmp_path / "packed")])
+    packed = datasets.load_from_disk(str(tmp_path / "packed"))
+    assert set(packed.column_names) == {"input_ids", "modality_mask", "word_spans", "silence_spans", "document_starts"}
+    card = (tmp_path / "packed" / "README.md").read_text()
+    assert "**recipe**: lst" in card and "realised source shares" in card and "**units not deduplicated**: paper" in card

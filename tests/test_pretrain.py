@@ -105,3 +105,20 @@ def test_two_processes_match_one_process_with_the_same_global_batch(workspace, t
     for single, double in zip(read_log(one), read_log(two), strict=True):
         assert double["loss"] == pytest.approx(single["loss"], abs=1e-4)
         assert double["tokens_per_second"] > 0
+
+
+def test_arguments_from_yaml_and_their_checks(tmp_path):
+    from training.pretrain import parse_arguments
+
+    (tmp_path / "run.yaml").write_text(
+        "tokenizer: tok\ntrain_data: data\noutput_dir: out\nmodel_type: llama\nmax_steps: 7\n"
+        "patching_mode: curriculum\ncurriculum_aligned_until: 2\ncurriculum_static_from: 5\n"
+    )
+    model, data, training = parse_arguments([str(tmp_path / "run.yaml")])
+    assert (model.model_type, data.train_data, training.max_steps) == ("llama", "data", 7)
+    assert (training.curriculum_aligned_until, training.curriculum_static_from) == (2, 5)
+    with pytest.raises(ValueError, match="curriculum_static_from \\(t2\\) must not come before"):
+        parse_arguments(["--tokenizer", "t", "--train_data", "d", "--output_dir", "o",
+                         "--curriculum_aligned_until", "5", "--curriculum_static_from", "2"])
+    with pytest.raises(ValueError, match="model_type must be one of"):
+        parse_arguments(["--tokenizer", "t", "--train_data", "d", "--output_dir", "o", "--model_type", "gpt"])

@@ -1,4 +1,4 @@
-"""The `lst` command: one entry point, a subcommand per job (`lst eval`, `lst units`, `lst corpus`, ...)."""
+"""The `lst` command: one entry point, a subcommand per job (`lst eval`, `lst units`, `lst corpus`, `lst data`)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 
 from evaluation import cli as evaluation_cli
 from tokenization import cli as front_end_cli
+from training import data_cli
 
 
 def main(argv=None) -> None:
@@ -14,6 +15,7 @@ def main(argv=None) -> None:
     subcommands = parser.add_subparsers(dest="command", required=True)
     evaluation_cli.add_parser(subcommands)
     front_end_cli.add_parsers(subcommands)
+    data_cli.add_parser(subcommands)
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     arguments.run(arguments)

@@ -128,7 +128,8 @@ def prepare(arguments: MainJobArguments, output_dir: Path):
 
 
 def timed_step_seconds(model_type: str, arguments: MainJobArguments, output_dir: Path) -> float:
-    """Seconds per optimizer step, timed on a real batch (after a warm-up step)."""
+    """Seconds per optimizer step on a real batch: the median of three, after a warm-up step (the first
+    steps of a fresh process run slow, and one timing over-estimated the step by 25%)."""
     from training.arguments import ModelArguments, PretrainingArguments
     from training.collator import PackedCollator
     from training.pretrain import build_model, token_losses
@@ -141,14 +142,14 @@ def timed_step_seconds(model_type: str, arguments: MainJobArguments, output_dir:
     batch = PackedCollator(tokenizer.pad_token_id)([data[i] for i in range(arguments.batch_size)])
     optimizer = torch.optim.AdamW(model.parameters())
     times = []
-    for _ in range(2):
+    for _ in range(4):
         started = time.perf_counter()
         losses, valid = token_losses(model, batch, None)
         losses[valid].mean().backward()
         optimizer.step()
         optimizer.zero_grad()
         times.append(time.perf_counter() - started)
-    return times[-1]
+    return float(np.median(times[1:]))
 
 
 def train(model_type: str, steps: int, arguments: MainJobArguments, output_dir: Path) -> Path:
