@@ -84,6 +84,7 @@ def run_extract(arguments) -> None:
     from .alignment_readers import read_ctm
     from .audio import read_audio
     from .unit_extraction import load_unit_extractor
+    from .unit_pieces import deduplicate_units
 
     extractor = load_unit_extractor(arguments.extractor)
     ctm = read_ctm(arguments.alignments) if arguments.alignments and arguments.alignments.is_file() else None
@@ -98,7 +99,7 @@ def run_extract(arguments) -> None:
                 row["word_spans"] = alignment.frame_spans(extractor.frame_rate, len(units), len(waveform) / rate).tolist()
                 row["words"] = alignment.words
             if arguments.deduplicate:
-                units, durations = extractor(waveform, rate, deduplicate=True)
+                units, durations = deduplicate_units(units)
                 row["durations"] = durations.tolist()
             row["units"] = units.tolist()
             handle.write(json.dumps(row) + "\n")

@@ -53,7 +53,7 @@ def run(arguments) -> None:
 
     from .data_mixing import realised_ratios
     from .data_pipeline import dataset_card, push_with_card, save_with_card
-    from .data_recipes import PROVENANCE, RECIPES, build_pretraining_data
+    from .data_recipes import PROVENANCE, RECIPES, build_pretraining_data, pack_with_recipe
 
     recipe = RECIPES[arguments.recipe]
     if arguments.sequence_length:
@@ -66,7 +66,7 @@ def run(arguments) -> None:
     }
     options = {"seed": arguments.seed, "epoch": arguments.epoch, "num_proc": arguments.num_proc}
     mixed, weights = build_pretraining_data(recipe, tokenizer, **sources, pack_sequences=False, **options)
-    packed, _ = build_pretraining_data(recipe, tokenizer, **sources, **options)
+    packed = pack_with_recipe(mixed, recipe, arguments.num_proc)
     report = realised_ratios(mixed, tokenizer)
     statistics = {"packed sequences": len(packed), "documents": report["examples"],
                   "realised source shares": report.get("source_shares"),

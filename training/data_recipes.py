@@ -113,4 +113,10 @@ def build_pretraining_data(recipe: DataRecipe, tokenizer, speech=None, paired=No
     mixed = mix(sources, weights, seed=seed)
     if not pack_sequences:
         return mixed, weights
-    return pack(mixed, recipe.sequence_length, recipe.pack_unit, recipe.patch_size, num_proc=num_proc), weights
+    return pack_with_recipe(mixed, recipe, num_proc), weights
+
+
+def pack_with_recipe(documents, recipe: DataRecipe, num_proc: int | None = None):
+    """Packed sequences of the recipe's length and unit, from mixed documents (to pack what was already
+    mixed and measured, rather than building the formats again)."""
+    return pack(documents, recipe.sequence_length, recipe.pack_unit, recipe.patch_size, num_proc=num_proc)

@@ -35,7 +35,7 @@ from tokenization.espeak import EspeakSynthesizer
 from tokenization.sample_text import kjv_records
 from tokenization.spoken_corpus import spoken_corpus_from_texts
 from training.data_mixing import realised_ratios
-from training.data_recipes import RECIPES, build_pretraining_data
+from training.data_recipes import RECIPES, build_pretraining_data, pack_with_recipe
 from training.main_job_report import write_report
 
 logger = logging.getLogger("lst.main_job")
@@ -114,7 +114,7 @@ def prepare(arguments: MainJobArguments, output_dir: Path):
     held_out_text = datasets.Dataset.from_dict({"text": [r["text"] for r in held_out][:3 * len(corpus_held_out)]})
     mixed, _ = build_pretraining_data(recipe, tokenizer, paired=corpus_train, text=text, seed=arguments.seed,
                                       pack_sequences=False)
-    packed, _ = build_pretraining_data(recipe, tokenizer, paired=corpus_train, text=text, seed=arguments.seed)
+    packed = pack_with_recipe(mixed, recipe)
     packed.save_to_disk(output_dir / "data" / "train")
     held_packed, _ = build_pretraining_data(recipe, tokenizer, paired=corpus_held_out, text=held_out_text,
                                             seed=arguments.seed)
