@@ -82,8 +82,8 @@ def main() -> None:
             lst_time = seconds(lambda: lst.generate(prompt, **kwargs))
             outputs = lst.generate(prompt, return_dict_in_generate=True, **kwargs)
             with torch.no_grad():
-                prefill_slots = lst(prompt, use_cache=True).past_key_values.patch_keys.shape[1]
-            global_steps = outputs.past_key_values.patch_keys.shape[1] - prefill_slots
+                prefill_slots = lst(prompt, use_cache=True).cache.patch_keys.shape[1]
+            global_steps = outputs.cache.patch_keys.shape[1] - prefill_slots
             llama_time = seconds(lambda: llama.generate(prompt, **kwargs))
             direct = batch * new_tokens <= args.direct_recompute_budget
             recompute_time, how = recompute_seconds(lst, prompt, new_tokens, direct, speech_only)

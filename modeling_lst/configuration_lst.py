@@ -73,7 +73,7 @@ class LSTConfig(PreTrainedConfig):
     """
 
     model_type = "lst"
-    keys_to_ignore_at_inference = ["past_key_values"]
+    keys_to_ignore_at_inference = ["cache"]
 
     def __init__(
         self,

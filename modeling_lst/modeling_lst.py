@@ -31,6 +31,7 @@ from transformers.models.llama.modeling_llama import (
     eager_attention_forward,
 )
 from transformers.utils import ModelOutput
+from transformers.utils.deprecation import deprecate_kwarg
 
 from .cache_lst import LSTCache
 from .configuration_lst import LSTConfig
@@ -47,14 +48,15 @@ class LSTModelOutput(ModelOutput):
         global_hidden_states: the global transformer's patch states, `(batch, patches, hidden_size)`.
         patch_ids: each token's patch index, `(batch, tokens)`.
         patch_mask: 1 for patches made of real (non-padding) tokens, `(batch, patches)`.
-        past_key_values: the generation cache, when `use_cache` (see `LSTCache`).
+        cache: the generation cache, when `use_cache` (see `LSTCache`). `output.past_key_values` still reads it,
+            with transformers' deprecation warning.
     """
 
     last_hidden_state: torch.FloatTensor | None = None
     global_hidden_states: torch.FloatTensor | None = None
     patch_ids: torch.LongTensor | None = None
     patch_mask: torch.LongTensor | None = None
-    past_key_values: LSTCache | None = None
+    cache: LSTCache | None = None
 
 
 def local_llama_config(config: LSTConfig) -> LlamaConfig:
@@ -157,12 +159,12 @@ class LSTLocalEncoder(nn.Module):
             nn.Identity() if k * size == config.hidden_size else nn.Linear(k * size, config.hidden_size, bias=False)
         )
 
-    def contextualize(self, input_ids, position_embeddings, local_attention, past_key_values=None):
+    def contextualize(self, input_ids, position_embeddings, local_attention, cache=None):
         """Token states after the windowed self-attention layers."""
         hidden = self.embed_tokens(input_ids)
         for layer in self.layers:
-            hidden = layer(hidden, position_embeddings=position_embeddings, past_key_values=past_key_values,
-                           use_cache=past_key_values is not None, **local_attention)
+            hidden = layer(hidden, position_embeddings=position_embeddings, cache=cache,
+                           use_cache=cache is not None, **local_attention)
         return hidden
 
     def pool(self, hidden, patch_ids, token_is_real, patch_index):
@@ -219,20 +221,20 @@ class LSTGlobalTransformer(nn.Module):
         self.norm = LlamaRMSNorm(global_config.hidden_size, eps=global_config.rms_norm_eps)
         self.rotary_emb = LlamaRotaryEmbedding(global_config)
 
-    def forward(self, patch_embeds, slot_is_real, position_ids, past_key_values=None):
+    def forward(self, patch_embeds, slot_is_real, position_ids, cache=None):
         """`slot_is_real` covers cached slots and these ones; masked slots are never attended to."""
         mask = create_causal_mask(
             config=self.config,
             inputs_embeds=patch_embeds,
             attention_mask=slot_is_real,
-            past_key_values=past_key_values,
+            cache=cache,
             position_ids=position_ids,
         )
         position_embeddings = self.rotary_emb(patch_embeds, position_ids)
         hidden = patch_embeds
         for layer in self.layers:
             hidden = layer(hidden, attention_mask=mask, position_embeddings=position_embeddings,
-                           past_key_values=past_key_values, use_cache=past_key_values is not None)
+                           cache=cache, use_cache=cache is not None)
         return self.norm(hidden)
 
 
@@ -260,7 +262,7 @@ class LSTLocalDecoder(nn.Module):
         return self.global_projection(global_states).view(batch, slots, self.config.cross_attn_k, -1)
 
     def forward(self, hidden, slot_keys, read_slots, readable, position_embeddings, local_attention,
-                past_key_values=None):
+                cache=None):
         """Each token reads the null state and the slots `read_slots` `(batch, tokens, W)` where `readable`."""
         batch, slots, k, size = slot_keys.shape
         keys = torch.cat([self.null_patch_state.expand(batch, -1, -1), slot_keys.reshape(batch, slots * k, size)], 1)
@@ -271,8 +273,8 @@ class LSTLocalDecoder(nn.Module):
         key_allowed = torch.cat([readable.new_ones(*read_slots.shape[:2], k), readable.repeat_interleave(k, 2)], 2)
         for cross_attention, layer in zip(self.cross_attentions, self.layers):
             hidden = hidden + cross_attention(hidden[:, :, None], keys, key_index, key_allowed).squeeze(2)
-            hidden = layer(hidden, position_embeddings=position_embeddings, past_key_values=past_key_values,
-                           use_cache=past_key_values is not None, **local_attention)
+            hidden = layer(hidden, position_embeddings=position_embeddings, cache=cache,
+                           use_cache=cache is not None, **local_attention)
         return self.norm(hidden)
 
 
@@ -315,12 +317,14 @@ class LSTModel(LSTPreTrainedModel):
         start, stop = self.config.speech_token_range
         return (input_ids >= start) & (input_ids < stop)
 
+    # The library renamed `past_key_values` to `cache` in 5.24 and accepts the old name until 5.40; so do we.
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         input_ids: torch.LongTensor,
         attention_mask: torch.Tensor | None = None,
         patch_starts: torch.Tensor | None = None,
-        past_key_values: LSTCache | None = None,
+        cache: LSTCache | None = None,
         use_cache: bool | None = None,
         **kwargs,
     ) -> LSTModelOutput:
@@ -333,11 +337,12 @@ class LSTModel(LSTPreTrainedModel):
         # set_attn_implementation changes self.config; the global Llama config follows it (the local layers
         # run it inside their blocked sliding window, see local_attention.py).
         self.global_config._attn_implementation = self.config._attn_implementation
-        if past_key_values is not None and past_key_values.get_seq_length() > 0:
+        if cache is not None and cache.get_seq_length() > 0:
             if patch_starts is not None:
                 raise ValueError("patch_starts applies to full forward passes; cached steps patch statically.")
-            return self._cached_steps(input_ids, attention_mask, past_key_values)
-        cache = past_key_values if past_key_values is not None else (LSTCache() if use_cache else None)
+            return self._cached_steps(input_ids, attention_mask, cache)
+        if cache is None and use_cache:
+            cache = LSTCache()
         return self._full_forward(input_ids, attention_mask, patch_starts, cache)
 
     def _local_inputs(self, token_is_real: torch.Tensor, positions: torch.Tensor):
@@ -389,14 +394,14 @@ class LSTModel(LSTPreTrainedModel):
             cache.append_tokens(encoder_states, patch_ids, token_is_real, is_speech)
             cache.append_slots(slot_keys, slot_is_real.bool())
         return LSTModelOutput(last_hidden_state=hidden, global_hidden_states=global_states, patch_ids=patch_ids,
-                              patch_mask=slot_is_real, past_key_values=cache)
+                              patch_mask=slot_is_real, cache=cache)
 
     def _cached_steps(self, input_ids, attention_mask, cache: LSTCache) -> LSTModelOutput:
         """New tokens one at a time: one local step each, a global step only when a patch closes."""
         outputs = []
         for index in range(input_ids.shape[1]):
             outputs.append(self._cached_step(input_ids[:, index : index + 1], attention_mask, cache))
-        return LSTModelOutput(last_hidden_state=torch.cat(outputs, dim=1), past_key_values=cache)
+        return LSTModelOutput(last_hidden_state=torch.cat(outputs, dim=1), cache=cache)
 
     def _cached_step(self, token, attention_mask, cache: LSTCache) -> torch.Tensor:
         seen = cache.get_seq_length()
@@ -451,19 +456,21 @@ class LSTForCausalLM(LSTPreTrainedModel, GenerationMixin):
         # LST keeps its own cache (LSTCache): the model creates it at the first forward with use_cache.
         return False
 
+    # The library renamed `past_key_values` to `cache` in 5.24 and accepts the old name until 5.40; so do we.
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         input_ids: torch.LongTensor,
         attention_mask: torch.Tensor | None = None,
         patch_starts: torch.Tensor | None = None,
-        past_key_values: LSTCache | None = None,
+        cache: LSTCache | None = None,
         use_cache: bool | None = None,
         labels: torch.LongTensor | None = None,
         logits_to_keep: int = 0,
         **kwargs,
     ) -> CausalLMOutputWithPast:
         outputs = self.model(input_ids, attention_mask=attention_mask, patch_starts=patch_starts,
-                             past_key_values=past_key_values, use_cache=use_cache)
+                             cache=cache, use_cache=use_cache)
         hidden = outputs.last_hidden_state
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]
@@ -471,7 +478,7 @@ class LSTForCausalLM(LSTPreTrainedModel, GenerationMixin):
         loss = None
         if labels is not None:
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
-        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=outputs.past_key_values)
+        return CausalLMOutputWithPast(loss=loss, logits=logits, cache=outputs.cache)
 
 
 class LSTForSequenceClassification(LSTPreTrainedModel):

@@ -40,22 +40,40 @@ def test_teacher_forced_cached_steps_reproduce_the_full_forward(model, tokenizer
         full = model(ids).logits
         prompt = int(rng.integers(1, 12))
         outputs = model(ids[:, :prompt], use_cache=True)
-        cache, logits = outputs.past_key_values, [outputs.logits]
+        cache, logits = outputs.cache, [outputs.logits]
         assert isinstance(cache, LSTCache) and cache.get_seq_length() == prompt
         for position in range(prompt, ids.shape[1]):
             step = model(ids[:, position : position + 1], attention_mask=torch.ones(1, position + 1, dtype=torch.long),
-                         past_key_values=cache, use_cache=True)
+                         cache=cache, use_cache=True)
             logits.append(step.logits)
     torch.testing.assert_close(torch.cat(logits, dim=1), full, atol=1e-4, rtol=1e-4)
+
+
+def test_the_cache_goes_by_the_installed_transformers_name(model, tokenizer):
+    """transformers 5.24 calls the cache `cache` in forwards and outputs; `past_key_values` still works, warning."""
+    ids = torch.tensor([mixed_sequence(tokenizer, np.random.default_rng(3))])
+    with torch.no_grad():
+        outputs = model(ids[:, :8], use_cache=True)
+        assert isinstance(outputs.cache, LSTCache) and outputs.cache.get_seq_length() == 8
+        assert "cache" in outputs.keys() and "past_key_values" not in outputs.keys()
+        with pytest.warns(FutureWarning, match="past_key_values"):
+            step = model(ids[:, 8:9], past_key_values=outputs.cache, use_cache=True)
+        assert step.cache is outputs.cache and outputs.cache.get_seq_length() == 9
+        # The library's own property for the old attribute name reads the same object.
+        assert outputs.past_key_values is outputs.cache
+        generated = model.generate(ids[:, :8], max_new_tokens=6, do_sample=False, return_dict_in_generate=True)
+    assert isinstance(generated.cache, LSTCache) and generated.cache.get_seq_length() == 8 + 6 - 1
+    without_cache = model.generate(ids[:, :8], max_new_tokens=6, do_sample=False, use_cache=False)
+    assert generated.sequences.tolist() == without_cache.tolist()
 
 
 def test_the_global_transformer_runs_once_per_closed_patch(model, tokenizer):
     ids = torch.tensor([tokenizer(segments=["hi", np.arange(10) % 50])["input_ids"]])
     with torch.no_grad():
-        cache = model(ids[:, :3], use_cache=True).past_key_values  # bos, [Text], first text piece
+        cache = model(ids[:, :3], use_cache=True).cache  # bos, [Text], first text piece
         slots_before = cache.patch_keys.shape[1]
         for position in range(3, ids.shape[1]):
-            model(ids[:, position : position + 1], past_key_values=cache, use_cache=True)
+            model(ids[:, position : position + 1], cache=cache, use_cache=True)
     # After the prompt come the rest of the text and [Speech] (n tokens, each closing the patch before it),
     # then 10 units: the first closes [Speech]'s patch, units 5 and 9 close the patches 1-4 and 5-8, and
     # units 9-10 stay open. One global step per closed patch:
