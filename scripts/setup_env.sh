@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Create or reuse the project's virtual environment at .venv and install the package into it.
-# Sourced by scripts/demo.sh and scripts/test.sh, so each of them works on a fresh machine by itself.
+# Create or reuse the project's virtual environment at .venv and install the package into it, with exactly
+# the versions in constraints.txt (the set the test suite last passed with). Sourced by scripts/demo.sh and
+# scripts/test.sh, so each of them works on a fresh machine by itself.
 # torch==2.13.0 goes in first: it is the CPU wheel on these machines, and installing it before the
-# package keeps pip from resolving an unpinned torch to a multi-GB CUDA build.
+# package keeps pip from resolving torch to a multi-GB CUDA build.
+# The pinned set moves only through scripts/test_versions.sh latest --refresh (see the README).
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="$repo_root/.venv"
+venv="${LST_VENV:-$repo_root/.venv}"
+constraints="$repo_root/constraints.txt"
 stamp="$venv/.lst-install-stamp"
 python_bin="${PYTHON:-python3}"
 
@@ -25,13 +28,17 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python_bin" -m venv "$venv"
 fi
 
-# Reinstall only when the dependency declaration changed since the last install.
-want="$(sha256sum "$repo_root/pyproject.toml" | cut -d' ' -f1)"
+# Reinstall only when the dependency declaration or the pinned set changed since the last install.
+want="$(cat "$repo_root/pyproject.toml" "$constraints" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "[setup] installing torch 2.13.0 (CPU) and the package with its dev extras"
-    "$venv/bin/python" -m pip install --quiet --upgrade pip
-    "$venv/bin/python" -m pip install --quiet "torch==2.13.0"
-    "$venv/bin/python" -m pip install --quiet -e "$repo_root[dev]"
+    echo "[setup] installing the pinned set (constraints.txt): torch 2.13.0 (CPU), then the package with its dev extras"
+    pip=("$venv/bin/python" -m pip --disable-pip-version-check)
+    # pip and setuptools come from the pinned set too; --build-constraint pins what sdists (and this package)
+    # are built with, which pip's isolated build environments would otherwise take at their newest.
+    "${pip[@]}" install --quiet -c "$constraints" pip setuptools
+    "${pip[@]}" install --quiet -c "$constraints" "torch==2.13.0"
+    "${pip[@]}" install --quiet -c "$constraints" --build-constraint "$constraints" -e "$repo_root[dev]"
+    "${pip[@]}" check
     echo "$want" > "$stamp"
 fi
 export PATH="$venv/bin:$PATH"

@@ -2,8 +2,8 @@
 
 The transcript's characters (words joined by the model's word delimiter) are aligned to the model's
 frame-wise log-probabilities by CTC Viterbi. `torchaudio.functional.forced_align` does this when torchaudio
-is importable; it is optional here (its only wheels are CUDA builds that break next to a CPU torch, see
-ENVIRONMENT.md), so `ctc_viterbi` is our own implementation of the same dynamic programme, tested equal.
+is importable; it is optional here (its only wheels are CUDA builds that break next to a CPU torch, see the
+README's Platform notes), so `ctc_viterbi` is our own implementation of the same dynamic programme, tested equal.
 """
 
 from __future__ import annotations

@@ -103,13 +103,15 @@ class UnitPieceModel:
             raise ValueError(f"model_type must be 'bpe' or 'unigram', got {model_type!r}.")
 
         longest = 0
+        bad_input: list[ValueError] = []  # sentencepiece < 0.2.3 swallows an iterator's exception: keep it here
 
         def sentences():
             nonlocal longest
             for index, units in enumerate(unit_sequences):
                 units = np.asarray(units)
                 if units.size and (units.min() < 0 or units.max() >= num_units):
-                    raise ValueError(f"Unit sequence {index} has units outside 0..{num_units - 1}.")
+                    bad_input.append(ValueError(f"Unit sequence {index} has units outside 0..{num_units - 1}."))
+                    raise bad_input[-1]
                 if deduplicate:
                     units, _ = deduplicate_units(units)
                 longest = max(longest, units.size)
@@ -147,6 +149,8 @@ class UnitPieceModel:
         try:
             spm.SentencePieceTrainer.train(**options)
         except RuntimeError as error:
+            if bad_input:
+                raise bad_input[0] from error
             raise ValueError(
                 f"SentencePiece training over units failed (longest sequence {longest} units): {error}"
             ) from error
