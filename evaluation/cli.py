@@ -1,6 +1,6 @@
 """`lst eval`: multiple-choice and CRA evaluation of a saved model, written as JSON and a markdown table.
 
-    lst eval mc --model DIR --data storycloze.csv --format storycloze --directions T->T S->S --output out
+    lst eval mc --model DIR --data storycloze.csv --format storycloze --directions T->T S->S --output out [--context_gain]
     lst eval cra --model DIR --corpus spoken_corpus_dir --num 100 --output out
 
 `--model` is any causal LM over the joint vocabulary (LST or the Llama baseline) saved with its tokenizer;
@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+
+from .uncertainty import format_accuracy
 
 logger = logging.getLogger("lst.eval")
 
@@ -27,6 +29,8 @@ def add_parser(subparsers) -> None:
     mc.add_argument("--directions", nargs="+", default=["T->T"], help="any of T->T S->S S->T T->S")
     mc.add_argument("--extractor", type=Path, help="saved unit extractor (needed for spoken directions)")
     mc.add_argument("--limit", type=int, help="evaluate the first N items only")
+    mc.add_argument("--context_gain", action="store_true",
+                    help="also rank endings by log p(ending | context) - log p(ending) (scores every ending twice)")
     cra = tasks.add_parser("cra", help="context retrieval accuracy on a spoken corpus (u2u, u2t, t2u, t2t)")
     cra.add_argument("--corpus", type=Path, required=True, help="a spoken corpus saved with save_to_disk")
     cra.add_argument("--num", type=int, default=100, help="utterances (N of the N x N matrix)")
@@ -77,11 +81,12 @@ def run(arguments) -> dict:
                     raise SystemExit(f"Direction {direction} is spoken: pass --extractor (a saved unit extractor).")
                 if synthesizer is None:
                     from tokenization.espeak import EspeakSynthesizer
-                    from tokenization.mfcc_units import MfccUnitExtractor
+                    from tokenization.unit_extraction import load_unit_extractor
 
-                    synthesizer, extractor = EspeakSynthesizer(), MfccUnitExtractor.from_pretrained(arguments.extractor)
+                    synthesizer, extractor = EspeakSynthesizer(), load_unit_extractor(arguments.extractor)
                 direction_items = spoken_items(items, direction, synthesizer, extractor)
-            result = multiple_choice_accuracy(model, tokenizer, direction_items, arguments.batch_size)
+            result = multiple_choice_accuracy(model, tokenizer, direction_items, arguments.batch_size,
+                                              context_gain=arguments.context_gain, progress=direction)
             results[direction] = {k: v for k, v in result.items() if not k.startswith("choices_")}
             logger.info("%s %s: %s", arguments.format, direction, results[direction])
         title = f"{arguments.format} ({arguments.data.name}), {len(items)} items"
@@ -91,8 +96,13 @@ def run(arguments) -> dict:
         from .context_retrieval import context_retrieval_accuracy
 
         corpus = datasets.load_from_disk(str(arguments.corpus))
-        rows = [row for row in corpus.select(range(min(arguments.num, len(corpus)))) if len(row["words"]) >= 2]
-        results = context_retrieval_accuracy(model, tokenizer, rows, arguments.directions, arguments.batch_size)
+        candidates = corpus.select(range(min(arguments.num, len(corpus))))
+        rows = [row for row in candidates if len(row["words"]) >= 2]
+        if len(rows) < len(candidates):  # a prompt and a continuation need a word each
+            logger.warning("CRA: %d of the first %d utterances have fewer than two words and are left out.",
+                           len(candidates) - len(rows), len(candidates))
+        results = context_retrieval_accuracy(model, tokenizer, rows, arguments.directions, arguments.batch_size,
+                                             progress=True)
         title = f"CRA on {arguments.corpus.name}, N = {len(rows)}"
     _write(arguments.output, title, str(arguments.model), results)
     return results
@@ -101,10 +111,17 @@ def run(arguments) -> dict:
 def _write(output: Path, title: str, model: str, results: dict) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.with_suffix(".json").write_text(json.dumps({"model": model, "title": title, "results": results}, indent=2))
-    columns = sorted({key for row in results.values() for key in row})
-    lines = [f"# {title}", "", f"model: `{model}`", "", "| direction | " + " | ".join(columns) + " |",
-             "|---" * (len(columns) + 1) + "|"]
+    # An accuracy and its interval share a cell: `62.0% [48.2, 74.1]`.
+    columns = sorted({key for row in results.values() for key in row if not key.endswith("_ci95")})
+    lines = [f"# {title}", "", f"model: `{model}`", "", "Accuracies with their 95% Wilson intervals.", "",
+             "| direction | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for direction, row in results.items():
-        cells = [f"{row[c]:.4f}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in columns]
+        cells = []
+        for column in columns:
+            value = row.get(column, "")
+            if f"{column}_ci95" in row:
+                cells.append(format_accuracy(value, row[f"{column}_ci95"]))
+            else:
+                cells.append(f"{value:.4f}" if isinstance(value, float) else str(value))
         lines.append(f"| {direction} | " + " | ".join(cells) + " |")
     output.with_suffix(".md").write_text("\n".join(lines) + "\n")

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .likelihood import continuation_log_likelihoods
+from .uncertainty import proportion_interval
 
 DIRECTIONS = ("u2u", "u2t", "t2u", "t2t")
 CRA_METRIC = Path(__file__).resolve().parent / "metrics" / "cra"
@@ -34,7 +35,8 @@ def split_paired_utterance(row: dict, fraction: float = 0.5) -> dict:
     }
 
 
-def context_retrieval_matrix(model, tokenizer, rows, direction: str, batch_size: int = 16) -> np.ndarray:
+def context_retrieval_matrix(model, tokenizer, rows, direction: str, batch_size: int = 16,
+                             progress: bool = False) -> np.ndarray:
     """S[i, j] = log p(continuation j | prompt i), in the direction's modalities."""
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}.")
@@ -42,17 +44,21 @@ def context_retrieval_matrix(model, tokenizer, rows, direction: str, batch_size:
     prompts = [s[direction[0]][0] for s in splits]
     continuations = [s[direction[2]][1] for s in splits]
     pairs = [([p], [c]) for p in prompts for c in continuations]
-    scores = continuation_log_likelihoods(model, tokenizer, pairs, batch_size).log_likelihood
+    scores = continuation_log_likelihoods(model, tokenizer, pairs, batch_size,
+                                          f"CRA {direction}" if progress else None).log_likelihood
     return scores.reshape(len(rows), len(rows))
 
 
-def context_retrieval_accuracy(model, tokenizer, rows, directions=DIRECTIONS, batch_size: int = 16) -> dict:
-    """CRA per direction, with the chance level, from the `cra` evaluate module."""
+def context_retrieval_accuracy(model, tokenizer, rows, directions=DIRECTIONS, batch_size: int = 16,
+                               progress: bool = False) -> dict:
+    """CRA per direction, with the chance level (the `cra` evaluate module) and a 95% Wilson interval."""
     import evaluate  # imported here: it takes seconds, and only evaluation needs it
 
     metric = evaluate.load(str(CRA_METRIC))
     results = {}
     for direction in directions:
-        matrix = context_retrieval_matrix(model, tokenizer, rows, direction, batch_size)
-        results[direction] = metric.compute(predictions=matrix.tolist(), references=list(range(len(rows))))
+        matrix = context_retrieval_matrix(model, tokenizer, rows, direction, batch_size, progress)
+        result = metric.compute(predictions=matrix.tolist(), references=list(range(len(rows))))
+        retrieved = round(result["cra"] * result["num_contexts"])
+        results[direction] = {**result, "cra_ci95": list(proportion_interval(retrieved, result["num_contexts"]))}
     return results

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 NORMALIZATIONS = ("sum", "per_token", "per_unit")
 
@@ -39,8 +40,9 @@ def _size(segments) -> int:
     return sum(len(s) if isinstance(s, str) else int(np.asarray(s).size) for s in segments)
 
 
-def continuation_log_likelihoods(model, tokenizer, pairs, batch_size: int = 16) -> ContinuationScores:
-    """Score `pairs` of (context segments, continuation segments)."""
+def continuation_log_likelihoods(model, tokenizer, pairs, batch_size: int = 16,
+                                 progress: str | None = None) -> ContinuationScores:
+    """Score `pairs` of (context segments, continuation segments); `progress` labels a progress bar over batches."""
     rows, scored_from, scored_to = [], [], []
     for context, continuation in pairs:
         if not continuation:
@@ -56,13 +58,15 @@ def continuation_log_likelihoods(model, tokenizer, pairs, batch_size: int = 16) 
     log_likelihood = np.zeros(len(rows))
     num_tokens = np.array([b - a for a, b in zip(scored_from, scored_to)], dtype=np.float64)
     device = model.device
-    for begin in range(0, len(rows), batch_size):
+    batches = range(0, len(rows), batch_size)
+    for begin in tqdm(batches, desc=progress, unit="batch", disable=progress is None, leave=False):
         batch = rows[begin : begin + batch_size]
         width = max(map(len, batch))
         ids = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in batch], device=device)
         mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in batch], device=device)
         with torch.no_grad():
-            log_probs = model(input_ids=ids, attention_mask=mask).logits.float().log_softmax(dim=-1)
+            logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+            log_probs = logits.float().log_softmax(dim=-1)
         # Token t is predicted at position t - 1.
         token_log_probs = log_probs[:, :-1].gather(2, ids[:, 1:, None]).squeeze(2)
         positions = torch.arange(1, width, device=device)[None]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .likelihood import NORMALIZATIONS, continuation_log_likelihoods
+from .uncertainty import proportion_interval
 
 
 @dataclass
@@ -29,24 +30,26 @@ class MultipleChoiceItem:
 
 
 def multiple_choice_accuracy(model, tokenizer, items: list[MultipleChoiceItem], batch_size: int = 16,
-                             context_gain: bool = False) -> dict:
-    """Accuracy under each normalisation, and each item's choice under each.
+                             context_gain: bool = False, progress: str | None = None) -> dict:
+    """Accuracy under each normalisation with its 95% Wilson interval (`accuracy_X_ci95`), and each item's choice.
 
     With `context_gain`, also `accuracy_context_gain`: endings ranked by log p(ending | context) minus
     log p(ending) (the unconditional normalisation of the GPT-3 paper, section 2.4). It removes how likely
     an ending is on its own, which dominates the choice of a weak model, and keeps what the context adds.
     """
     pairs = [(item.context, ending) for item in items for ending in item.endings]
-    scores = continuation_log_likelihoods(model, tokenizer, pairs, batch_size)
+    scores = continuation_log_likelihoods(model, tokenizer, pairs, batch_size, progress)
     bounds = np.cumsum([0] + [len(item.endings) for item in items])
     labels = np.array([item.label for item in items])
     results: dict = {"num_items": len(items)}
     ranked = {normalization: scores.normalized(normalization) for normalization in NORMALIZATIONS}
     if context_gain:
-        unconditional = continuation_log_likelihoods(model, tokenizer, [([], ending) for _, ending in pairs], batch_size)
+        unconditional = continuation_log_likelihoods(model, tokenizer, [([], ending) for _, ending in pairs], batch_size,
+                                                     progress and f"{progress} (endings alone)")
         ranked["context_gain"] = scores.log_likelihood - unconditional.log_likelihood
     for normalization, values in ranked.items():
         choices = np.array([int(np.argmax(values[a:b])) for a, b in zip(bounds[:-1], bounds[1:])])
         results[f"accuracy_{normalization}"] = float((choices == labels).mean())
+        results[f"accuracy_{normalization}_ci95"] = list(proportion_interval(int((choices == labels).sum()), len(items)))
         results[f"choices_{normalization}"] = choices.tolist()
     return results

@@ -18,13 +18,35 @@ def test_lst_eval_mc_writes_json_and_markdown(tokenizer, tmp_path):
     tokenizer.save_pretrained(model_dir)
     (tmp_path / "cloze.csv").write_text(STORY_CLOZE_CSV)
     main(["eval", "mc", "--model", str(model_dir), "--data", str(tmp_path / "cloze.csv"), "--format", "storycloze",
-          "--output", str(tmp_path / "out" / "storycloze")])
+          "--context_gain", "--output", str(tmp_path / "out" / "storycloze")])
     report = json.loads((tmp_path / "out" / "storycloze.json").read_text())
     result = report["results"]["T->T"]
-    assert result["num_items"] == 3 and 0.0 <= result["accuracy_sum"] <= 1.0
-    assert set(result) == {"num_items", "accuracy_sum", "accuracy_per_token", "accuracy_per_unit"}
+    normalizations = ("sum", "per_token", "per_unit", "context_gain")
+    assert set(result) == {"num_items"} | {f"accuracy_{n}{ci}" for n in normalizations for ci in ("", "_ci95")}
+    assert result["num_items"] == 3
+    for normalization in normalizations:
+        accuracy, (low, high) = result[f"accuracy_{normalization}"], result[f"accuracy_{normalization}_ci95"]
+        assert accuracy in (0.0, 1 / 3, 2 / 3, 1.0) and 0.0 <= low <= accuracy <= high <= 1.0
+        assert high - low > 0.4  # three items tell little, and the interval says so
     markdown = (tmp_path / "out" / "storycloze.md").read_text()
-    assert "| T->T |" in markdown and "accuracy_per_token" in markdown
+    row = next(line for line in markdown.splitlines() if line.startswith("| T->T |"))
+    assert row.count("[") == 4 and "accuracy_context_gain" in markdown
+
+
+def test_lst_help_answers_without_importing_torch():
+    """`lst --help` and `lst eval --help` import no model code (they took 6-7 s when they did)."""
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom training.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+              "print('torch' in sys.modules)")
+    for argv in ([], ["eval"], ["data"]):
+        result = subprocess.run([sys.executable, "-c", script, *argv, "--help"], capture_output=True, text=True,
+                                check=True)
+        assert result.stdout.strip().endswith("False"), (argv, result.stdout, result.stderr)
+        assert "usage: lst" in result.stdout
+    full = subprocess.run([sys.executable, "-c", script, "eval", "mc", "--help"], capture_output=True, text=True)
+    assert "--context_gain" in full.stdout
 
 
 def test_lst_eval_cra_and_spoken_mc(tokenizer, tmp_path, sample_verses):

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from evaluation.uncertainty import format_accuracy
 from training.main_job import main, split_bible, topic_cloze_items
 
 
@@ -42,4 +43,9 @@ def test_main_job_writes_a_report_from_its_own_numbers(tmp_path, monkeypatch):
         assert set(cloze) == {"S->S", "T->T", "S->T", "T->S"} and all(c["num_items"] == 8 for c in cloze.values())
     markdown = (output / "report.md").read_text()
     assert f"{report['results']['lst']['held_out_loss']['loss_speech']:.3f}" in markdown
+    for model in ("lst", "llama"):  # each cloze accuracy is printed with its interval
+        for cloze in report["results"][model]["topic_cloze"].values():
+            low, high = cloze["accuracy_context_gain_ci95"]
+            assert low <= cloze["accuracy_context_gain"] <= high
+            assert format_accuracy(cloze["accuracy_context_gain"], (low, high), digits=0) in markdown
     assert report["data"]["spoken_train_utterances"] == 40

@@ -46,6 +46,13 @@ def arguments(workspace, output_dir, *extra):
             "--logging_steps", "1", "--report_to", "none", "--seed", "3", *extra]
 
 
+def run_pretraining(*argv):
+    """`python -m training.pretrain ARGV`; a failure shows the child's own error, not just its exit status."""
+    result = subprocess.run([sys.executable, "-m", "training.pretrain", *argv], env=ENV, capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"training.pretrain exited with {result.returncode}; its stderr ends with:\n{result.stderr[-4000:]}")
+
+
 def read_log(output_dir):
     return [json.loads(line) for line in (output_dir / "log.jsonl").read_text().splitlines()]
 
@@ -54,8 +61,7 @@ def test_resume_after_sigkill_repeats_every_loss(workspace, tmp_path):
     extra = ["--per_device_batch_size", "4", "--gradient_accumulation_steps", "2", "--save_steps", "5",
              "--patching_mode", "curriculum", "--curriculum_aligned_until", "10", "--curriculum_static_from", "30"]
     reference = tmp_path / "reference"
-    subprocess.run([sys.executable, "-m", "training.pretrain", *arguments(workspace, reference, *extra)],
-                   env=ENV, check=True, capture_output=True)
+    run_pretraining(*arguments(workspace, reference, *extra))
     expected = {row["step"]: row for row in read_log(reference)}
     assert sorted(expected) == list(range(1, 41))
 
@@ -78,9 +84,7 @@ def test_resume_after_sigkill_repeats_every_loss(workspace, tmp_path):
     resumed_from = latest_checkpoint(interrupted)
     assert resumed_from is not None and resumed_from.name == f"checkpoint-{(steps_done // 5) * 5}"
 
-    subprocess.run([sys.executable, "-m", "training.pretrain",
-                    *arguments(workspace, interrupted, *extra, "--resume_from_checkpoint", "latest")],
-                   env=ENV, check=True, capture_output=True)
+    run_pretraining(*arguments(workspace, interrupted, *extra, "--resume_from_checkpoint", "latest"))
     resumed = read_log(interrupted)
     assert [row["step"] for row in resumed] == list(range(1, 41))
     for row in resumed:
@@ -91,9 +95,7 @@ def test_resume_after_sigkill_repeats_every_loss(workspace, tmp_path):
 
 def test_two_processes_match_one_process_with_the_same_global_batch(workspace, tmp_path):
     one = tmp_path / "one"
-    subprocess.run([sys.executable, "-m", "training.pretrain",
-                    *arguments(workspace, one, "--per_device_batch_size", "4", "--max_steps", "8")],
-                   env=ENV, check=True, capture_output=True)
+    run_pretraining(*arguments(workspace, one, "--per_device_batch_size", "4", "--max_steps", "8"))
     two = tmp_path / "two"
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "training.pretrain"]

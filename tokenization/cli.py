@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 logger = logging.getLogger("lst.front_end")
 
 
-def add_parsers(subparsers) -> None:
+def add_parser(subparsers) -> None:
     units = subparsers.add_parser("units", help="fit a unit extractor, or extract units from audio files")
     tasks = units.add_subparsers(dest="task", required=True)
     fit = tasks.add_parser("fit", help="fit an MFCC k-means extractor on audio files (offline default)")

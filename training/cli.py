@@ -1,22 +1,42 @@
-"""The `lst` command: one entry point, a subcommand per job (`lst eval`, `lst units`, `lst corpus`, `lst data`)."""
+"""The `lst` command: one entry point, a subcommand per job (`lst eval`, `lst units`, `lst corpus`, `lst data`).
+
+Each subcommand's module is imported only when that subcommand is asked for: the modules behind them import
+torch and transformers (seconds), and `lst --help` should answer at once.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
+import sys
 
-from evaluation import cli as evaluation_cli
-from tokenization import cli as front_end_cli
-from training import data_cli
+# subcommand -> (module whose `add_parser(subparsers)` defines it, the help `lst --help` shows)
+SUBCOMMANDS = {
+    "eval": ("evaluation.cli", "evaluate a saved model (multiple choice, CRA)"),
+    "units": ("tokenization.cli", "fit a unit extractor, or extract units from audio files"),
+    "corpus": ("tokenization.cli", "build an offline spoken corpus with espeak-ng"),
+    "data": ("training.data_cli", "build packed pretraining data with a paper's recipe"),
+}
+
+
+def build_parser(command: str | None) -> argparse.ArgumentParser:
+    """The parser, with the full arguments of `command` only (the others listed by name and help)."""
+    parser = argparse.ArgumentParser(prog="lst", description="Joint speech-unit / text language modelling.")
+    subcommands = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(SUBCOMMANDS) + "}")
+    if command in SUBCOMMANDS:
+        module = importlib.import_module(SUBCOMMANDS[command][0])
+        module.add_parser(subcommands)
+    else:
+        for name, (_, help_text) in SUBCOMMANDS.items():
+            subcommands.add_parser(name, help=help_text)
+    return parser
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="lst", description="Joint speech-unit / text language modelling.")
-    subcommands = parser.add_subparsers(dest="command", required=True)
-    evaluation_cli.add_parser(subcommands)
-    front_end_cli.add_parsers(subcommands)
-    data_cli.add_parser(subcommands)
-    arguments = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((word for word in argv if not word.startswith("-")), None)
+    arguments = build_parser(command).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     arguments.run(arguments)
 

@@ -17,10 +17,9 @@ logger = logging.getLogger("lst.data")
 
 
 def add_parser(subparsers) -> None:
-    from .data_recipes import RECIPES
-
     parser = subparsers.add_parser("data", help="build packed pretraining data with a paper's recipe")
-    parser.add_argument("--recipe", choices=sorted(RECIPES), required=True)
+    # Checked against data_recipes.RECIPES in run(): importing it here would load torch for `lst data --help`.
+    parser.add_argument("--recipe", required=True, help="a recipe of data_recipes.RECIPES: lst or sutlm")
     parser.add_argument("--tokenizer", type=Path, required=True)
     parser.add_argument("--paired", type=Path, help="saved dataset of {text, words, units, word_spans}")
     parser.add_argument("--speech", type=Path, help="saved dataset of {units} (speech-only)")
@@ -55,6 +54,8 @@ def run(arguments) -> None:
     from .data_pipeline import dataset_card, push_with_card, save_with_card
     from .data_recipes import PROVENANCE, RECIPES, build_pretraining_data, pack_with_recipe
 
+    if arguments.recipe not in RECIPES:
+        raise SystemExit(f"Unknown recipe {arguments.recipe!r}; choose one of {sorted(RECIPES)}.")
     recipe = RECIPES[arguments.recipe]
     if arguments.sequence_length:
         recipe = recipe.replace(sequence_length=arguments.sequence_length)

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from evaluation.multiple_choice_data import DIRECTIONS  # noqa: E402
+from evaluation.uncertainty import format_accuracy  # noqa: E402
 from training.loss_plot import plot_losses  # noqa: E402
 
 NAMES = {"lst": "LST ({preset}, curriculum patching)", "llama": "Llama baseline (same global shape)"}
@@ -35,12 +36,14 @@ def _cloze_plot(results: dict, names: dict[str, str], path: Path) -> None:
     width = 0.8 / len(results)
     for index, (model, result) in enumerate(results.items()):
         values = [result["topic_cloze"][d]["accuracy_context_gain"] for d in DIRECTIONS]
+        intervals = [result["topic_cloze"][d]["accuracy_context_gain_ci95"] for d in DIRECTIONS]
+        errors = [[v - low for v, (low, _) in zip(values, intervals)], [high - v for v, (_, high) in zip(values, intervals)]]
         positions = [i + (index - (len(results) - 1) / 2) * width for i in range(len(DIRECTIONS))]
-        axis.bar(positions, values, width, label=names[model])
+        axis.bar(positions, values, width, yerr=errors, capsize=3, label=names[model])
     axis.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="chance")
     axis.set_xticks(range(len(DIRECTIONS)), DIRECTIONS)
     axis.set_ylim(0, 1)
-    axis.set_ylabel("accuracy (context gain)")
+    axis.set_ylabel("accuracy (context gain), 95% CI")
     axis.set_title("Spoken topic cloze on held-out chapters")
     axis.legend(fontsize=8)
     figure.tight_layout()
@@ -87,10 +90,15 @@ def write_report(output_dir: Path, arguments: dict, facts: dict, results: dict) 
               "The prompt is the first half of a held-out verse; the right ending is its second half, the wrong one",
               "the second half of another item's verse (TWIST's TopicStoryCloze construction, within verses).",
               "Accuracy when endings are ranked by context gain (log p(ending | prompt) - log p(ending), the",
-              "GPT-3 paper's unconditional normalisation) / by the summed log-likelihood / by it per token.", "",
+              "GPT-3 paper's unconditional normalisation) / by the summed log-likelihood / by it per token;",
+              "the context-gain accuracy comes with its 95% Wilson interval.", "",
               "| model | " + " | ".join(DIRECTIONS) + " |", "|---|" + "---|" * len(DIRECTIONS)]
     for model, result in results.items():
-        cells = [" / ".join(f"{result['topic_cloze'][d][f'accuracy_{n}']:.0%}" for n in NORMALIZATIONS) for d in DIRECTIONS]
+        cells = []
+        for direction in DIRECTIONS:
+            cloze = result["topic_cloze"][direction]
+            gain = format_accuracy(cloze["accuracy_context_gain"], cloze["accuracy_context_gain_ci95"], digits=0)
+            cells.append(" / ".join([gain] + [f"{cloze[f'accuracy_{n}']:.0%}" for n in NORMALIZATIONS[1:]]))
         lines.append(f"| {names[model]} | " + " | ".join(cells) + " |")
     lines += ["", "![training loss](loss_curves.png)", "", "![topic cloze](topic_cloze.png)", ""]
     (output_dir / "report.md").write_text("\n".join(lines))

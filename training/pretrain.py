@@ -109,7 +109,7 @@ def token_losses(model, batch: dict, starts: torch.Tensor | None) -> tuple[torch
     inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
     if starts is not None:
         inputs["patch_starts"] = starts
-    logits = model(**inputs).logits[:, :-1].float()
+    logits = model(**inputs, use_cache=False).logits[:, :-1].float()
     targets = batch["input_ids"][:, 1:]
     losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
     return losses.view_as(targets), batch["attention_mask"][:, 1:].bool()

@@ -115,7 +115,8 @@ class Pelm(evaluate.Metric):
                 labels[row, :prefix_length] = -100  # score the continuation only
                 labels[row, len(ids):] = -100
             with torch.no_grad():
-                logits = model(input_ids=input_ids.to(model.device), attention_mask=attention_mask.to(model.device)).logits
+                logits = model(input_ids=input_ids.to(model.device), attention_mask=attention_mask.to(model.device),
+                               use_cache=False).logits
             losses = torch.nn.functional.cross_entropy(
                 logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten().to(model.device),
                 ignore_index=-100, reduction="sum",
