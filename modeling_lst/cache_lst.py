@@ -14,11 +14,18 @@
 from __future__ import annotations
 
 import torch
-from transformers import DynamicCache
+from transformers import Cache, DynamicCache
 
 
-class LSTCache:
+class LSTCache(Cache):
+    """A `transformers.Cache`, so that `generate` accepts it as any model's (checks, continuation, `cache=`).
+
+    It holds no per-layer `CacheLayer`s of its own: its two key/value caches are `DynamicCache`s, and the rest
+    is LST's patch bookkeeping. `is_compileable` is False, as for a dynamic cache.
+    """
+
     def __init__(self):
+        super().__init__(layers=[])
         self.local = DynamicCache()
         self.global_ = DynamicCache()
         self.patch_keys: torch.Tensor | None = None  # (batch, slots, k, local width)
@@ -40,6 +47,16 @@ class LSTCache:
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, value.index_select(0, beam_idx.to(value.device)))
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep the rows `indices` (contrastive search and batch pruning)."""
+        self.reorder_cache(indices)
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        """Repeat each row `repeats` times in place (generate's expansion for beams or several sequences)."""
+        if self.patch_ids is not None:
+            rows = torch.arange(self.patch_ids.shape[0], device=self.patch_ids.device)
+            self.reorder_cache(rows.repeat_interleave(repeats))
 
     def append_tokens(self, encoder_states, patch_ids, token_is_real, is_speech) -> None:
         """Record new tokens (`(batch, n)` tensors) and update the current speech run."""

@@ -70,6 +70,7 @@ class LSTConfig(PreTrainedConfig):
         curriculum_aligned_until, curriculum_static_from: steps t1 and t2 of the curriculum (aligned
             probability 1 until t1, linearly down to 0 at t2).
         mixed_aligned_probability: probability of aligned patching per sequence in `mixed` mode.
+        use_cache: whether forwards return the generation cache by default (as `LlamaConfig.use_cache`).
     """
 
     model_type = "lst"
@@ -114,6 +115,7 @@ class LSTConfig(PreTrainedConfig):
         bos_token_id: int | None = 1,
         eos_token_id: int | None = 2,
         tie_word_embeddings: bool = False,
+        use_cache: bool = True,
         **kwargs,
     ):
         if patching_mode not in PATCHING_MODES:
@@ -167,6 +169,7 @@ class LSTConfig(PreTrainedConfig):
         self.rms_norm_eps = rms_norm_eps
         self.initializer_range = initializer_range
         self.attention_dropout = attention_dropout
+        self.use_cache = use_cache
         super().__init__(
             pad_token_id=pad_token_id,
             bos_token_id=bos_token_id,

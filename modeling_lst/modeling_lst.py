@@ -15,6 +15,7 @@ checkpointing); the cross-attentions use the same attention interface with masks
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +32,8 @@ from transformers.models.llama.modeling_llama import (
     eager_attention_forward,
 )
 from transformers.utils import ModelOutput
+from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 from transformers.utils.deprecation import deprecate_kwarg
 
 from .cache_lst import LSTCache
@@ -39,24 +42,87 @@ from .local_attention import IMPLEMENTATION_NAME as BLOCK_SLIDING_WINDOW
 from .patching import patch_ids_from_starts, static_patch_starts
 
 
+HIDDEN_STATES_DOC = """
+        hidden_states: with `output_hidden_states`, the local decoder's token states: its input (the encoder's
+            output) and the output of each decoder layer, `decoder_num_layers + 1` tensors of
+            `(batch, tokens, local_hidden_size)`; the last is `last_hidden_state` (after the final norm), as in
+            every transformers model.
+        encoder_hidden_states: with `output_hidden_states`, the output of each local encoder layer,
+            `encoder_num_layers` tensors of `(batch, tokens, local_hidden_size)`; the last is the decoder's input,
+            `hidden_states[0]`. (transformers' recorder prepends a module's input for `hidden_states` only.)
+        global_hidden_states: with `output_hidden_states`, the output of each global transformer layer before
+            the final norm, `num_hidden_layers` tensors of `(batch, slots, hidden_size)`. In a cached step they
+            cover the patch that closed at that token, and are empty when none did."""
+
+
 @dataclass
 class LSTModelOutput(ModelOutput):
-    """Outputs of [`LSTModel`].
+    __doc__ = """Outputs of [`LSTModel`].
+
+    With `return_dict=False`, the tuple holds the fields that are set, in this order (the library's:
+    `last_hidden_state` first, then `cache`).
 
     Args:
         last_hidden_state: the local decoder's token states, `(batch, tokens, local_hidden_size)`.
-        global_hidden_states: the global transformer's patch states, `(batch, patches, hidden_size)`.
-        patch_ids: each token's patch index, `(batch, tokens)`.
-        patch_mask: 1 for patches made of real (non-padding) tokens, `(batch, patches)`.
         cache: the generation cache, when `use_cache` (see `LSTCache`). `output.past_key_values` still reads it,
             with transformers' deprecation warning.
-    """
+        last_global_hidden_state: the global transformer's patch states after its final norm, zero at padding
+            slots, `(batch, slots, hidden_size)`.
+        patch_ids: each token's patch index, `(batch, tokens)`.
+        patch_mask: 1 for patches made of real (non-padding) tokens, `(batch, slots)`.""" + HIDDEN_STATES_DOC
 
     last_hidden_state: torch.FloatTensor | None = None
-    global_hidden_states: torch.FloatTensor | None = None
+    cache: LSTCache | None = None
+    last_global_hidden_state: torch.FloatTensor | None = None
     patch_ids: torch.LongTensor | None = None
     patch_mask: torch.LongTensor | None = None
-    cache: LSTCache | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    global_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class LSTCausalLMOutput(CausalLMOutputWithPast):
+    __doc__ = """Outputs of [`LSTForCausalLM`]: the library's causal-LM fields, plus LST's per-part states.
+
+    Args:
+        loss, logits, cache: as in `CausalLMOutputWithPast`.
+        attentions: not recorded yet (always None; `output_attentions=True` is refused).""" + HIDDEN_STATES_DOC
+
+    encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    global_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class LSTSequenceClassifierOutput(SequenceClassifierOutputWithPast):
+    __doc__ = """Outputs of [`LSTForSequenceClassification`]: the library's fields, plus LST's per-part states.
+
+    Args:
+        loss, logits: as in `SequenceClassifierOutputWithPast`.""" + HIDDEN_STATES_DOC
+
+    encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    global_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+
+def record_every_part(forward):
+    """`output_hidden_states` (argument or config) asks for the encoder's and the global transformer's states too.
+
+    transformers' `capture_outputs` reads one `output_<key>` flag per recorded key; LST records three kinds of
+    hidden states, which a user asks for with the one flag every model has. Attention weights are not recorded
+    yet (the local layers compute them block by block), so asking for them is an error, not a silent None.
+    """
+
+    @functools.wraps(forward)
+    def wrapper(self, *args, **kwargs):
+        if kwargs.get("output_attentions", self.config.output_attentions):
+            raise ValueError("LST does not return attention weights yet: call it without output_attentions "
+                             "(hidden states are available with output_hidden_states=True).")
+        wanted = kwargs.get("output_hidden_states", self.config.output_hidden_states)
+        for key in ("output_encoder_hidden_states", "output_global_hidden_states"):
+            kwargs.setdefault(key, bool(wanted))
+        return forward(self, *args, **kwargs)
+
+    return wrapper
 
 
 def local_llama_config(config: LSTConfig) -> LlamaConfig:
@@ -238,6 +304,23 @@ class LSTGlobalTransformer(nn.Module):
         return self.norm(hidden)
 
 
+class LSTDecoderLayer(LlamaDecoderLayer):
+    """One local decoder layer: cross-attention from tokens to global patch states, then a Llama block.
+
+    A subclass of the Llama block, so its own parameters keep the block's names; the output recorder takes the
+    layer's input and output as the decoder's hidden states.
+    """
+
+    def __init__(self, config: LSTConfig, local_config: LlamaConfig, layer_idx: int):
+        super().__init__(local_config, layer_idx)
+        self.cross_attention = LSTCrossAttention(config, config.local_hidden_size)
+
+    def forward(self, hidden_states, keys, key_index, key_allowed, **kwargs):
+        hidden_states = hidden_states + self.cross_attention(hidden_states[:, :, None], keys, key_index,
+                                                             key_allowed).squeeze(2)
+        return super().forward(hidden_states, **kwargs)
+
+
 class LSTLocalDecoder(nn.Module):
     """Token-level decoder: cross-attention to closed patches' global states, then windowed self-attention."""
 
@@ -248,11 +331,8 @@ class LSTLocalDecoder(nn.Module):
         self.global_projection = nn.Linear(config.hidden_size, k * size, bias=False)
         # Read by tokens of the first patch, which has no closed patch before it.
         self.null_patch_state = nn.Parameter(torch.zeros(k, size))
-        self.cross_attentions = nn.ModuleList(
-            LSTCrossAttention(config, size) for _ in range(config.decoder_num_layers)
-        )
         self.layers = nn.ModuleList(
-            LlamaDecoderLayer(local_config, config.encoder_num_layers + i) for i in range(config.decoder_num_layers)
+            LSTDecoderLayer(config, local_config, config.encoder_num_layers + i) for i in range(config.decoder_num_layers)
         )
         self.norm = LlamaRMSNorm(size, eps=config.rms_norm_eps)
 
@@ -271,9 +351,8 @@ class LSTLocalDecoder(nn.Module):
         key_index = ((read_slots + 1) * k)[..., None] + offsets  # (batch, tokens, W, k)
         key_index = torch.cat([offsets.expand(*read_slots.shape[:2], -1), key_index.flatten(2)], dim=2)
         key_allowed = torch.cat([readable.new_ones(*read_slots.shape[:2], k), readable.repeat_interleave(k, 2)], 2)
-        for cross_attention, layer in zip(self.cross_attentions, self.layers):
-            hidden = hidden + cross_attention(hidden[:, :, None], keys, key_index, key_allowed).squeeze(2)
-            hidden = layer(hidden, position_embeddings=position_embeddings, cache=cache,
+        for layer in self.layers:
+            hidden = layer(hidden, keys, key_index, key_allowed, position_embeddings=position_embeddings, cache=cache,
                            use_cache=cache is not None, **local_attention)
         return self.norm(hidden)
 
@@ -283,7 +362,15 @@ class LSTPreTrainedModel(PreTrainedModel):
     config_class = LSTConfig
     base_model_prefix = "model"
     supports_gradient_checkpointing = True
-    _no_split_modules = ["LlamaDecoderLayer", "LSTCrossAttention"]
+    _no_split_modules = ["LlamaDecoderLayer", "LSTDecoderLayer", "LSTCrossAttention"]
+    # What `output_hidden_states` records (see `LSTModelOutput`); LSTDecoderLayer is itself a Llama block, so the
+    # encoder's and the global transformer's blocks are told apart by name.
+    _can_record_outputs = {
+        "hidden_states": OutputRecorder(LSTDecoderLayer, index=0, num_hidden_layers_key="decoder_num_layers"),
+        "encoder_hidden_states": OutputRecorder(LlamaDecoderLayer, index=0, layer_name="encoder.layers",
+                                                num_hidden_layers_key="encoder_num_layers"),
+        "global_hidden_states": OutputRecorder(LlamaDecoderLayer, index=0, layer_name="global_transformer.layers"),
+    }
     _supports_sdpa = True
     _supports_flash_attn = False  # the cross-attention masks are arbitrary, not causal or windowed
     _supports_attention_backend = True
@@ -318,7 +405,12 @@ class LSTModel(LSTPreTrainedModel):
         return (input_ids >= start) & (input_ids < stop)
 
     # The library renamed `past_key_values` to `cache` in 5.24 and accepts the old name until 5.40; so do we.
+    # `use_cache` defaults to `config.use_cache`; `return_dict=False` gives a tuple, and `output_hidden_states`
+    # records per-layer states through the library's hooks (capture_outputs), as in every library model.
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    @merge_with_config_defaults
+    @record_every_part
+    @capture_outputs
     def forward(
         self,
         input_ids: torch.LongTensor,
@@ -340,6 +432,9 @@ class LSTModel(LSTPreTrainedModel):
         if cache is not None and cache.get_seq_length() > 0:
             if patch_starts is not None:
                 raise ValueError("patch_starts applies to full forward passes; cached steps patch statically.")
+            if input_ids.shape[1] > 1 and kwargs.get("output_hidden_states"):
+                raise ValueError("Per-layer hidden states of several cached tokens at once are not defined (each "
+                                 "token is its own local step): pass them one at a time, or run a full forward.")
             return self._cached_steps(input_ids, attention_mask, cache)
         if cache is None and use_cache:
             cache = LSTCache()
@@ -393,7 +488,7 @@ class LSTModel(LSTPreTrainedModel):
         if cache is not None:
             cache.append_tokens(encoder_states, patch_ids, token_is_real, is_speech)
             cache.append_slots(slot_keys, slot_is_real.bool())
-        return LSTModelOutput(last_hidden_state=hidden, global_hidden_states=global_states, patch_ids=patch_ids,
+        return LSTModelOutput(last_hidden_state=hidden, last_global_hidden_state=global_states, patch_ids=patch_ids,
                               patch_mask=slot_is_real, cache=cache)
 
     def _cached_steps(self, input_ids, attention_mask, cache: LSTCache) -> LSTModelOutput:
@@ -456,8 +551,19 @@ class LSTForCausalLM(LSTPreTrainedModel, GenerationMixin):
         # LST keeps its own cache (LSTCache): the model creates it at the first forward with use_cache.
         return False
 
+    def prepare_inputs_for_generation(self, input_ids, next_sequence_length=None, cache=None, attention_mask=None,
+                                      **kwargs):
+        """The library's preparation, plus one case it leaves: a continued `generate(sequences, cache=...)` without
+        an attention mask passes the full sequence (the library slices only when a mask gives the full length)."""
+        seen = cache.get_seq_length() if cache is not None else 0
+        if next_sequence_length is None and attention_mask is None and 0 < seen < input_ids.shape[1]:
+            next_sequence_length = input_ids.shape[1] - seen
+        return super().prepare_inputs_for_generation(input_ids, next_sequence_length=next_sequence_length, cache=cache,
+                                                     attention_mask=attention_mask, **kwargs)
+
     # The library renamed `past_key_values` to `cache` in 5.24 and accepts the old name until 5.40; so do we.
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor,
@@ -468,9 +574,9 @@ class LSTForCausalLM(LSTPreTrainedModel, GenerationMixin):
         labels: torch.LongTensor | None = None,
         logits_to_keep: int = 0,
         **kwargs,
-    ) -> CausalLMOutputWithPast:
+    ) -> LSTCausalLMOutput:
         outputs = self.model(input_ids, attention_mask=attention_mask, patch_starts=patch_starts,
-                             cache=cache, use_cache=use_cache)
+                             cache=cache, use_cache=use_cache, return_dict=True, **kwargs)
         hidden = outputs.last_hidden_state
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]
@@ -478,7 +584,9 @@ class LSTForCausalLM(LSTPreTrainedModel, GenerationMixin):
         loss = None
         if labels is not None:
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
-        return CausalLMOutputWithPast(loss=loss, logits=logits, cache=outputs.cache)
+        return LSTCausalLMOutput(loss=loss, logits=logits, cache=outputs.cache, hidden_states=outputs.hidden_states,
+                                 encoder_hidden_states=outputs.encoder_hidden_states,
+                                 global_hidden_states=outputs.global_hidden_states)
 
 
 class LSTForSequenceClassification(LSTPreTrainedModel):
@@ -491,6 +599,7 @@ class LSTForSequenceClassification(LSTPreTrainedModel):
         self.score = nn.Linear(config.local_hidden_size, config.num_labels, bias=False)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor,
@@ -498,24 +607,31 @@ class LSTForSequenceClassification(LSTPreTrainedModel):
         patch_starts: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         **kwargs,
-    ) -> SequenceClassifierOutputWithPast:
+    ) -> LSTSequenceClassifierOutput:
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        hidden = self.model(input_ids, attention_mask=attention_mask, patch_starts=patch_starts).last_hidden_state
+        outputs = self.model(input_ids, attention_mask=attention_mask, patch_starts=patch_starts, use_cache=False,
+                             return_dict=True, **kwargs)
+        hidden = outputs.last_hidden_state
         weights = attention_mask.to(hidden.dtype)[..., None]
         pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
         logits = self.score(pooled)
         loss = None
         if labels is not None:
             loss = self.loss_function(labels=labels, pooled_logits=logits, config=self.config)
-        return SequenceClassifierOutputWithPast(loss=loss, logits=logits)
+        return LSTSequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
+                                           encoder_hidden_states=outputs.encoder_hidden_states,
+                                           global_hidden_states=outputs.global_hidden_states)
 
 
 __all__ = [
+    "LSTCausalLMOutput",
     "LSTCrossAttention",
+    "LSTDecoderLayer",
     "LSTForCausalLM",
     "LSTForSequenceClassification",
     "LSTModel",
     "LSTModelOutput",
     "LSTPreTrainedModel",
+    "LSTSequenceClassifierOutput",
 ]

@@ -117,7 +117,7 @@ def test_static_patching_shrinks_the_global_sequence(model, tokenizer):
     outputs = model.model(ids)
     # bos, [Text], text pieces, [Speech] are singletons; 12 units make 3 patches of 4.
     text_tokens = ids.shape[1] - 12
-    assert outputs.global_hidden_states.shape[1] == text_tokens + 3
+    assert outputs.last_global_hidden_state.shape[1] == text_tokens + 3
     assert outputs.patch_ids[0, -12:].tolist() == [text_tokens] * 4 + [text_tokens + 1] * 4 + [text_tokens + 2] * 4
 
 
@@ -127,10 +127,10 @@ def test_a_run_of_padding_is_one_global_slot(model, tokenizer, side):
     padding token (that made it as long as the token sequence)."""
     rows = [[np.arange(40) % tokenizer.num_units], ["in the beginning"]]
     batch = tokenizer(segments=rows, padding=True, padding_side=side, return_tensors="pt")
-    outputs = model.model(batch["input_ids"], attention_mask=batch["attention_mask"])
+    outputs = model.model(batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
     speech_row_slots = 2 + 40 // 4  # BOS, [Speech], ten patches of four units
     text_row_real = int(batch["attention_mask"][1].sum())
-    assert outputs.global_hidden_states.shape[1] == max(speech_row_slots, text_row_real + 1)
+    assert outputs.last_global_hidden_state.shape[1] == max(speech_row_slots, text_row_real + 1)
     assert int(outputs.patch_mask[1].sum()) == text_row_real
 
 

@@ -1,0 +1,158 @@
+"""LST follows the conventions every transformers model follows: return_dict, use_cache from the config,
+generate continued from a returned cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from modeling_lst import LSTConfig, LSTForCausalLM, LSTForSequenceClassification, LSTModel
+from modeling_lst.cache_lst import LSTCache
+
+
+@pytest.fixture(scope="module")
+def config(tokenizer) -> LSTConfig:
+    return LSTConfig.from_tokenizer(tokenizer, preset="tiny", local_attention_window=6)
+
+
+@pytest.fixture(scope="module")
+def ids(tokenizer) -> torch.Tensor:
+    rng = np.random.default_rng(2)
+    return torch.tensor([tokenizer(segments=["in the beginning", rng.integers(0, 50, 11), "and God"])["input_ids"]])
+
+
+def test_return_dict_false_gives_the_fields_as_a_tuple_in_order(config, ids):
+    torch.manual_seed(0)
+    model = LSTForCausalLM(config).eval()
+    with torch.no_grad():
+        as_dict = model(ids, labels=ids)
+        loss, logits, cache = model(ids, labels=ids, return_dict=False)
+        model.config.return_dict = False
+        from_config = model(ids, labels=ids, use_cache=False)
+        model.config.return_dict = True
+    assert isinstance(loss, torch.Tensor) and loss.ndim == 0
+    torch.testing.assert_close(loss, as_dict.loss)
+    torch.testing.assert_close(logits, as_dict.logits)
+    assert isinstance(cache, LSTCache)
+    assert isinstance(from_config, tuple) and len(from_config) == 2  # loss, logits (no cache asked for)
+
+    backbone = LSTModel(config).eval()
+    with torch.no_grad():
+        fields = backbone(ids, return_dict=False)
+        named = backbone(ids)
+    assert isinstance(fields, tuple) and isinstance(fields[1], LSTCache)  # last_hidden_state, cache, ...
+    torch.testing.assert_close(fields[0], named.last_hidden_state)
+    torch.testing.assert_close(fields[2], named.last_global_hidden_state)
+
+    classifier = LSTForSequenceClassification(LSTConfig(**{**config.to_dict(), "num_labels": 3})).eval()
+    with torch.no_grad():
+        loss, logits = classifier(ids, labels=torch.tensor([2]), return_dict=False)
+    assert logits.shape == (1, 3) and loss.ndim == 0
+
+
+def test_use_cache_comes_from_the_config(config, ids):
+    assert config.use_cache is True
+    torch.manual_seed(0)
+    model = LSTForCausalLM(config).eval()
+    with torch.no_grad():
+        assert isinstance(model(ids).cache, LSTCache)
+        assert model(ids, use_cache=False).cache is None
+        model.config.use_cache = False
+        try:
+            assert model(ids).cache is None
+            assert isinstance(model(ids, use_cache=True).cache, LSTCache)
+        finally:
+            model.config.use_cache = True
+    reloaded = LSTConfig.from_dict({**config.to_dict(), "use_cache": False})
+    assert reloaded.use_cache is False
+
+
+def test_generate_continues_from_a_returned_cache(config, ids):
+    torch.manual_seed(0)
+    model = LSTForCausalLM(config).eval()
+    with torch.no_grad():  # larger weights, so that a wrong continuation would show
+        for parameter in model.parameters():
+            if parameter.dim() > 1:
+                parameter.normal_(0, 0.3)
+    prompt = ids[:, :9]
+    with torch.no_grad():
+        one_call = model.generate(prompt, max_new_tokens=12, do_sample=False)
+        first = model.generate(prompt, max_new_tokens=5, do_sample=False, return_dict_in_generate=True)
+        continued = model.generate(first.sequences, cache=first.cache, max_new_tokens=7, do_sample=False)
+        assert continued.tolist() == one_call.tolist()
+        # The same with an attention mask over the full sequence (the library slices the inputs itself).
+        first = model.generate(prompt, max_new_tokens=5, do_sample=False, return_dict_in_generate=True)
+        masked = model.generate(first.sequences, attention_mask=torch.ones_like(first.sequences), cache=first.cache,
+                                max_new_tokens=7, do_sample=False)
+    assert masked.tolist() == one_call.tolist()
+
+
+
+def test_hidden_states_of_every_part_follow_the_library_convention(config, ids):
+    torch.manual_seed(0)
+    model = LSTForCausalLM(config).eval()
+    outputs = model(ids, output_hidden_states=True, use_cache=False)
+    backbone = model.model(ids, use_cache=False)
+    tokens, slots = ids.shape[1], backbone.last_global_hidden_state.shape[1]
+
+    decoder, encoder, global_ = outputs.hidden_states, outputs.encoder_hidden_states, outputs.global_hidden_states
+    assert len(decoder) == config.decoder_num_layers + 1 and len(encoder) == config.encoder_num_layers
+    assert len(global_) == config.num_hidden_layers
+    assert all(state.shape == (1, tokens, config.local_hidden_size) for state in decoder + encoder)
+    assert all(state.shape == (1, slots, config.hidden_size) for state in global_)
+    # The decoder starts from the encoder's output and ends at last_hidden_state (after the final norm).
+    torch.testing.assert_close(decoder[0], encoder[-1])
+    torch.testing.assert_close(decoder[-1], backbone.last_hidden_state)
+    torch.testing.assert_close(model.model.global_transformer.norm(global_[-1]), backbone.last_global_hidden_state)
+    # The layers change the states (nothing is recorded twice).
+    assert not torch.allclose(decoder[0], decoder[1]) and not torch.allclose(global_[0], global_[1])
+
+    # Gradients reach the recorded states.
+    for state in (decoder[1], encoder[0], global_[0]):
+        state.retain_grad()
+    outputs.logits.logsumexp(-1).sum().backward()
+    assert all(state.grad is not None and state.grad.abs().sum() > 0 for state in (decoder[1], encoder[0], global_[0]))
+
+    with torch.no_grad():
+        plain = model(ids, use_cache=False)
+        as_tuple = model(ids, output_hidden_states=True, use_cache=False, return_dict=False)
+        model.config.output_hidden_states = True
+        try:
+            from_config = model(ids, use_cache=False)
+        finally:
+            model.config.output_hidden_states = False
+    assert plain.hidden_states is None and plain.encoder_hidden_states is None and plain.global_hidden_states is None
+    logits, decoder_states, encoder_states, global_states = as_tuple
+    torch.testing.assert_close(logits, outputs.logits)
+    assert len(decoder_states) == len(decoder) and len(encoder_states) == len(encoder)
+    assert len(global_states) == len(global_)
+    assert len(from_config.hidden_states) == len(decoder)
+
+
+def test_attention_weights_are_refused_not_dropped(config, ids):
+    model = LSTForCausalLM(config).eval()
+    with pytest.raises(ValueError, match="does not return attention weights yet"):
+        model(ids, output_attentions=True)
+
+
+def test_generate_returns_scores_logits_and_hidden_states_per_step(config, ids):
+    torch.manual_seed(0)
+    model = LSTForCausalLM(config).eval()
+    prompt, new = ids[:, :9], 6
+    with torch.no_grad():
+        out = model.generate(prompt, max_new_tokens=new, do_sample=False, return_dict_in_generate=True,
+                             output_scores=True, output_logits=True, output_hidden_states=True)
+        plain = model.generate(prompt, max_new_tokens=new, do_sample=False)
+        full = model(out.sequences, use_cache=False).logits
+    assert out.sequences.tolist() == plain.tolist()
+    assert len(out.scores) == len(out.logits) == len(out.hidden_states) == new
+    for step, (logits, states) in enumerate(zip(out.logits, out.hidden_states)):
+        length = prompt.shape[1] if step == 0 else 1
+        assert len(states) == config.decoder_num_layers + 1 and states[-1].shape[1] == length
+        # The step's logits are the full forward's at that position.
+        torch.testing.assert_close(logits[0], full[0, prompt.shape[1] + step - 1], atol=1e-4, rtol=1e-4)
+
+    cache = model(prompt).cache
+    with pytest.raises(ValueError, match="several cached tokens at once"):
+        model(ids[:, 9:12], cache=cache, output_hidden_states=True)
