@@ -6,8 +6,10 @@
   patch closes. In a batch, a row whose patch did not close gets a masked dummy slot, so every row keeps
   the same number of slots; `slot_is_real` marks the real ones, and patch positions count real slots only.
 - `patch_keys`: the decoder's projection of each slot's global state, so a step never re-projects history.
-- `encoder_states`, `patch_ids`, `token_is_real`: the encoder's token states and patching so far, from which a
-  closing patch is pooled.
+- `slot_closed_at`: the token at which each row's slot closed (its patch's end + 1), so that `crop` knows
+  which slots the kept tokens still have; `NEVER` for a slot that is not real.
+- `encoder_states`, `patch_ids`, `token_is_real`, `token_is_speech`: the encoder's token states and the
+  patching so far, from which a closing patch is pooled.
 - `speech_run_length`: speech tokens in the current run, to place static patch boundaries as tokens come.
 """
 
@@ -16,12 +18,18 @@ from __future__ import annotations
 import torch
 from transformers import Cache, DynamicCache
 
+NEVER = torch.iinfo(torch.long).max  # `slot_closed_at` of a slot that no token closed (padding, the open patch)
+
+TOKEN_FIELDS = ("encoder_states", "patch_ids", "token_is_real", "token_is_speech")
+SLOT_FIELDS = ("patch_keys", "slot_is_real", "slot_closed_at")
+
 
 class LSTCache(Cache):
-    """A `transformers.Cache`, so that `generate` accepts it as any model's (checks, continuation, `cache=`).
+    """A `transformers.Cache`, so that every decoding strategy of `generate` works on LST.
 
     It holds no per-layer `CacheLayer`s of its own: its two key/value caches are `DynamicCache`s, and the rest
-    is LST's patch bookkeeping. `is_compileable` is False, as for a dynamic cache.
+    is LST's patch bookkeeping. `crop` rolls all of it back (assisted and prompt-lookup decoding);
+    `is_compileable` is False, as for a dynamic cache.
     """
 
     def __init__(self):
@@ -30,9 +38,11 @@ class LSTCache(Cache):
         self.global_ = DynamicCache()
         self.patch_keys: torch.Tensor | None = None  # (batch, slots, k, local width)
         self.slot_is_real: torch.Tensor | None = None  # (batch, slots) bool
+        self.slot_closed_at: torch.Tensor | None = None  # (batch, slots) long
         self.encoder_states: torch.Tensor | None = None  # (batch, tokens, local width)
         self.patch_ids: torch.Tensor | None = None  # (batch, tokens)
         self.token_is_real: torch.Tensor | None = None  # (batch, tokens) bool
+        self.token_is_speech: torch.Tensor | None = None  # (batch, tokens) bool
         self.speech_run_length: torch.Tensor | None = None  # (batch,)
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
@@ -43,7 +53,7 @@ class LSTCache(Cache):
         """Follow beam search: keep the rows `beam_idx` selects."""
         self.local.reorder_cache(beam_idx)
         self.global_.reorder_cache(beam_idx)
-        for name in ("patch_keys", "slot_is_real", "encoder_states", "patch_ids", "token_is_real", "speech_run_length"):
+        for name in (*SLOT_FIELDS, *TOKEN_FIELDS, "speech_run_length"):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, value.index_select(0, beam_idx.to(value.device)))
@@ -58,28 +68,62 @@ class LSTCache(Cache):
             rows = torch.arange(self.patch_ids.shape[0], device=self.patch_ids.device)
             self.reorder_cache(rows.repeat_interleave(repeats))
 
+    def crop(self, tokens_to_remove: int) -> None:
+        """Forget the last `-tokens_to_remove` tokens (transformers' convention: a negative count), as if they
+        had never come: their local key/values, and every global slot that one of them closed."""
+        if tokens_to_remove > 0:
+            raise ValueError(f"crop takes a negative number of tokens to remove, got {tokens_to_remove}.")
+        seen = self.get_seq_length()
+        if tokens_to_remove == 0 or seen == 0:
+            return
+        keep = seen + tokens_to_remove
+        if keep <= 0:
+            self.__init__()
+            return
+        self.local.crop(tokens_to_remove)
+        for name in TOKEN_FIELDS:
+            setattr(self, name, getattr(self, name)[:, :keep])
+        self.speech_run_length = torch.zeros_like(self.speech_run_length)
+        self._advance_speech_run(self.token_is_speech & self.token_is_real)
+        # A slot survives for a row if a kept token closed it. Slots close in order within a row, so the kept
+        # ones come first; slots no row keeps are removed from the end, the rest are masked per row.
+        kept_slots = self.slot_is_real & (self.slot_closed_at < keep)
+        any_row = kept_slots.any(dim=0).nonzero()
+        retained = int(any_row[-1]) + 1 if any_row.numel() else 0
+        self.global_.crop(retained - kept_slots.shape[1])
+        self.patch_keys = self.patch_keys[:, :retained]
+        self.slot_closed_at = self.slot_closed_at[:, :retained]
+        self.slot_is_real = kept_slots[:, :retained]
+
     def append_tokens(self, encoder_states, patch_ids, token_is_real, is_speech) -> None:
         """Record new tokens (`(batch, n)` tensors) and update the current speech run."""
+        new = {"encoder_states": encoder_states, "patch_ids": patch_ids, "token_is_real": token_is_real,
+               "token_is_speech": is_speech}
         if self.patch_ids is None:
-            self.encoder_states, self.patch_ids, self.token_is_real = encoder_states, patch_ids, token_is_real
+            for name, value in new.items():
+                setattr(self, name, value)
             self.speech_run_length = torch.zeros(patch_ids.shape[0], dtype=torch.long, device=patch_ids.device)
         else:
-            self.encoder_states = torch.cat([self.encoder_states, encoder_states], dim=1)
-            self.patch_ids = torch.cat([self.patch_ids, patch_ids], dim=1)
-            self.token_is_real = torch.cat([self.token_is_real, token_is_real], dim=1)
-        # The run after these tokens: the speech tokens since the last non-speech one, or, if they are all
-        # speech, the previous run extended by them.
-        speech = is_speech & token_is_real
+            for name, value in new.items():
+                setattr(self, name, torch.cat([getattr(self, name), value], dim=1))
+        self._advance_speech_run(is_speech & token_is_real)
+
+    def _advance_speech_run(self, speech: torch.Tensor) -> None:
+        """The run after `speech` `(batch, n)`: the speech tokens since the last non-speech one, or, if they are
+        all speech, the previous run extended by them."""
         positions = torch.arange(speech.shape[1], device=speech.device)
         last_break = torch.where(~speech, positions, -1).amax(dim=1)
         self.speech_run_length = torch.where(
             last_break < 0, self.speech_run_length + speech.shape[1], speech.shape[1] - 1 - last_break
         )
 
-    def append_slots(self, patch_keys: torch.Tensor, slot_is_real: torch.Tensor) -> None:
-        """Record global slots (`(batch, n, k, width)` projected states and their real flags)."""
+    def append_slots(self, patch_keys: torch.Tensor, slot_is_real: torch.Tensor, closed_at: torch.Tensor) -> None:
+        """Record global slots: `(batch, n, k, width)` projected states, their real flags and the token that
+        closed each (`(batch, n)`; ignored where not real)."""
+        closed_at = torch.where(slot_is_real, closed_at, NEVER)
         if self.patch_keys is None:
-            self.patch_keys, self.slot_is_real = patch_keys, slot_is_real
+            self.patch_keys, self.slot_is_real, self.slot_closed_at = patch_keys, slot_is_real, closed_at
         else:
             self.patch_keys = torch.cat([self.patch_keys, patch_keys], dim=1)
             self.slot_is_real = torch.cat([self.slot_is_real, slot_is_real], dim=1)
+            self.slot_closed_at = torch.cat([self.slot_closed_at, closed_at], dim=1)

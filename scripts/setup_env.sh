@@ -13,7 +13,8 @@ stamp="$venv/.lst-install-stamp"
 python_bin="${PYTHON:-python3}"
 
 # espeak-ng (Debian) speaks the built-in corpora and spoken benchmarks offline; its library gives word times.
-if ! ldconfig -p 2>/dev/null | grep -q libespeak-ng; then
+# (grep reads all of ldconfig's output: with -q it would close the pipe early, and pipefail would report that.)
+if ! ldconfig -p 2>/dev/null | grep libespeak-ng >/dev/null; then
     echo "[setup] installing espeak-ng (apt)"
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
         apt-get install -y -q espeak-ng >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q espeak-ng >/dev/null; }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from modeling_lst import LSTConfig, LSTForCausalLM, LSTForSequenceClassification, LSTModel
 from modeling_lst.cache_lst import LSTCache
@@ -156,3 +157,84 @@ def test_generate_returns_scores_logits_and_hidden_states_per_step(config, ids):
     cache = model(prompt).cache
     with pytest.raises(ValueError, match="several cached tokens at once"):
         model(ids[:, 9:12], cache=cache, output_hidden_states=True)
+
+
+def strong_model(config, seed: int) -> LSTForCausalLM:
+    """Weights larger than the init's, so that any difference in what a position sees changes its logits."""
+    torch.manual_seed(seed)
+    model = LSTForCausalLM(config).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.dim() > 1:
+                parameter.normal_(0, 0.3)
+    return model
+
+
+def speech_heavy_sequence(tokenizer, seed: int) -> list[int]:
+    rng = np.random.default_rng(seed)
+    segments = []
+    for run in (3, 9, 5, 7):
+        segments += [str(rng.choice(["in the", "God said", "light"])), rng.integers(0, 50, size=run)]
+    return tokenizer(segments=segments)["input_ids"]
+
+
+@pytest.mark.parametrize("prefill, removed", [(5, 7), (20, 3), (30, 12), (12, 6)])
+def test_cache_crop_equals_recomputation(config, tokenizer, prefill, removed):
+    model = strong_model(config, seed=1)
+    ids = torch.tensor([speech_heavy_sequence(tokenizer, seed=prefill)])
+    with torch.no_grad():
+        full = model(ids, use_cache=False).logits
+        cache = model(ids[:, :prefill]).cache
+        for position in range(prefill, ids.shape[1]):
+            model(ids[:, position : position + 1], cache=cache)
+        cache.crop(-removed)  # back to length - removed tokens (into the prefill for some cases)
+        kept = ids.shape[1] - removed
+        assert cache.get_seq_length() == kept
+        again = [model(ids[:, position : position + 1], cache=cache).logits for position in range(kept, ids.shape[1])]
+    torch.testing.assert_close(torch.cat(again, dim=1), full[:, kept:], atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="negative number"):
+        cache.crop(3)
+
+
+def test_cache_crop_of_a_left_padded_batch_equals_recomputation(config, tokenizer):
+    model = strong_model(config, seed=2)
+    rows = [speech_heavy_sequence(tokenizer, seed=s)[:n] for s, n in ((3, 30), (4, 21))]
+    width = max(map(len, rows))
+    ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(r)) + r for r in rows])
+    mask = (torch.arange(width)[None] >= torch.tensor([width - len(r) for r in rows])[:, None]).long()
+    with torch.no_grad():
+        full = model(ids, attention_mask=mask, use_cache=False).logits
+        cache = model(ids[:, :14], attention_mask=mask[:, :14]).cache
+        for position in range(14, width):
+            model(ids[:, position : position + 1], attention_mask=mask[:, : position + 1], cache=cache)
+        cache.crop(-9)
+        again = [model(ids[:, p : p + 1], attention_mask=mask[:, : p + 1], cache=cache).logits
+                 for p in range(width - 9, width)]
+    torch.testing.assert_close(torch.cat(again, dim=1), full[:, width - 9 :], atol=1e-4, rtol=1e-4)
+
+
+def test_prompt_lookup_and_assisted_decoding_give_the_greedy_tokens(config, tokenizer, monkeypatch):
+    removed = []  # the tokens each rejected candidate run took back: the crop path really runs
+    crop = LSTCache.crop
+    monkeypatch.setattr(LSTCache, "crop", lambda self, n: (removed.append(n), crop(self, n))[1])
+    model = strong_model(config, seed=3)
+    draft = strong_model(LSTConfig(**{**config.to_dict(), "num_hidden_layers": 1}), seed=4)
+    sequence = speech_heavy_sequence(tokenizer, seed=7)
+    prompt = torch.tensor([sequence + sequence[2:20]])  # repeats, so that prompt lookup finds candidates
+    with torch.no_grad():
+        greedy = model.generate(prompt, max_new_tokens=24, do_sample=False)
+        lookup = model.generate(prompt, max_new_tokens=24, do_sample=False, prompt_lookup_num_tokens=4)
+        assisted = model.generate(prompt, max_new_tokens=24, do_sample=False, assistant_model=draft)
+    assert lookup.tolist() == greedy.tolist()
+    assert assisted.tolist() == greedy.tolist()
+    assert any(n < 0 for n in removed)
+
+    torch.manual_seed(5)  # the Llama baseline over the same vocabulary, through the same generate paths
+    baseline = LlamaForCausalLM(config.global_llama_config()).eval()
+    baseline_draft = LlamaForCausalLM(LlamaConfig(**{**config.global_llama_config().to_dict(),
+                                                     "num_hidden_layers": 1})).eval()
+    with torch.no_grad():
+        greedy = baseline.generate(prompt, max_new_tokens=24, do_sample=False)
+        lookup = baseline.generate(prompt, max_new_tokens=24, do_sample=False, prompt_lookup_num_tokens=4)
+        assisted = baseline.generate(prompt, max_new_tokens=24, do_sample=False, assistant_model=baseline_draft)
+    assert lookup.tolist() == greedy.tolist() and assisted.tolist() == greedy.tolist()
