@@ -398,6 +398,8 @@ class LSTModel(LSTPreTrainedModel):
         self.global_transformer = LSTGlobalTransformer(self.global_config)
         self.decoder = LSTLocalDecoder(config, self.local_config)
         self.local_rotary_emb = LlamaRotaryEmbedding(self.local_config)
+        # Set by gradient_checkpointing_enable(); merge_with_config_defaults then turns use_cache off in training.
+        self.gradient_checkpointing = False
         self.post_init()
 
     def speech_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -413,7 +415,7 @@ class LSTModel(LSTPreTrainedModel):
     @capture_outputs
     def forward(
         self,
-        input_ids: torch.LongTensor,
+        input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         patch_starts: torch.Tensor | None = None,
         cache: LSTCache | None = None,
@@ -426,6 +428,10 @@ class LSTModel(LSTPreTrainedModel):
         always for cached steps, speech runs are patched statically, as at inference. `attention_mask`
         covers all tokens so far (cached and new), as in transformers.
         """
+        if input_ids is None or kwargs.get("inputs_embeds") is not None:
+            raise ValueError("LST needs input_ids, not inputs_embeds: its patches are made from which ids are speech "
+                             "units. Pass input_ids (PEFT's prompt-learning methods, which feed embeddings, do not "
+                             "apply; use LoRA).")
         # set_attn_implementation changes self.config; the global Llama config follows it (the local layers
         # run it inside their blocked sliding window, see local_attention.py).
         self.global_config._attn_implementation = self.config._attn_implementation
@@ -578,7 +584,7 @@ class LSTForCausalLM(LSTPreTrainedModel, GenerationMixin):
     @can_return_tuple
     def forward(
         self,
-        input_ids: torch.LongTensor,
+        input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         patch_starts: torch.Tensor | None = None,
         cache: LSTCache | None = None,
@@ -614,13 +620,13 @@ class LSTForSequenceClassification(LSTPreTrainedModel):
     @can_return_tuple
     def forward(
         self,
-        input_ids: torch.LongTensor,
+        input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         patch_starts: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         **kwargs,
     ) -> LSTSequenceClassifierOutput:
-        if attention_mask is None:
+        if attention_mask is None and input_ids is not None:  # without ids, the backbone says what is wrong
             attention_mask = torch.ones_like(input_ids)
         outputs = self.model(input_ids, attention_mask=attention_mask, patch_starts=patch_starts, use_cache=False,
                              return_dict=True, **kwargs)

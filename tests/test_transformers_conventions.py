@@ -238,3 +238,27 @@ def test_prompt_lookup_and_assisted_decoding_give_the_greedy_tokens(config, toke
         lookup = baseline.generate(prompt, max_new_tokens=24, do_sample=False, prompt_lookup_num_tokens=4)
         assisted = baseline.generate(prompt, max_new_tokens=24, do_sample=False, assistant_model=baseline_draft)
     assert lookup.tolist() == greedy.tolist() and assisted.tolist() == greedy.tolist()
+
+
+def test_inputs_embeds_are_refused_with_the_reason(config, ids):
+    model = LSTForCausalLM(config).eval()
+    with pytest.raises(ValueError, match="needs input_ids, not inputs_embeds"):
+        model(ids, inputs_embeds=model.get_input_embeddings()(ids))
+    with pytest.raises(ValueError, match="needs input_ids, not inputs_embeds"):
+        model(inputs_embeds=model.get_input_embeddings()(ids))
+
+
+def test_hidden_states_under_gradient_checkpointing(config, ids):
+    torch.manual_seed(0)
+    model = LSTForCausalLM(config)
+    reference = model(ids, output_hidden_states=True, use_cache=False)
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+    checkpointed = model(ids, labels=ids, output_hidden_states=True)
+    checkpointed.loss.backward()  # the recomputation in backward records nothing more
+    assert checkpointed.cache is None  # use_cache is turned off under gradient checkpointing, as in the library
+    for name in ("hidden_states", "encoder_hidden_states", "global_hidden_states"):
+        ours, theirs = getattr(checkpointed, name), getattr(reference, name)
+        assert len(ours) == len(theirs)
+        for a, b in zip(ours, theirs):
+            torch.testing.assert_close(a, b)
