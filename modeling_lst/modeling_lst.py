@@ -381,6 +381,26 @@ class LSTPreTrainedModel(PreTrainedModel):
     def set_input_embeddings(self, value):
         self.base_model.encoder.embed_tokens = value
 
+    def resize_token_embeddings(self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None,
+                                mean_resizing: bool = True, new_tokens_are_speech: bool = False) -> nn.Embedding:
+        """The library's resize, keeping the joint id ranges true: ids added at the end are text-side tokens (each
+        its own patch), or, with `new_tokens_are_speech`, new speech units that extend `speech_token_range`.
+        Shrinking into the ranges is refused: it would drop ids the tokenizer still produces."""
+        old_size = self.config.vocab_size
+        speech_start, speech_end = self.config.speech_token_range
+        highest_used = max(speech_end, self.config.text_token_range[1], self.config.text_marker_id + 1,
+                           self.config.speech_marker_id + 1)
+        if new_num_tokens is not None and new_num_tokens < highest_used:
+            raise ValueError(f"Cannot resize the vocabulary to {new_num_tokens}: ids up to {highest_used - 1} belong "
+                             "to its text, marker and speech ranges. Build a new config from the tokenizer instead.")
+        if new_tokens_are_speech and speech_end != old_size:
+            raise ValueError(f"New speech units must follow the current ones, but speech_token_range ends at "
+                             f"{speech_end} and the vocabulary at {old_size}: ids in between are not units.")
+        embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+        if new_tokens_are_speech:
+            self.config.speech_token_range = [speech_start, self.config.vocab_size]
+        return embeddings
+
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, LSTLocalDecoder):

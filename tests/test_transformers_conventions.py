@@ -262,3 +262,29 @@ def test_hidden_states_under_gradient_checkpointing(config, ids):
         assert len(ours) == len(theirs)
         for a, b in zip(ours, theirs):
             torch.testing.assert_close(a, b)
+
+
+def test_resizing_keeps_old_logits_and_moves_the_id_ranges(config, ids):
+    torch.manual_seed(0)
+    model = LSTForCausalLM(LSTConfig(**config.to_dict())).eval()  # a copy: resizing changes the config
+    old_size, (speech_start, speech_end) = config.vocab_size, config.speech_token_range
+    with torch.no_grad():
+        before = model(ids, use_cache=False).logits
+        model.resize_token_embeddings(old_size + 8)  # text-side additions: the speech range stays
+        assert model.config.vocab_size == old_size + 8 and model.config.speech_token_range == [speech_start, speech_end]
+        torch.testing.assert_close(model(ids, use_cache=False).logits[..., :old_size], before)
+        with pytest.raises(ValueError, match="New speech units must follow the current ones"):
+            model.resize_token_embeddings(old_size + 16, new_tokens_are_speech=True)
+
+    torch.manual_seed(0)
+    model = LSTForCausalLM(LSTConfig(**config.to_dict())).eval()
+    with torch.no_grad():
+        model.resize_token_embeddings(old_size + 4, new_tokens_are_speech=True)
+        assert model.config.speech_token_range == [speech_start, old_size + 4]
+        new_units = torch.arange(old_size, old_size + 4)[None]
+        with_new = torch.cat([ids, torch.tensor([[config.speech_marker_id]]), new_units], dim=1)
+        patches = model.model(with_new, use_cache=False).patch_ids[0, -4:]
+        assert patches.unique().numel() == 1  # four new units make one static patch, as units do
+        torch.testing.assert_close(model(ids, use_cache=False).logits[..., :old_size], before)
+        with pytest.raises(ValueError, match="belong to its text, marker and speech ranges"):
+            model.resize_token_embeddings(speech_end - 1)
