@@ -30,8 +30,9 @@ echo "[versions] $mode: building $venv"
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 "${pip[@]}" install --quiet --upgrade pip setuptools packaging  # packaging: for scripts/pinned_versions.py
 "${pip[@]}" install --quiet "torch==2.13.0"
+echo "torch==2.13.0" > "$work/torch.txt"  # --upgrade must not move torch to a CUDA build
 if [ "$mode" = latest ]; then
-    "${pip[@]}" install --quiet --upgrade --upgrade-strategy eager -e "$repo_root[dev]"
+    "${pip[@]}" install --quiet --upgrade --upgrade-strategy eager -c "$work/torch.txt" -e "$repo_root[dev]"
 else
     "$venv/bin/python" "$repo_root/scripts/pinned_versions.py" lowest "$repo_root/pyproject.toml" > "$work/lowest.txt"
     echo "[versions] lower bounds:"; sed 's/^/  /' "$work/lowest.txt"
