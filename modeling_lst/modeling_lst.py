@@ -418,7 +418,7 @@ class LSTModel(LSTPreTrainedModel):
         self.global_transformer = LSTGlobalTransformer(self.global_config)
         self.decoder = LSTLocalDecoder(config, self.local_config)
         self.local_rotary_emb = LlamaRotaryEmbedding(self.local_config)
-        # Set by gradient_checkpointing_enable(); merge_with_config_defaults then turns use_cache off in training.
+        # Set by activation_checkpointing_enable(); merge_with_config_defaults then turns use_cache off in training.
         self.gradient_checkpointing = False
         self.post_init()
 

@@ -252,7 +252,7 @@ def test_hidden_states_under_gradient_checkpointing(config, ids):
     torch.manual_seed(0)
     model = LSTForCausalLM(config)
     reference = model(ids, output_hidden_states=True, use_cache=False)
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     model.train()
     checkpointed = model(ids, labels=ids, output_hidden_states=True)
     checkpointed.loss.backward()  # the recomputation in backward records nothing more

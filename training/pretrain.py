@@ -60,7 +60,7 @@ def build_model(model_args: ModelArguments, tokenizer, args: PretrainingArgument
                                           mixed_aligned_probability=args.mixed_aligned_probability, **overrides)
         model = LSTForCausalLM(config) if model_args.model_type == "lst" else LlamaForCausalLM(config.global_llama_config())
     if args.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.activation_checkpointing_enable()
     return model
 
 
