@@ -6,8 +6,6 @@
   patch closes. In a batch, a row whose patch did not close gets a masked dummy slot, so every row keeps
   the same number of slots; `slot_is_real` marks the real ones, and patch positions count real slots only.
 - `patch_keys`: the decoder's projection of each slot's global state, so a step never re-projects history.
-- `slot_closed_at`: the token at which each row's slot closed (its patch's end + 1), so that `crop` knows
-  which slots the kept tokens still have; `NEVER` for a slot that is not real.
 - `encoder_states`, `patch_ids`, `token_is_real`, `token_is_speech`: the encoder's token states and the
   patching so far, from which a closing patch is pooled.
 - `speech_run_length`: speech tokens in the current run, to place static patch boundaries as tokens come.
@@ -18,10 +16,8 @@ from __future__ import annotations
 import torch
 from transformers import Cache, DynamicCache
 
-NEVER = torch.iinfo(torch.long).max  # `slot_closed_at` of a slot that no token closed (padding, the open patch)
-
 TOKEN_FIELDS = ("encoder_states", "patch_ids", "token_is_real", "token_is_speech")
-SLOT_FIELDS = ("patch_keys", "slot_is_real", "slot_closed_at")
+SLOT_FIELDS = ("patch_keys", "slot_is_real")
 
 
 class LSTCache(Cache):
@@ -38,7 +34,6 @@ class LSTCache(Cache):
         self.global_ = DynamicCache()
         self.patch_keys: torch.Tensor | None = None  # (batch, slots, k, local width)
         self.slot_is_real: torch.Tensor | None = None  # (batch, slots) bool
-        self.slot_closed_at: torch.Tensor | None = None  # (batch, slots) long
         self.encoder_states: torch.Tensor | None = None  # (batch, tokens, local width)
         self.patch_ids: torch.Tensor | None = None  # (batch, tokens)
         self.token_is_real: torch.Tensor | None = None  # (batch, tokens) bool
@@ -85,14 +80,17 @@ class LSTCache(Cache):
             setattr(self, name, getattr(self, name)[:, :keep])
         self.speech_run_length = torch.zeros_like(self.speech_run_length)
         self._advance_speech_run(self.token_is_speech & self.token_is_real)
-        # A slot survives for a row if a kept token closed it. Slots close in order within a row, so the kept
-        # ones come first; slots no row keeps are removed from the end, the rest are masked per row.
-        kept_slots = self.slot_is_real & (self.slot_closed_at < keep)
+        # A row's real slots are its closed real patches, in order (a patch is all padding or all real). The
+        # kept tokens close as many as the real patches they start, less the open one if it is real: the row
+        # keeps that many of its real slots. Slots no row keeps are removed from the end, the rest are masked.
+        starts = torch.ones_like(self.token_is_real)
+        starts[:, 1:] = self.patch_ids[:, 1:] != self.patch_ids[:, :-1]
+        closed = (starts & self.token_is_real).sum(dim=1) - self.token_is_real[:, -1].long()
+        kept_slots = self.slot_is_real & (self.slot_is_real.cumsum(dim=1) <= closed[:, None])
         any_row = kept_slots.any(dim=0).nonzero()
         retained = int(any_row[-1]) + 1 if any_row.numel() else 0
         self.global_.crop(retained - kept_slots.shape[1])
         self.patch_keys = self.patch_keys[:, :retained]
-        self.slot_closed_at = self.slot_closed_at[:, :retained]
         self.slot_is_real = kept_slots[:, :retained]
 
     def append_tokens(self, encoder_states, patch_ids, token_is_real, is_speech) -> None:
@@ -117,13 +115,10 @@ class LSTCache(Cache):
             last_break < 0, self.speech_run_length + speech.shape[1], speech.shape[1] - 1 - last_break
         )
 
-    def append_slots(self, patch_keys: torch.Tensor, slot_is_real: torch.Tensor, closed_at: torch.Tensor) -> None:
-        """Record global slots: `(batch, n, k, width)` projected states, their real flags and the token that
-        closed each (`(batch, n)`; ignored where not real)."""
-        closed_at = torch.where(slot_is_real, closed_at, NEVER)
+    def append_slots(self, patch_keys: torch.Tensor, slot_is_real: torch.Tensor) -> None:
+        """Record global slots (`(batch, n, k, width)` projected states and their real flags)."""
         if self.patch_keys is None:
-            self.patch_keys, self.slot_is_real, self.slot_closed_at = patch_keys, slot_is_real, closed_at
+            self.patch_keys, self.slot_is_real = patch_keys, slot_is_real
         else:
             self.patch_keys = torch.cat([self.patch_keys, patch_keys], dim=1)
             self.slot_is_real = torch.cat([self.slot_is_real, slot_is_real], dim=1)
-            self.slot_closed_at = torch.cat([self.slot_closed_at, closed_at], dim=1)

@@ -36,7 +36,7 @@ from transformers.utils.generic import can_return_tuple, merge_with_config_defau
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 from transformers.utils.deprecation import deprecate_kwarg
 
-from .cache_lst import NEVER, LSTCache
+from .cache_lst import LSTCache
 from .configuration_lst import LSTConfig
 from .local_attention import IMPLEMENTATION_NAME as BLOCK_SLIDING_WINDOW
 from .patching import patch_ids_from_starts, static_patch_starts
@@ -512,12 +512,8 @@ class LSTModel(LSTPreTrainedModel):
         hidden = self.decoder(encoder_states, slot_keys, read_slots.clamp(min=0), readable, position_embeddings,
                               local_attention, local_cache)
         if cache is not None:
-            # Slot p closed at the first token of patch p + 1 (the last slot is the open patch: never closed).
-            indices = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(patch_ids)
-            first_token = torch.full_like(slot_index, input_ids.shape[1]).scatter_reduce(1, patch_ids, indices, "amin")
-            closed_at = torch.nn.functional.pad(first_token[:, 1:], (0, 1), value=NEVER)
             cache.append_tokens(encoder_states, patch_ids, token_is_real, is_speech)
-            cache.append_slots(slot_keys, slot_is_real.bool(), closed_at)
+            cache.append_slots(slot_keys, slot_is_real.bool())
         return LSTModelOutput(last_hidden_state=hidden, last_global_hidden_state=global_states, patch_ids=patch_ids,
                               patch_mask=slot_is_real, cache=cache)
 
@@ -552,8 +548,7 @@ class LSTModel(LSTPreTrainedModel):
             slot_position = cache.slot_is_real.long().sum(dim=1, keepdim=True)
             global_state = self.global_transformer(patch_embed, slot_is_real.long(), slot_position, cache.global_)
             global_state = torch.where(closed_is_real[:, None, None], global_state, 0.0)
-            cache.append_slots(self.decoder.project_slots(global_state), closed_is_real[:, None],
-                               torch.full_like(open_patch, seen)[:, None])
+            cache.append_slots(self.decoder.project_slots(global_state), closed_is_real[:, None])
 
         # The decoder reads the last W real slots: all closed patches before this token's patch.
         window = self.config.cross_attn_window_decoder
