@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from transformers.models.llama.modeling_llama import eager_attention_forward
+from transformers.models.llama.modeling_llama import eager_attention_forward, repeat_kv
 
 IMPLEMENTATION_NAME = "lst_block_sliding_window"
 
@@ -28,10 +28,11 @@ def block_sliding_window_attention(
     *,
     token_is_real: torch.Tensor,
     block_implementation: str = "sdpa",
+    output_attentions: bool = False,
     scaling: float | None = None,
     dropout: float = 0.0,
     **kwargs,
-) -> tuple[torch.Tensor, None]:
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Causal attention of each query to the `module.config.sliding_window` latest real keys (itself included).
 
     Args:
@@ -40,20 +41,27 @@ def block_sliding_window_attention(
         attention_mask: unused; the window and `token_is_real` define what is visible.
         token_is_real: `(batch, keys)` boolean, False for padding.
         block_implementation: "sdpa" or "eager", the library function run on the blocks.
+        output_attentions: with "eager", also return the weights as a dense `(batch, heads, queries, keys)`
+            tensor (zero outside each query's window). It costs queries x keys memory: for inspection only.
     Returns:
-        `(batch, queries, heads, head_dim)` and no attention weights, as transformers' functions do.
+        `(batch, queries, heads, head_dim)` and the weights or None, as transformers' functions do.
     """
+    if output_attentions and block_implementation != "eager":
+        raise ValueError("Attention weights come from eager attention only: set attn_implementation='eager'.")
     window = module.config.sliding_window
     attend = eager_attention_forward if block_implementation == "eager" else sdpa_attention_forward
     batch, heads, num_queries, head_dim = query.shape
     num_keys = key.shape[2]
+    all_values = value
     if num_queries != num_keys:  # a few new queries against cached keys: a small dense mask is enough
         keep = min(num_keys, window + num_queries - 1)  # older keys are outside every query's window
         key, value, token_is_real = key[:, :, -keep:], value[:, :, -keep:], token_is_real[:, -keep:]
         query_positions = torch.arange(keep - num_queries, keep, device=query.device)
         allowed = _window_mask(query_positions, torch.arange(keep, device=query.device), window, token_is_real)
-        output, _ = attend(module, query, key, value, _as_mask(allowed[:, None], query, block_implementation),
-                           dropout=dropout, scaling=scaling)
+        output, weights = attend(module, query, key, value, _as_mask(allowed[:, None], query, block_implementation),
+                                 dropout=dropout, scaling=scaling)
+        if output_attentions:  # older keys are outside every window: zero weight
+            return _output_from_weights(F.pad(weights, (num_keys - keep, 0)), all_values)
         return output, None
 
     block = max(1, min(window // 2 or 1, num_queries))
@@ -84,10 +92,36 @@ def block_sliding_window_attention(
     # Padding queries (and the block-filling tail) read only themselves, so no softmax row is empty.
     allowed = in_window[None] & (key_real[:, :, None, :] | (~query_real[..., None] & (distance == 0)))
     allowed = allowed.reshape(batch * num_blocks, 1, block, span)
-    output, _ = attend(module, query_blocks, blocks_of(key), blocks_of(value),
-                       _as_mask(allowed, query, block_implementation), dropout=dropout, scaling=scaling)
+    output, weights = attend(module, query_blocks, blocks_of(key), blocks_of(value),
+                             _as_mask(allowed, query, block_implementation), dropout=dropout, scaling=scaling)
     output = output.reshape(batch, num_blocks * block, heads, head_dim)[:, :num_queries]
-    return output, None
+    if not output_attentions:
+        return output, None
+    dense = dense_attention_weights(weights, key_index.expand(batch, -1, -1), history + padded)
+    return _output_from_weights(dense[:, :, :num_queries, history : history + num_keys], all_values)
+
+
+def _output_from_weights(weights: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The output recomputed from the dense weights, so that gradients reach the weights a user inspects (as in
+    eager attention); the result equals the blocked output."""
+    value = repeat_kv(value, weights.shape[1] // value.shape[1])
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+
+
+def dense_attention_weights(weights: torch.Tensor, key_index: torch.Tensor, num_keys: int) -> torch.Tensor:
+    """Weights computed over gathered keys, placed at the keys' positions: `(batch, heads, queries, num_keys)`.
+
+    Args:
+        weights: `(batch * groups, heads, queries_per_group, window)`, group g's queries over its window.
+        key_index: `(batch, groups, window)`, the key each window position gathered. A key gathered twice (a
+            clamped index, masked) adds its weights, which are zero where masked.
+    """
+    batch, groups, window = key_index.shape
+    heads, per_group = weights.shape[1], weights.shape[2]
+    weights = weights.view(batch, groups, heads, per_group, window)
+    index = key_index[:, :, None, None, :].expand_as(weights)
+    dense = weights.new_zeros(batch, groups, heads, per_group, num_keys).scatter_add(-1, index, weights)
+    return dense.transpose(1, 2).reshape(batch, heads, groups * per_group, num_keys)
 
 
 def _window_mask(query_positions, key_positions, window, token_is_real):

@@ -26,6 +26,7 @@ from transformers.masking_utils import create_causal_mask
 from transformers.modeling_outputs import CausalLMOutputWithPast, SequenceClassifierOutputWithPast
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.llama.modeling_llama import (
+    LlamaAttention,
     LlamaDecoderLayer,
     LlamaRMSNorm,
     LlamaRotaryEmbedding,
@@ -39,6 +40,7 @@ from transformers.utils.deprecation import deprecate_kwarg
 from .cache_lst import LSTCache
 from .configuration_lst import LSTConfig
 from .local_attention import IMPLEMENTATION_NAME as BLOCK_SLIDING_WINDOW
+from .local_attention import dense_attention_weights
 from .patching import patch_ids_from_starts, static_patch_starts
 
 
@@ -52,7 +54,23 @@ HIDDEN_STATES_DOC = """
             `hidden_states[0]`. (transformers' recorder prepends a module's input for `hidden_states` only.)
         global_hidden_states: with `output_hidden_states`, the output of each global transformer layer before
             the final norm, `num_hidden_layers` tensors of `(batch, slots, hidden_size)`. In a cached step they
-            cover the patch that closed at that token, and are empty when none did."""
+            cover the patch that closed at that token, and are empty when none did.
+        attentions: with `output_attentions` (eager attention only), each local decoder layer's self-attention
+            weights, `decoder_num_layers` tensors of `(batch, local_num_attention_heads, tokens, tokens)`, zero
+            outside each token's window of `local_attention_window` tokens.
+        cross_attentions: each decoder layer's weights over the global patch states, `(batch, cross_attn_num_heads,
+            tokens, (1 + slots) * cross_attn_k)`: keys 0..k-1 are the learned null state, slot s's k keys follow at
+            (s + 1) * k.
+        encoder_attentions: each local encoder layer's self-attention weights, as `attentions`.
+        encoder_cross_attentions: the pooling cross-attention, one tensor `(batch, cross_attn_num_heads,
+            slots * cross_attn_k, tokens)`: the k queries of each patch over the tokens it reads.
+        global_attentions: each global layer's weights, `(batch, num_attention_heads, slots, slots)`.
+        In a cached step the queries are the new token (or the closing patch) and the keys all that came before;
+        `cross_attentions`' keys are then the cache's slots, of which `cache.slot_is_real` marks the real ones."""
+
+# The per-part states and weights the heads pass on from the backbone (see HIDDEN_STATES_DOC).
+RECORDED_FIELDS = ("hidden_states", "encoder_hidden_states", "global_hidden_states", "attentions", "cross_attentions",
+                   "encoder_attentions", "encoder_cross_attentions", "global_attentions")
 
 
 @dataclass
@@ -79,6 +97,11 @@ class LSTModelOutput(ModelOutput):
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     global_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    cross_attentions: tuple[torch.FloatTensor, ...] | None = None
+    encoder_attentions: tuple[torch.FloatTensor, ...] | None = None
+    encoder_cross_attentions: tuple[torch.FloatTensor, ...] | None = None
+    global_attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -86,11 +109,14 @@ class LSTCausalLMOutput(CausalLMOutputWithPast):
     __doc__ = """Outputs of [`LSTForCausalLM`]: the library's causal-LM fields, plus LST's per-part states.
 
     Args:
-        loss, logits, cache: as in `CausalLMOutputWithPast`.
-        attentions: not recorded yet (always None; `output_attentions=True` is refused).""" + HIDDEN_STATES_DOC
+        loss, logits, cache: as in `CausalLMOutputWithPast`.""" + HIDDEN_STATES_DOC
 
     encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     global_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    cross_attentions: tuple[torch.FloatTensor, ...] | None = None
+    encoder_attentions: tuple[torch.FloatTensor, ...] | None = None
+    encoder_cross_attentions: tuple[torch.FloatTensor, ...] | None = None
+    global_attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -102,21 +128,30 @@ class LSTSequenceClassifierOutput(SequenceClassifierOutputWithPast):
 
     encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     global_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    cross_attentions: tuple[torch.FloatTensor, ...] | None = None
+    encoder_attentions: tuple[torch.FloatTensor, ...] | None = None
+    encoder_cross_attentions: tuple[torch.FloatTensor, ...] | None = None
+    global_attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 def record_every_part(forward):
-    """`output_hidden_states` (argument or config) asks for the encoder's and the global transformer's states too.
+    """`output_hidden_states` / `output_attentions` (argument or config) ask for every part's states / weights.
 
     transformers' `capture_outputs` reads one `output_<key>` flag per recorded key; LST records three kinds of
-    hidden states, which a user asks for with the one flag every model has. Attention weights are not recorded
-    yet (the local layers compute them block by block), so asking for them is an error, not a silent None.
+    hidden states and five kinds of attention weights, which a user asks for with the two flags every model has.
+    Weights exist only under eager attention: with sdpa the library would warn and return None, LST refuses.
     """
 
     @functools.wraps(forward)
     def wrapper(self, *args, **kwargs):
-        if kwargs.get("output_attentions", self.config.output_attentions):
-            raise ValueError("LST does not return attention weights yet: call it without output_attentions "
-                             "(hidden states are available with output_hidden_states=True).")
+        attentions = bool(kwargs.get("output_attentions", self.config.output_attentions))
+        if attentions and self.config._attn_implementation != "eager":
+            raise ValueError(f"Attention weights need eager attention, but this model runs "
+                             f"{self.config._attn_implementation!r}: load it with attn_implementation='eager' or "
+                             "call model.set_attn_implementation('eager') first.")
+        kwargs["output_attentions"] = attentions
+        for key in ("output_encoder_attentions", "output_encoder_cross_attentions", "output_global_attentions"):
+            kwargs.setdefault(key, attentions)
         wanted = kwargs.get("output_hidden_states", self.config.output_hidden_states)
         for key in ("output_encoder_hidden_states", "output_global_hidden_states"):
             kwargs.setdefault(key, bool(wanted))
@@ -172,8 +207,13 @@ class LSTCrossAttention(nn.Module):
         self.o_proj = nn.Linear(size, size, bias=False)
 
     def forward(
-        self, queries: torch.Tensor, keys_values: torch.Tensor, key_index: torch.Tensor, key_allowed: torch.Tensor
-    ) -> torch.Tensor:
+        self,
+        queries: torch.Tensor,
+        keys_values: torch.Tensor,
+        key_index: torch.Tensor,
+        key_allowed: torch.Tensor,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend from query groups to gathered keys.
 
         Args:
@@ -181,6 +221,11 @@ class LSTCrossAttention(nn.Module):
             keys_values: `(batch, keys, key_value_size)`.
             key_index: `(batch, groups, window)` indices into `keys_values` for each group.
             key_allowed: `(batch, groups, window)` boolean; every group must be allowed at least one key.
+            output_attentions: also return the weights over all keys, `(batch, heads, groups * queries_per_group,
+                keys)` (eager attention only).
+        Returns:
+            The attention output `(batch, groups, queries_per_group, size)` and the weights or None, like the
+            library's attention modules.
         """
         batch, groups, per_group, size = queries.shape
         window = key_index.shape[-1]
@@ -191,9 +236,9 @@ class LSTCrossAttention(nn.Module):
             key = self.k_proj(gathered).view(batch, groups, window, self.num_heads, self.head_dim)
             value = self.v_proj(gathered).view(batch, groups, window, self.num_heads, self.head_dim)
         else:  # keys shared by many groups (a full forward): project each key once, then gather
-            keys_values = self.key_value_norm(keys_values)
-            key = self.k_proj(keys_values).view(batch, -1, self.num_heads, self.head_dim)[rows, key_index]
-            value = self.v_proj(keys_values).view(batch, -1, self.num_heads, self.head_dim)[rows, key_index]
+            normed = self.key_value_norm(keys_values)
+            key = self.k_proj(normed).view(batch, -1, self.num_heads, self.head_dim)[rows, key_index]
+            value = self.v_proj(normed).view(batch, -1, self.num_heads, self.head_dim)[rows, key_index]
         # (batch, groups, window, heads, head_dim) -> (batch * groups, heads, window, head_dim)
         key = key.reshape(batch * groups, window, self.num_heads, self.head_dim).transpose(1, 2)
         value = value.reshape(batch * groups, window, self.num_heads, self.head_dim).transpose(1, 2)
@@ -206,8 +251,15 @@ class LSTCrossAttention(nn.Module):
                 ~mask, torch.finfo(query.dtype).min
             )
         attention = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
-        output, _ = attention(self, query, key, value, mask, dropout=0.0, scaling=self.scaling)
-        return self.o_proj(output.reshape(batch, groups, per_group, size))
+        output, weights = attention(self, query, key, value, mask, dropout=0.0, scaling=self.scaling)
+        if not output_attentions:
+            return self.o_proj(output.reshape(batch, groups, per_group, size)), None
+        # Recompute the output from the weights over all keys, so that gradients reach the weights a user
+        # inspects (as in eager attention); the result is the same.
+        weights = dense_attention_weights(weights, key_index, keys_values.shape[1])
+        all_values = self.v_proj(self.key_value_norm(keys_values)).view(batch, -1, self.num_heads, self.head_dim)
+        output = torch.matmul(weights, all_values.transpose(1, 2)).transpose(1, 2)
+        return self.o_proj(output.reshape(batch, groups, per_group, size)), weights
 
 
 class LSTLocalEncoder(nn.Module):
@@ -233,7 +285,7 @@ class LSTLocalEncoder(nn.Module):
                            use_cache=cache is not None, **local_attention)
         return hidden
 
-    def pool(self, hidden, patch_ids, token_is_real, patch_index):
+    def pool(self, hidden, patch_ids, token_is_real, patch_index, output_attentions=False):
         """Global inputs `(batch, n, hidden_size)` for the patches `patch_index` `(batch, n)` of each row.
 
         The k queries of patch p start as the max over p's token states and read the tokens of patches
@@ -271,7 +323,7 @@ class LSTLocalEncoder(nn.Module):
         rows = torch.arange(batch, device=device)[:, None, None]
         pooled = hidden[rows, key_index].masked_fill(~(own | fallback)[..., None], float("-inf")).amax(dim=2)
         queries = self.query_projection(pooled).view(batch, patch_index.shape[1], k, size)
-        queries = queries + self.pooling(queries, hidden, key_index, key_allowed)
+        queries = queries + self.pooling(queries, hidden, key_index, key_allowed, output_attentions)[0]
         return self.patch_projection(queries.view(batch, patch_index.shape[1], k * size))
 
 
@@ -316,9 +368,9 @@ class LSTDecoderLayer(LlamaDecoderLayer):
         self.cross_attention = LSTCrossAttention(config, config.local_hidden_size)
 
     def forward(self, hidden_states, keys, key_index, key_allowed, **kwargs):
-        hidden_states = hidden_states + self.cross_attention(hidden_states[:, :, None], keys, key_index,
-                                                             key_allowed).squeeze(2)
-        return super().forward(hidden_states, **kwargs)
+        attended, _ = self.cross_attention(hidden_states[:, :, None], keys, key_index, key_allowed,
+                                           kwargs.get("output_attentions", False))
+        return super().forward(hidden_states + attended.squeeze(2), **kwargs)
 
 
 class LSTLocalDecoder(nn.Module):
@@ -370,6 +422,11 @@ class LSTPreTrainedModel(PreTrainedModel):
         "encoder_hidden_states": OutputRecorder(LlamaDecoderLayer, index=0, layer_name="encoder.layers",
                                                 num_hidden_layers_key="encoder_num_layers"),
         "global_hidden_states": OutputRecorder(LlamaDecoderLayer, index=0, layer_name="global_transformer.layers"),
+        "attentions": OutputRecorder(LlamaAttention, index=1, layer_name="decoder.layers"),
+        "cross_attentions": OutputRecorder(LSTCrossAttention, index=1, layer_name="decoder.layers"),
+        "encoder_attentions": OutputRecorder(LlamaAttention, index=1, layer_name="encoder.layers"),
+        "encoder_cross_attentions": OutputRecorder(LSTCrossAttention, index=1, layer_name="encoder.pooling"),
+        "global_attentions": OutputRecorder(LlamaAttention, index=1, layer_name="global_transformer.layers"),
     }
     _supports_sdpa = True
     _supports_flash_attn = False  # the cross-attention masks are arbitrary, not causal or windowed
@@ -440,6 +497,7 @@ class LSTModel(LSTPreTrainedModel):
         patch_starts: torch.Tensor | None = None,
         cache: LSTCache | None = None,
         use_cache: bool | None = None,
+        output_attentions: bool | None = None,
         **kwargs,
     ) -> LSTModelOutput:
         """Full forward pass (filling a cache when `use_cache`), or cached steps for tokens after a cache.
@@ -458,21 +516,22 @@ class LSTModel(LSTPreTrainedModel):
         if cache is not None and cache.get_seq_length() > 0:
             if patch_starts is not None:
                 raise ValueError("patch_starts applies to full forward passes; cached steps patch statically.")
-            if input_ids.shape[1] > 1 and kwargs.get("output_hidden_states"):
-                raise ValueError("Per-layer hidden states of several cached tokens at once are not defined (each "
-                                 "token is its own local step): pass them one at a time, or run a full forward.")
-            return self._cached_steps(input_ids, attention_mask, cache)
+            if input_ids.shape[1] > 1 and (kwargs.get("output_hidden_states") or output_attentions):
+                raise ValueError("Per-layer states of several cached tokens at once are not defined (each token is "
+                                 "its own local step): pass them one at a time, or run a full forward.")
+            return self._cached_steps(input_ids, attention_mask, cache, output_attentions)
         if cache is None and use_cache:
             cache = LSTCache()
-        return self._full_forward(input_ids, attention_mask, patch_starts, cache)
+        return self._full_forward(input_ids, attention_mask, patch_starts, cache, output_attentions)
 
-    def _local_inputs(self, token_is_real: torch.Tensor, positions: torch.Tensor):
+    def _local_inputs(self, token_is_real: torch.Tensor, positions: torch.Tensor, output_attentions: bool):
         """RoPE for the local layers at `positions`, and what their blocked attention needs."""
         reference = self.encoder.embed_tokens.weight[:1][None]
-        local_attention = {"token_is_real": token_is_real, "block_implementation": self.config._attn_implementation}
+        local_attention = {"token_is_real": token_is_real, "block_implementation": self.config._attn_implementation,
+                           "output_attentions": output_attentions}
         return self.local_rotary_emb(reference, positions), local_attention
 
-    def _full_forward(self, input_ids, attention_mask, patch_starts, cache):
+    def _full_forward(self, input_ids, attention_mask, patch_starts, cache, output_attentions):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         token_is_real = attention_mask.bool()
@@ -487,11 +546,11 @@ class LSTModel(LSTPreTrainedModel):
 
         # Positions count real tokens / real patches only, so left padding does not shift them.
         positions = (token_is_real.long().cumsum(dim=1) - 1).clamp(min=0)
-        position_embeddings, local_attention = self._local_inputs(token_is_real, positions)
+        position_embeddings, local_attention = self._local_inputs(token_is_real, positions, output_attentions)
         local_cache = cache.local if cache is not None else None
         encoder_states = self.encoder.contextualize(input_ids, position_embeddings, local_attention, local_cache)
         slot_index = torch.arange(num_slots, device=input_ids.device).expand(input_ids.shape[0], -1)
-        patch_embeds = self.encoder.pool(encoder_states, patch_ids, token_is_real, slot_index)
+        patch_embeds = self.encoder.pool(encoder_states, patch_ids, token_is_real, slot_index, output_attentions)
 
         slot_is_real = torch.zeros_like(slot_index).scatter_reduce(1, patch_ids, attention_mask.long(), "amax")
         if cache is not None:  # each row's last patch may still grow: it gets a real slot once it closes
@@ -517,14 +576,14 @@ class LSTModel(LSTPreTrainedModel):
         return LSTModelOutput(last_hidden_state=hidden, last_global_hidden_state=global_states, patch_ids=patch_ids,
                               patch_mask=slot_is_real, cache=cache)
 
-    def _cached_steps(self, input_ids, attention_mask, cache: LSTCache) -> LSTModelOutput:
+    def _cached_steps(self, input_ids, attention_mask, cache: LSTCache, output_attentions) -> LSTModelOutput:
         """New tokens one at a time: one local step each, a global step only when a patch closes."""
         outputs = []
         for index in range(input_ids.shape[1]):
-            outputs.append(self._cached_step(input_ids[:, index : index + 1], attention_mask, cache))
+            outputs.append(self._cached_step(input_ids[:, index : index + 1], attention_mask, cache, output_attentions))
         return LSTModelOutput(last_hidden_state=torch.cat(outputs, dim=1), cache=cache)
 
-    def _cached_step(self, token, attention_mask, cache: LSTCache) -> torch.Tensor:
+    def _cached_step(self, token, attention_mask, cache: LSTCache, output_attentions) -> torch.Tensor:
         seen = cache.get_seq_length()
         token_is_real = (
             attention_mask[:, seen : seen + 1].bool() if attention_mask is not None else torch.ones_like(token).bool()
@@ -537,13 +596,13 @@ class LSTModel(LSTPreTrainedModel):
 
         all_real = torch.cat([cache.token_is_real, token_is_real], dim=1)
         positions = cache.token_is_real.long().sum(dim=1, keepdim=True)
-        position_embeddings, local_attention = self._local_inputs(all_real, positions)
+        position_embeddings, local_attention = self._local_inputs(all_real, positions, output_attentions)
         encoder_state = self.encoder.contextualize(token, position_embeddings, local_attention, cache.local)
 
         if bool(starts.any()):
             closed_is_real = starts & cache.token_is_real[:, -1]
             patch_embed = self.encoder.pool(cache.encoder_states, cache.patch_ids, cache.token_is_real,
-                                            open_patch[:, None])
+                                            open_patch[:, None], output_attentions)
             slot_is_real = torch.cat([cache.slot_is_real, closed_is_real[:, None]], dim=1)
             slot_position = cache.slot_is_real.long().sum(dim=1, keepdim=True)
             global_state = self.global_transformer(patch_embed, slot_is_real.long(), slot_position, cache.global_)
@@ -617,9 +676,8 @@ class LSTForCausalLM(LSTPreTrainedModel, GenerationMixin):
         loss = None
         if labels is not None:
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
-        return LSTCausalLMOutput(loss=loss, logits=logits, cache=outputs.cache, hidden_states=outputs.hidden_states,
-                                 encoder_hidden_states=outputs.encoder_hidden_states,
-                                 global_hidden_states=outputs.global_hidden_states)
+        return LSTCausalLMOutput(loss=loss, logits=logits, cache=outputs.cache,
+                                 **{name: outputs[name] for name in RECORDED_FIELDS if name in outputs})
 
 
 class LSTForSequenceClassification(LSTPreTrainedModel):
@@ -652,9 +710,8 @@ class LSTForSequenceClassification(LSTPreTrainedModel):
         loss = None
         if labels is not None:
             loss = self.loss_function(labels=labels, pooled_logits=logits, config=self.config)
-        return LSTSequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
-                                           encoder_hidden_states=outputs.encoder_hidden_states,
-                                           global_hidden_states=outputs.global_hidden_states)
+        return LSTSequenceClassifierOutput(loss=loss, logits=logits,
+                                           **{name: outputs[name] for name in RECORDED_FIELDS if name in outputs})
 
 
 __all__ = [

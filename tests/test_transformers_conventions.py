@@ -131,10 +131,76 @@ def test_hidden_states_of_every_part_follow_the_library_convention(config, ids):
     assert len(from_config.hidden_states) == len(decoder)
 
 
-def test_attention_weights_are_refused_not_dropped(config, ids):
+ATTENTION_FIELDS = ("attentions", "cross_attentions", "encoder_attentions", "encoder_cross_attentions",
+                    "global_attentions")
+
+
+def test_attention_weights_of_every_part(config, ids):
+    torch.manual_seed(0)
     model = LSTForCausalLM(config).eval()
-    with pytest.raises(ValueError, match="does not return attention weights yet"):
-        model(ids, output_attentions=True)
+    with pytest.raises(ValueError, match="attn_implementation='eager'"):
+        model(ids, output_attentions=True)  # sdpa has no weights: refused, not a tuple of None
+    model.set_attn_implementation("eager")
+    outputs = model(ids, output_attentions=True, use_cache=False)
+    backbone = model.model(ids, use_cache=False)
+    tokens, slots, k = ids.shape[1], backbone.last_global_hidden_state.shape[1], config.cross_attn_k
+    local_heads, cross_heads = config.local_num_attention_heads, config.cross_attn_num_heads
+    shapes = {
+        "attentions": (config.decoder_num_layers, (1, local_heads, tokens, tokens)),
+        "cross_attentions": (config.decoder_num_layers, (1, cross_heads, tokens, (1 + slots) * k)),
+        "encoder_attentions": (config.encoder_num_layers, (1, local_heads, tokens, tokens)),
+        "encoder_cross_attentions": (1, (1, cross_heads, slots * k, tokens)),
+        "global_attentions": (config.num_hidden_layers, (1, config.num_attention_heads, slots, slots)),
+    }
+    for name, (count, shape) in shapes.items():
+        weights = outputs[name]
+        assert len(weights) == count and all(w.shape == shape for w in weights), name
+        for w in weights:  # every query's weights are a distribution
+            torch.testing.assert_close(w.sum(-1), torch.ones(shape[:-1]))
+
+    # Each token reads its window of `local_attention_window` tokens, itself included, and nothing later.
+    query, key = torch.arange(tokens)[:, None], torch.arange(tokens)[None]
+    outside = (key > query) | (query - key >= config.local_attention_window)
+    for w in outputs.attentions + outputs.encoder_attentions:
+        assert w[..., outside].abs().max() == 0 and w[..., ~outside].min() > 0
+    assert torch.triu(outputs.global_attentions[0], diagonal=1).abs().max() == 0
+    # A token of patch p reads the null state and patches before p only.
+    patch_ids = backbone.patch_ids[0]
+    key_slot = torch.arange((1 + slots) * k) // k - 1  # -1: the null state
+    window = config.cross_attn_window_decoder
+    unreadable = (key_slot[None] >= patch_ids[:, None]) | (key_slot[None] < patch_ids[:, None] - window)
+    unreadable &= key_slot[None] >= 0
+    assert outputs.cross_attentions[0][0][:, unreadable].abs().max() == 0
+
+    # Gradients reach the weights; tuples equal dicts; generate returns them per step.
+    weights = outputs.cross_attentions[0]
+    weights.retain_grad()
+    outputs.logits.logsumexp(-1).sum().backward()
+    assert weights.grad is not None and weights.grad.abs().sum() > 0
+    with torch.no_grad():
+        as_tuple = model(ids, output_attentions=True, use_cache=False, return_dict=False)
+        generated = model.generate(ids[:, :-1], max_new_tokens=1, do_sample=False, return_dict_in_generate=True,
+                                   output_attentions=True)
+        plain = model(ids, use_cache=False)
+    # Outputs recomputed from the dense weights (so that gradients reach them) are the blocked outputs.
+    torch.testing.assert_close(outputs.logits.detach(), plain.logits, atol=1e-5, rtol=1e-5)
+    assert plain.attentions is None and plain.global_attentions is None
+    torch.testing.assert_close(as_tuple[0], plain.logits, atol=1e-5, rtol=1e-5)  # logits, then attentions, ...
+    assert len(as_tuple) == 1 + len(ATTENTION_FIELDS)
+    torch.testing.assert_close(as_tuple[1][0], outputs.attentions[0].detach())
+    step = generated.attentions[0]
+    assert len(step) == config.decoder_num_layers and step[0].shape == (1, local_heads, tokens - 1, tokens - 1)
+    # The cached step (one query against the cache) gives the full forward's last row.
+    with torch.no_grad():
+        cache = model(ids[:, :-1]).cache
+        last = model(ids[:, -1:], cache=cache, output_attentions=True)
+    torch.testing.assert_close(last.attentions[0][:, :, 0], outputs.attentions[0][:, :, -1].detach(),
+                               atol=1e-6, rtol=1e-5)
+    # Its cross-attention keys are the cache's slots, of which `slot_is_real` marks the real ones (in patch order).
+    real_keys = torch.cat([torch.ones(k, dtype=torch.bool), cache.slot_is_real[0].repeat_interleave(k)])
+    cached_row = last.cross_attentions[0][:, :, 0][..., real_keys]
+    full_row = outputs.cross_attentions[0][:, :, -1].detach()[..., : cached_row.shape[-1]]
+    torch.testing.assert_close(cached_row, full_row, atol=1e-6, rtol=1e-5)
 
 
 def test_generate_returns_scores_logits_and_hidden_states_per_step(config, ids):
