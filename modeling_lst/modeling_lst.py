@@ -285,16 +285,18 @@ class LSTLocalEncoder(nn.Module):
                            use_cache=cache is not None, **local_attention)
         return hidden
 
-    def pool(self, hidden, patch_ids, token_is_real, patch_index, output_attentions=False):
+    def pool(self, hidden, patch_ids, token_is_real, patch_index, output_attentions=False, bound=None):
         """Global inputs `(batch, n, hidden_size)` for the patches `patch_index` `(batch, n)` of each row.
 
         The k queries of patch p start as the max over p's token states and read the tokens of patches
         p - W + 1 .. p (padding only within p, so that a padding patch still has a key). Slot indices past a
-        row's last patch read its first token: their outputs are masked downstream.
+        row's last patch read its first token: their outputs are masked downstream. `bound`, a number of tokens
+        known to exceed both the patch ids and the widest window, replaces the two values read from the data
+        (one host synchronisation each), as a cached step needs.
         """
         batch, length, size = hidden.shape
         k, device = self.config.cross_attn_k, hidden.device
-        num_slots = int(max(patch_ids.max(), patch_index.max())) + 1
+        num_slots = bound or int(max(patch_ids.max(), patch_index.max())) + 1
         positions = torch.arange(length, device=device).expand(batch, -1)
         first = torch.full((batch, num_slots), length, device=device).scatter_reduce(1, patch_ids, positions, "amin")
         end = torch.zeros((batch, num_slots), dtype=torch.long, device=device).scatter_reduce(
@@ -310,7 +312,7 @@ class LSTLocalEncoder(nn.Module):
         first = torch.where(slot_has_real | empty, first, end - 1)
         earliest = (patch_index - self.config.cross_attn_window_encoder + 1).clamp(min=0)
         window_start, window_end = first.gather(1, earliest), end.gather(1, patch_index)
-        span = int((window_end - window_start).max())
+        span = bound or int((window_end - window_start).max())
         offsets = torch.arange(span, device=device)
         key_index = window_start[..., None] + offsets  # (batch, n, span)
         in_window = key_index < window_end[..., None]
@@ -475,6 +477,8 @@ class LSTModel(LSTPreTrainedModel):
         self.global_transformer = LSTGlobalTransformer(self.global_config)
         self.decoder = LSTLocalDecoder(config, self.local_config)
         self.local_rotary_emb = LlamaRotaryEmbedding(self.local_config)
+        # Tokens that hold any patch's pooling window: its own and the W - 1 patches before, each at most this long.
+        self.closing_window = config.cross_attn_window_encoder * max(config.max_patch_length, config.patch_size)
         # Set by activation_checkpointing_enable(); merge_with_config_defaults then turns use_cache off in training.
         self.gradient_checkpointing = False
         self.post_init()
@@ -543,6 +547,8 @@ class LSTModel(LSTPreTrainedModel):
         boundary = token_is_real != torch.nn.functional.pad(token_is_real[:, :-1], (1, 0), value=True)
         patch_ids = patch_ids_from_starts((patch_starts.bool() & token_is_real) | boundary)
         num_slots = int(patch_ids.max()) + 1
+        if cache is not None:
+            self._check_patch_lengths(patch_ids, token_is_real, num_slots)
 
         # Positions count real tokens / real patches only, so left padding does not shift them.
         positions = (token_is_real.long().cumsum(dim=1) - 1).clamp(min=0)
@@ -576,6 +582,16 @@ class LSTModel(LSTPreTrainedModel):
         return LSTModelOutput(last_hidden_state=hidden, last_global_hidden_state=global_states, patch_ids=patch_ids,
                               patch_mask=slot_is_real, cache=cache)
 
+    def _check_patch_lengths(self, patch_ids, token_is_real, num_slots):
+        """Cached steps pool a closing patch from the last `closing_window` tokens: a prefill's patches (from a
+        caller's patch_starts) must not be longer than max_patch_length."""
+        lengths = torch.zeros((patch_ids.shape[0], num_slots), dtype=torch.long, device=patch_ids.device)
+        longest = int(lengths.scatter_add(1, patch_ids, token_is_real.long()).max())
+        limit = max(self.config.max_patch_length, self.config.patch_size)
+        if longest > limit:
+            raise ValueError(f"A patch of {longest} tokens is longer than max_patch_length={limit}, which generation "
+                             "relies on: split long patches (training.patching does) or run without use_cache.")
+
     def _cached_steps(self, input_ids, attention_mask, cache: LSTCache, output_attentions) -> LSTModelOutput:
         """New tokens one at a time: one local step each, a global step only when a patch closes."""
         outputs = []
@@ -584,39 +600,56 @@ class LSTModel(LSTPreTrainedModel):
         return LSTModelOutput(last_hidden_state=torch.cat(outputs, dim=1), cache=cache)
 
     def _cached_step(self, token, attention_mask, cache: LSTCache, output_attentions) -> torch.Tensor:
+        token_is_real, is_speech, starts = self._step_patching(token, attention_mask, cache)
+        # The step's one host synchronisation: the global transformer runs only when some row closes a patch,
+        # which is where LST saves its compute. (The decision comes first, so that a compiled step breaks its
+        # graph before any tensor whose shape grows with the cache.)
+        if bool(starts.any()):
+            self._close_patches(starts, cache, output_attentions)
+        return self._decode_step(token, token_is_real, is_speech, starts, cache, output_attentions)
+
+    def _step_patching(self, token, attention_mask, cache: LSTCache):
+        """Static patching as tokens come: a patch starts at every non-speech token and every patch_size speech
+        tokens into a run; starting one closes the open patch."""
         seen = cache.get_seq_length()
         token_is_real = (
             attention_mask[:, seen : seen + 1].bool() if attention_mask is not None else torch.ones_like(token).bool()
         )
         is_speech = self.speech_mask(token) & token_is_real
-        # Static patching as tokens come: a patch starts at every non-speech token and every patch_size
-        # speech tokens into a run; starting one closes the open patch.
         starts = ~is_speech[:, 0] | (cache.speech_run_length % self.config.patch_size == 0)
-        open_patch = cache.patch_ids[:, -1]
+        return token_is_real, is_speech, starts
 
+    def _close_patches(self, starts, cache: LSTCache, output_attentions):
+        """One global step: pool each row's open patch (a masked dummy slot where it does not close)."""
+        closed_is_real = starts & cache.token_is_real[:, -1]
+        open_patch = cache.patch_ids[:, -1:]
+        # The closing patch's window lies in the last `closing_window` tokens (patches are at most
+        # max_patch_length long), so it is pooled from those with static shapes and no host synchronisation.
+        tail = min(cache.get_seq_length(), self.closing_window)
+        tail_ids = cache.patch_ids[:, -tail:]
+        patch_embed = self.encoder.pool(cache.encoder_states[:, -tail:], tail_ids - tail_ids[:, :1],
+                                        cache.token_is_real[:, -tail:], open_patch - tail_ids[:, :1],
+                                        output_attentions, bound=tail)
+        slot_is_real = torch.cat([cache.slot_is_real, closed_is_real[:, None]], dim=1)
+        slot_position = cache.slot_is_real.long().sum(dim=1, keepdim=True)
+        global_state = self.global_transformer(patch_embed, slot_is_real.long(), slot_position, cache.global_)
+        global_state = torch.where(closed_is_real[:, None, None], global_state, 0.0)
+        cache.append_slots(self.decoder.project_slots(global_state), closed_is_real[:, None])
+
+    def _decode_step(self, token, token_is_real, is_speech, starts, cache: LSTCache, output_attentions):
+        """The new token through the local encoder and decoder; the decoder reads the last W real slots (all
+        closed patches before this token's patch)."""
         all_real = torch.cat([cache.token_is_real, token_is_real], dim=1)
         positions = cache.token_is_real.long().sum(dim=1, keepdim=True)
         position_embeddings, local_attention = self._local_inputs(all_real, positions, output_attentions)
         encoder_state = self.encoder.contextualize(token, position_embeddings, local_attention, cache.local)
-
-        if bool(starts.any()):
-            closed_is_real = starts & cache.token_is_real[:, -1]
-            patch_embed = self.encoder.pool(cache.encoder_states, cache.patch_ids, cache.token_is_real,
-                                            open_patch[:, None], output_attentions)
-            slot_is_real = torch.cat([cache.slot_is_real, closed_is_real[:, None]], dim=1)
-            slot_position = cache.slot_is_real.long().sum(dim=1, keepdim=True)
-            global_state = self.global_transformer(patch_embed, slot_is_real.long(), slot_position, cache.global_)
-            global_state = torch.where(closed_is_real[:, None, None], global_state, 0.0)
-            cache.append_slots(self.decoder.project_slots(global_state), closed_is_real[:, None])
-
-        # The decoder reads the last W real slots: all closed patches before this token's patch.
         window = self.config.cross_attn_window_decoder
         rank = cache.slot_is_real.long().cumsum(dim=1)
         wanted = rank[:, -1:] - window + 1 + torch.arange(window, device=token.device)
         read_slots = torch.searchsorted(rank, wanted.clamp(min=1)).clamp(max=rank.shape[1] - 1)
         hidden = self.decoder(encoder_state, cache.patch_keys, read_slots[:, None], (wanted >= 1)[:, None],
                               position_embeddings, local_attention, cache.local)
-        cache.append_tokens(encoder_state, (open_patch + starts.long())[:, None], token_is_real, is_speech)
+        cache.append_tokens(encoder_state, (cache.patch_ids[:, -1] + starts.long())[:, None], token_is_real, is_speech)
         return hidden
 
 
