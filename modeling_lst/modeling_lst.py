@@ -182,6 +182,18 @@ def local_llama_config(config: LSTConfig) -> LlamaConfig:
     return local
 
 
+def gather_positions(states: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """`states[b, index[b, ...]]` for each row b: `(batch, n, *rest)` and `(batch, *shape)` -> `(batch, *shape, *rest)`.
+
+    Written as one `index_select` over the flattened rows, whose backward (index_add) is 2-3x faster on CPU than
+    that of advanced indexing (an accumulating index_put), which the cross-attentions' gathers would otherwise use.
+    """
+    batch, length = states.shape[:2]
+    offsets = torch.arange(batch, device=index.device).view(batch, *[1] * (index.dim() - 1)) * length
+    flat = states.reshape(batch * length, *states.shape[2:]).index_select(0, (index + offsets).flatten())
+    return flat.view(*index.shape, *states.shape[2:])
+
+
 class LSTCrossAttention(nn.Module):
     """Multi-head cross-attention (no RoPE), with RMSNorm on queries and keys/values, as in BLT.
 
@@ -229,16 +241,15 @@ class LSTCrossAttention(nn.Module):
         """
         batch, groups, per_group, size = queries.shape
         window = key_index.shape[-1]
-        rows = torch.arange(batch, device=queries.device)[:, None, None]
         if key_index[0].numel() < keys_values.shape[1]:
             # Fewer gathered keys than keys (a generation step): gather, then project only those.
-            gathered = self.key_value_norm(keys_values[rows, key_index])
+            gathered = self.key_value_norm(gather_positions(keys_values, key_index))
             key = self.k_proj(gathered).view(batch, groups, window, self.num_heads, self.head_dim)
             value = self.v_proj(gathered).view(batch, groups, window, self.num_heads, self.head_dim)
         else:  # keys shared by many groups (a full forward): project each key once, then gather
             normed = self.key_value_norm(keys_values)
-            key = self.k_proj(normed).view(batch, -1, self.num_heads, self.head_dim)[rows, key_index]
-            value = self.v_proj(normed).view(batch, -1, self.num_heads, self.head_dim)[rows, key_index]
+            key = gather_positions(self.k_proj(normed).view(batch, -1, self.num_heads, self.head_dim), key_index)
+            value = gather_positions(self.v_proj(normed).view(batch, -1, self.num_heads, self.head_dim), key_index)
         # (batch, groups, window, heads, head_dim) -> (batch * groups, heads, window, head_dim)
         key = key.reshape(batch * groups, window, self.num_heads, self.head_dim).transpose(1, 2)
         value = value.reshape(batch * groups, window, self.num_heads, self.head_dim).transpose(1, 2)
@@ -322,8 +333,8 @@ class LSTLocalEncoder(nn.Module):
         fallback = empty.gather(1, patch_index)[..., None] & (offsets == 0)
         key_allowed = (in_window & (real | own)) | fallback
 
-        rows = torch.arange(batch, device=device)[:, None, None]
-        pooled = hidden[rows, key_index].masked_fill(~(own | fallback)[..., None], float("-inf")).amax(dim=2)
+        pooled = gather_positions(hidden, key_index).masked_fill(~(own | fallback)[..., None], float("-inf"))
+        pooled = pooled.amax(dim=2)
         queries = self.query_projection(pooled).view(batch, patch_index.shape[1], k, size)
         queries = queries + self.pooling(queries, hidden, key_index, key_allowed, output_attentions)[0]
         return self.patch_projection(queries.view(batch, patch_index.shape[1], k * size))
@@ -386,7 +397,8 @@ class LSTLocalDecoder(nn.Module):
         # Read by tokens of the first patch, which has no closed patch before it.
         self.null_patch_state = nn.Parameter(torch.zeros(k, size))
         self.layers = nn.ModuleList(
-            LSTDecoderLayer(config, local_config, config.encoder_num_layers + i) for i in range(config.decoder_num_layers)
+            LSTDecoderLayer(config, local_config, config.encoder_num_layers + i)
+            for i in range(config.decoder_num_layers)
         )
         self.norm = LlamaRMSNorm(size, eps=config.rms_norm_eps)
 
