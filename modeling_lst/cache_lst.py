@@ -6,6 +6,8 @@
   patch closes. In a batch, a row whose patch did not close gets a masked dummy slot, so every row keeps
   the same number of slots; `slot_is_real` marks the real ones, and patch positions count real slots only.
 - `patch_keys`: the decoder's projection of each slot's global state, so a step never re-projects history.
+- `cross_projections`: per decoder layer, its cross-attention's keys and values of the null state and of every
+  slot, `(batch, (1 + slots) * k, heads, head_dim)` each, filled by the model's cached steps.
 - `encoder_states`, `patch_ids`, `token_is_real`, `token_is_speech`: the encoder's token states and the
   patching so far, from which a closing patch is pooled.
 - `speech_run_length`: speech tokens in the current run, to place static patch boundaries as tokens come.
@@ -39,6 +41,7 @@ class LSTCache(Cache):
         self.token_is_real: torch.Tensor | None = None  # (batch, tokens) bool
         self.token_is_speech: torch.Tensor | None = None  # (batch, tokens) bool
         self.speech_run_length: torch.Tensor | None = None  # (batch,)
+        self.cross_projections: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         """Tokens seen so far (what `generate` asks a cache)."""
@@ -52,6 +55,9 @@ class LSTCache(Cache):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, value.index_select(0, beam_idx.to(value.device)))
+        if self.cross_projections is not None:
+            self.cross_projections = [tuple(s.index_select(0, beam_idx.to(s.device)) for s in layer)
+                                      for layer in self.cross_projections]
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         """Keep the rows `indices` (contrastive search and batch pruning)."""
@@ -92,6 +98,9 @@ class LSTCache(Cache):
         self.global_.crop(retained - kept_slots.shape[1])
         self.patch_keys = self.patch_keys[:, :retained]
         self.slot_is_real = kept_slots[:, :retained]
+        if self.cross_projections is not None:
+            kept_keys = (1 + retained) * self.patch_keys.shape[2]
+            self.cross_projections = [tuple(s[:, :kept_keys] for s in layer) for layer in self.cross_projections]
 
     def append_tokens(self, encoder_states, patch_ids, token_is_real, is_speech) -> None:
         """Record new tokens (`(batch, n)` tensors) and update the current speech run."""
@@ -114,6 +123,20 @@ class LSTCache(Cache):
         self.speech_run_length = torch.where(
             last_break < 0, self.speech_run_length + speech.shape[1], speech.shape[1] - 1 - last_break
         )
+
+    def cross_projected_slots(self, keys_per_slot: int) -> int:
+        """How many slots `cross_projections` covers (-1 before the null state's keys are in)."""
+        if self.cross_projections is None:
+            return -1
+        return self.cross_projections[0][0].shape[1] // keys_per_slot - 1
+
+    def append_cross_projections(self, projections: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Record each decoder layer's keys and values of new slots (after the null state's, the first time)."""
+        if self.cross_projections is None:
+            self.cross_projections = projections
+        else:
+            self.cross_projections = [tuple(torch.cat([old, new], dim=1) for old, new in zip(layer, added))
+                                      for layer, added in zip(self.cross_projections, projections)]
 
     def append_slots(self, patch_keys: torch.Tensor, slot_is_real: torch.Tensor) -> None:
         """Record global slots (`(batch, n, k, width)` projected states and their real flags)."""

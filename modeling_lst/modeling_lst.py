@@ -225,6 +225,7 @@ class LSTCrossAttention(nn.Module):
         key_index: torch.Tensor,
         key_allowed: torch.Tensor,
         output_attentions: bool = False,
+        projected: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend from query groups to gathered keys.
 
@@ -235,21 +236,23 @@ class LSTCrossAttention(nn.Module):
             key_allowed: `(batch, groups, window)` boolean; every group must be allowed at least one key.
             output_attentions: also return the weights over all keys, `(batch, heads, groups * queries_per_group,
                 keys)` (eager attention only).
+            projected: `project_keys_values(keys_values)`, when a cache holds it; `keys_values` is then unused.
         Returns:
             The attention output `(batch, groups, queries_per_group, size)` and the weights or None, like the
             library's attention modules.
         """
         batch, groups, per_group, size = queries.shape
         window = key_index.shape[-1]
-        if key_index[0].numel() < keys_values.shape[1]:
+        if projected is not None:
+            key, value = (gather_positions(states, key_index) for states in projected)
+        elif key_index[0].numel() < keys_values.shape[1]:
             # Fewer gathered keys than keys (a generation step): gather, then project only those.
             gathered = self.key_value_norm(gather_positions(keys_values, key_index))
             key = self.k_proj(gathered).view(batch, groups, window, self.num_heads, self.head_dim)
             value = self.v_proj(gathered).view(batch, groups, window, self.num_heads, self.head_dim)
         else:  # keys shared by many groups (a full forward): project each key once, then gather
-            normed = self.key_value_norm(keys_values)
-            key = gather_positions(self.k_proj(normed).view(batch, -1, self.num_heads, self.head_dim), key_index)
-            value = gather_positions(self.v_proj(normed).view(batch, -1, self.num_heads, self.head_dim), key_index)
+            projected = self.project_keys_values(keys_values)
+            key, value = (gather_positions(states, key_index) for states in projected)
         # (batch, groups, window, heads, head_dim) -> (batch * groups, heads, window, head_dim)
         key = key.reshape(batch * groups, window, self.num_heads, self.head_dim).transpose(1, 2)
         value = value.reshape(batch * groups, window, self.num_heads, self.head_dim).transpose(1, 2)
@@ -267,10 +270,17 @@ class LSTCrossAttention(nn.Module):
             return self.o_proj(output.reshape(batch, groups, per_group, size)), None
         # Recompute the output from the weights over all keys, so that gradients reach the weights a user
         # inspects (as in eager attention); the result is the same.
-        weights = dense_attention_weights(weights, key_index, keys_values.shape[1])
-        all_values = self.v_proj(self.key_value_norm(keys_values)).view(batch, -1, self.num_heads, self.head_dim)
+        all_values = (projected or self.project_keys_values(keys_values))[1]
+        weights = dense_attention_weights(weights, key_index, all_values.shape[1])
         output = torch.matmul(weights, all_values.transpose(1, 2)).transpose(1, 2)
         return self.o_proj(output.reshape(batch, groups, per_group, size)), weights
+
+    def project_keys_values(self, keys_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of `(batch, keys, key_value_size)` states, each `(batch, keys, heads, head_dim)`."""
+        batch, num_keys, _ = keys_values.shape
+        normed = self.key_value_norm(keys_values)
+        shape = (batch, num_keys, self.num_heads, self.head_dim)
+        return self.k_proj(normed).view(shape), self.v_proj(normed).view(shape)
 
 
 class LSTLocalEncoder(nn.Module):
@@ -380,9 +390,9 @@ class LSTDecoderLayer(LlamaDecoderLayer):
         super().__init__(local_config, layer_idx)
         self.cross_attention = LSTCrossAttention(config, config.local_hidden_size)
 
-    def forward(self, hidden_states, keys, key_index, key_allowed, **kwargs):
+    def forward(self, hidden_states, keys, key_index, key_allowed, projected=None, **kwargs):
         attended, _ = self.cross_attention(hidden_states[:, :, None], keys, key_index, key_allowed,
-                                           kwargs.get("output_attentions", False))
+                                           kwargs.get("output_attentions", False), projected)
         return super().forward(hidden_states + attended.squeeze(2), **kwargs)
 
 
@@ -407,19 +417,29 @@ class LSTLocalDecoder(nn.Module):
         batch, slots, _ = global_states.shape
         return self.global_projection(global_states).view(batch, slots, self.config.cross_attn_k, -1)
 
-    def forward(self, hidden, slot_keys, read_slots, readable, position_embeddings, local_attention,
-                cache=None):
-        """Each token reads the null state and the slots `read_slots` `(batch, tokens, W)` where `readable`."""
+    def cross_keys(self, slot_keys: torch.Tensor, with_null: bool = True) -> torch.Tensor:
+        """The keys the cross-attentions read: the null state's (with `with_null`), then each slot's k."""
         batch, slots, k, size = slot_keys.shape
-        keys = torch.cat([self.null_patch_state.expand(batch, -1, -1), slot_keys.reshape(batch, slots * k, size)], 1)
+        keys = slot_keys.reshape(batch, slots * k, size)
+        return torch.cat([self.null_patch_state.expand(batch, -1, -1), keys], 1) if with_null else keys
+
+    def forward(self, hidden, slot_keys, read_slots, readable, position_embeddings, local_attention,
+                cache=None, cross_projections=None):
+        """Each token reads the null state and the slots `read_slots` `(batch, tokens, W)` where `readable`.
+
+        `cross_projections`, one `(keys, values)` per layer of all cross keys, replaces projecting the read keys
+        again (a cache holds them, see `LSTCache.cross_projections`)."""
+        k = slot_keys.shape[2]
+        keys = None if cross_projections is not None else self.cross_keys(slot_keys)
         # The null state's keys are 0..k-1; slot s's keys are (s + 1) * k ...
         offsets = torch.arange(k, device=hidden.device)
         key_index = ((read_slots + 1) * k)[..., None] + offsets  # (batch, tokens, W, k)
         key_index = torch.cat([offsets.expand(*read_slots.shape[:2], -1), key_index.flatten(2)], dim=2)
         key_allowed = torch.cat([readable.new_ones(*read_slots.shape[:2], k), readable.repeat_interleave(k, 2)], 2)
-        for layer in self.layers:
-            hidden = layer(hidden, keys, key_index, key_allowed, position_embeddings=position_embeddings, cache=cache,
-                           use_cache=cache is not None, **local_attention)
+        for index, layer in enumerate(self.layers):
+            projected = cross_projections[index] if cross_projections is not None else None
+            hidden = layer(hidden, keys, key_index, key_allowed, projected, position_embeddings=position_embeddings,
+                           cache=cache, use_cache=cache is not None, **local_attention)
         return self.norm(hidden)
 
 
@@ -648,6 +668,17 @@ class LSTModel(LSTPreTrainedModel):
         global_state = torch.where(closed_is_real[:, None, None], global_state, 0.0)
         cache.append_slots(self.decoder.project_slots(global_state), closed_is_real[:, None])
 
+    def _cross_projections(self, cache: LSTCache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each decoder layer's cross-attention keys and values of every slot, projected once per slot (as an
+        encoder-decoder cache holds its cross-attention keys) rather than for every token that reads it."""
+        projected_slots = cache.cross_projected_slots(self.config.cross_attn_k)
+        new_slots = cache.patch_keys[:, max(projected_slots, 0) :]
+        if new_slots.shape[1] or projected_slots < 0:
+            keys = self.decoder.cross_keys(new_slots, with_null=projected_slots < 0)
+            cache.append_cross_projections([layer.cross_attention.project_keys_values(keys)
+                                            for layer in self.decoder.layers])
+        return cache.cross_projections
+
     def _decode_step(self, token, token_is_real, is_speech, starts, cache: LSTCache, output_attentions):
         """The new token through the local encoder and decoder; the decoder reads the last W real slots (all
         closed patches before this token's patch)."""
@@ -660,7 +691,7 @@ class LSTModel(LSTPreTrainedModel):
         wanted = rank[:, -1:] - window + 1 + torch.arange(window, device=token.device)
         read_slots = torch.searchsorted(rank, wanted.clamp(min=1)).clamp(max=rank.shape[1] - 1)
         hidden = self.decoder(encoder_state, cache.patch_keys, read_slots[:, None], (wanted >= 1)[:, None],
-                              position_embeddings, local_attention, cache.local)
+                              position_embeddings, local_attention, cache.local, self._cross_projections(cache))
         cache.append_tokens(encoder_state, (cache.patch_ids[:, -1] + starts.long())[:, None], token_is_real, is_speech)
         return hidden
 
