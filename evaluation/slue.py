@@ -2,8 +2,8 @@
 
 `load_slue` reads the Hub dataset (gated: accept its conditions first) or equivalent local files with the
 same columns (parquet, jsonl or csv). `sentiment_examples` and `ner_examples` turn rows into what the
-fine-tuning and evaluation code needs; SLUE-VoxCeleb rows whose sentiment is not one of the three classes
-are returned separately, with their labels counted, never dropped silently.
+fine-tuning and evaluation code needs; SLUE-VoxCeleb's `<mixed>` rows are left out and counted, never
+dropped silently, and any other label outside the three classes is an error.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 import datasets
 
 SENTIMENT_LABELS = ("Negative", "Neutral", "Positive")
+UNSCORED_SENTIMENTS = ("<mixed>",)  # in SLUE-VoxCeleb, not scored by the SLUE toolkit
 REQUIRED_COLUMNS = {"voxceleb": {"id", "normalized_text", "sentiment"},
                     "voxpopuli": {"id", "normalized_text", "normalized_ner"}}
 _SLUE_NER_METRIC = Path(__file__).resolve().parent / "metrics" / "slue_ner" / "slue_ner.py"
@@ -56,13 +57,18 @@ def load_slue(task: str, split: str = "validation", data_files=None) -> datasets
 
 
 def sentiment_examples(dataset) -> tuple[list[dict], Counter]:
-    """`{id, text, label}` rows with one of the three sentiments, and a count of the other labels left out."""
+    """`{id, text, label}` rows with one of the three sentiments, and a count of the rows left out: SLUE's own
+    `<mixed>` rows, which its toolkit does not score. Any other label is an error (a typo, or another task's
+    data), not a row to drop."""
     kept, other = [], Counter()
     for row in dataset:
         if row["sentiment"] in SENTIMENT_LABELS:
             kept.append({"id": row["id"], "text": row["normalized_text"], "label": row["sentiment"]})
-        else:
+        elif row["sentiment"] in UNSCORED_SENTIMENTS:
             other[row["sentiment"]] += 1
+        else:
+            raise ValueError(f"Row {row['id']!r} has sentiment {row['sentiment']!r}, which is not a SLUE-SA class: "
+                             f"use one of {SENTIMENT_LABELS} (or {UNSCORED_SENTIMENTS[0]}, left out as SLUE does).")
     return kept, other
 
 

@@ -17,3 +17,18 @@ def format_accuracy(accuracy: float, interval: tuple[float, float] | list[float]
     """`68.0% [61.2, 74.1]`: an accuracy with its interval, in percent."""
     low, high = interval
     return f"{accuracy:.{digits}%} [{100 * low:.{digits}f}, {100 * high:.{digits}f}]"
+
+
+def bootstrap_interval(statistic, *samples, confidence: float = 0.95, resamples: int = 1000,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of `statistic(*samples)` over paired resamples of the examples (scipy's), for
+    scores such as macro F1 that are not a proportion of independent successes."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    if len(samples[0]) < 2:
+        raise ValueError(f"A bootstrap interval needs at least two examples; got {len(samples[0])}.")
+    result = bootstrap(tuple(np.asarray(sample) for sample in samples), statistic, paired=True, vectorized=False,
+                       n_resamples=resamples, confidence_level=confidence, method="percentile",
+                       rng=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)

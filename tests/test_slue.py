@@ -50,6 +50,9 @@ def test_ner_rows_become_tagged_targets(tmp_path):
 def test_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="lacks the columns \\['sentiment'\\]"):
         load_slue("voxceleb", data_files=write_jsonl(tmp_path / "x.jsonl", [{"id": "a", "normalized_text": "b"}]))
+    typo = [{"id": "a", "normalized_text": "b", "sentiment": "positive"}]
+    with pytest.raises(ValueError, match="'positive', which is not a SLUE-SA class"):
+        sentiment_examples(load_slue("voxceleb", data_files=write_jsonl(tmp_path / "typo.jsonl", typo)))
     with pytest.raises(ValueError, match="task must be"):
         load_slue("hvb")
     with pytest.raises(ValueError, match="offline, pass data_files="):

@@ -74,3 +74,15 @@ def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, state
 def load_checkpoint(accelerator, path: Path) -> dict:
     accelerator.load_state(str(path))
     return json.loads((path / STATE_FILE).read_text())
+
+
+def save_pretrained_atomically(model, tokenizer, directory: str | os.PathLike) -> None:
+    """`save_pretrained` of model (or peft adapter) and tokenizer into a temporary directory, renamed when
+    complete, so that a kill mid-write never leaves a half-written model where a complete one is expected."""
+    directory = Path(directory)
+    partial = directory.with_name(directory.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    shutil.rmtree(directory, ignore_errors=True)
+    os.replace(partial, directory)

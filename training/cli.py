@@ -1,4 +1,5 @@
-"""The `lst` command: one entry point, a subcommand per job (`lst eval`, `lst units`, `lst corpus`, `lst data`).
+"""The `lst` command: one entry point, a subcommand per job (`lst eval`, `lst units`, `lst corpus`, `lst data`,
+`lst finetune`).
 
 Each subcommand's module is imported only when that subcommand is asked for: the modules behind them import
 torch and transformers (seconds), and `lst --help` should answer at once.
@@ -17,14 +18,18 @@ SUBCOMMANDS = {
     "units": ("tokenization.cli", "fit a unit extractor, or extract units from audio files"),
     "corpus": ("tokenization.cli", "build an offline spoken corpus with espeak-ng"),
     "data": ("training.data_cli", "build packed pretraining data with a paper's recipe"),
+    "finetune": ("training.finetune_slue", "fine-tune on SLUE sentiment (LoRA or full)"),
 }
+# Subcommands whose module parses its own arguments (HfArgumentParser dataclasses, or one YAML file), like the
+# scripts `accelerate launch` runs: `lst finetune ARGS` is `python -m training.finetune_slue ARGS`.
+OWN_ARGUMENTS = {"finetune"}
 
 
 def build_parser(command: str | None) -> argparse.ArgumentParser:
     """The parser, with the full arguments of `command` only (the others listed by name and help)."""
     parser = argparse.ArgumentParser(prog="lst", description="Joint speech-unit / text language modelling.")
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(SUBCOMMANDS) + "}")
-    if command in SUBCOMMANDS:
+    if command in SUBCOMMANDS and command not in OWN_ARGUMENTS:
         module = importlib.import_module(SUBCOMMANDS[command][0])
         module.add_parser(subcommands)
     else:
@@ -36,6 +41,9 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((word for word in argv if not word.startswith("-")), None)
+    if command in OWN_ARGUMENTS:
+        importlib.import_module(SUBCOMMANDS[command][0]).main(argv[argv.index(command) + 1 :])
+        return
     arguments = build_parser(command).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     arguments.run(arguments)

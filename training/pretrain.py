@@ -18,7 +18,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,8 @@ from modeling_lst import LSTConfig, LSTForCausalLM
 from modeling_lst.patching import patch_starts
 
 from training.arguments import DataArguments, ModelArguments, PretrainingArguments
-from training.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoint
+from training.checkpoints import (load_checkpoint, resolve_checkpoint, save_checkpoint,
+                                  save_pretrained_atomically)
 from training.collator import PackedCollator
 from training.loss_plot import plot_losses
 from training.throughput import measured_peak_flops, training_flops
@@ -244,7 +244,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
          "micro_batches": batches.position, "step": step}))
     final = output_dir / "final"
     if accelerator.is_main_process:
-        _save_final(accelerator.unwrap_model(model), tokenizer, final)
+        save_pretrained_atomically(accelerator.unwrap_model(model), tokenizer, final)
         plot_losses(_read_log(output_dir / LOG_FILE), output_dir / "loss.png", title=f"{model_args.model_type} pretraining")
     if data_args.eval_data:
         results = evaluate_loss(model, datasets.load_from_disk(data_args.eval_data), tokenizer, accelerator, args,
@@ -304,16 +304,6 @@ def _truncate_log(path: Path, step: int) -> None:
     partial = path.with_suffix(".part")
     partial.write_text("".join(json.dumps(row) + "\n" for row in kept))
     os.replace(partial, path)
-
-
-def _save_final(model, tokenizer, final: Path) -> None:
-    """`save_pretrained` of model and tokenizer into a temporary directory, renamed when complete."""
-    partial = final.with_name(final.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(partial, final)
 
 
 def parse_arguments(argv: list[str] | None = None):

@@ -1,0 +1,153 @@
+"""SLUE-SA fine-tuning with LoRA (training.finetune_slue): what trains, what is saved, what reloads, what it learns.
+
+The data is a separable stand-in in the voxceleb schema: each sentiment has its own words (text) and its own
+range of unit ids (speech), so a tiny model from scratch can learn it in a few dozen steps.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import peft
+import pytest
+import torch
+
+from evaluation.slue import SENTIMENT_LABELS
+from modeling_lst import LSTConfig, LSTForCausalLM, LSTForSequenceClassification
+from training.finetune_slue import FinetuningArguments, build_model, encode, finetune, load_classifier
+from training.lora_presets import LORA_PRESETS, lora_config
+
+WORDS = {"Negative": ["evil", "death", "wrath", "sin"], "Neutral": ["the", "and", "of", "unto"],
+         "Positive": ["love", "joy", "peace", "light"]}
+
+
+def stand_in_rows(count: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for index in range(count):
+        label = SENTIMENT_LABELS[index % 3]
+        words = list(rng.choice(WORDS[label], size=4)) + list(rng.choice(WORDS["Neutral"], size=2))
+        rng.shuffle(words)
+        offset = 16 * SENTIMENT_LABELS.index(label)
+        rows.append({"id": f"{seed}-{index}", "normalized_text": " ".join(words), "sentiment": label,
+                     "units": rng.integers(offset, offset + 16, size=int(rng.integers(8, 14))).tolist()})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def workspace(tokenizer, tmp_path_factory):
+    root = tmp_path_factory.mktemp("slue")
+    torch.manual_seed(0)
+    LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny")).save_pretrained(root / "base")
+    tokenizer.save_pretrained(root / "base")
+    for split, count, seed in (("train", 96, 0), ("validation", 48, 1)):
+        (root / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in stand_in_rows(count, seed)))
+    return root
+
+
+def arguments(workspace, output_dir, **overrides) -> FinetuningArguments:
+    values = dict(model_name_or_path=str(workspace / "base"), train_data=str(workspace / "train.jsonl"),
+                  validation_data=str(workspace / "validation.jsonl"), output_dir=str(output_dir), max_steps=40,
+                  eval_steps=20, per_device_batch_size=16, learning_rate=3e-3, warmup_steps=4, lora_dropout=0.0)
+    return FinetuningArguments(**{**values, **overrides})
+
+
+@pytest.mark.parametrize("modality", ["text", "speech"])
+def test_lora_fine_tuning_learns_a_separable_task_in_modality(workspace, tmp_path, modality):
+    results = finetune(arguments(workspace, tmp_path / modality, train_modality=modality, eval_modality=modality,
+                                 merge=True))
+    best = results["best"]
+    assert best["macro_f1_ci95"][0] > 0.5, best  # chance is 1/3
+    assert 0 < results["trainable_parameters"] < results["parameters"] / 2
+    assert results["train_examples_per_second"] > 0
+
+    # The saved adapter (with its head) and the merged checkpoint both reproduce the best step's predictions.
+    args = arguments(workspace, tmp_path / modality, eval_modality=modality)
+    base, _ = load_classifier(args)
+    reloaded = peft.PeftModel.from_pretrained(base, tmp_path / modality / "best").eval()
+    merged = LSTForSequenceClassification.from_pretrained(tmp_path / modality / "best-merged").eval()
+    batch = reloaded_batch(workspace, args, modality)
+    with torch.no_grad():
+        adapter_logits = reloaded(**batch).logits
+        torch.testing.assert_close(merged(**batch).logits, adapter_logits, atol=1e-4, rtol=1e-4)
+        fresh_head = load_classifier(args)[0].eval()(**batch).logits
+    assert not torch.allclose(fresh_head, adapter_logits, atol=1e-3)  # the head came back with the adapter
+
+
+def reloaded_batch(workspace, args, modality):
+    from transformers import AutoTokenizer
+
+    from training.finetune_slue import collate, sentiment_rows
+
+    tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
+    examples = encode(sentiment_rows(args.validation_data)[:8], tokenizer, modality, 2048)
+    batch = collate(tokenizer)(examples)
+    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+
+
+def test_lora_trains_only_adapters_and_head_and_leaves_the_base_bit_identical(workspace, tmp_path):
+    args = arguments(workspace, tmp_path)
+    model, model_type = build_model(args)
+    assert model_type == "lst"
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in name or ".score." in name for name in trainable)
+    assert any(".global_transformer." in n for n in trainable) and any(".decoder." in n for n in trainable)
+    before = {name: p.detach().clone() for name, p in model.named_parameters() if not p.requires_grad}
+    batch = reloaded_batch(workspace, args, "text")
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(3):
+        model(**batch, labels=torch.arange(8) % 3).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    after = dict(model.named_parameters())
+    assert all(torch.equal(after[name], value) for name, value in before.items())
+
+
+def test_presets_target_the_named_parts(tokenizer):
+    config = LSTConfig.from_tokenizer(tokenizer, preset="tiny", num_labels=3)
+    counts = {}
+    for preset in LORA_PRESETS["lst"]:
+        model = peft.get_peft_model(LSTForSequenceClassification(config), lora_config("lst", preset, "classification"))
+        adapted = {name.split(".lora_A")[0] for name, _ in model.named_parameters() if ".lora_A." in name}
+        counts[preset] = len(adapted)
+        if preset == "global":
+            assert all(".global_transformer." in name for name in adapted)
+    # global: 2 layers x 7 projections; + encoder (7) and decoder (7 + 4 cross); all: + pooling (4) and 2 projections
+    assert counts == {"global": 14, "global+local": 32, "all": 38}
+    with pytest.raises(ValueError, match="does not exist for llama"):
+        lora_config("llama", "global", "classification")
+
+
+def test_gradient_checkpointing_with_lora_reaches_the_adapters(workspace, tmp_path):
+    model, _ = build_model(arguments(workspace, tmp_path))
+    model.activation_checkpointing_enable()
+    model.enable_input_require_grads()
+    model.train()
+    batch = reloaded_batch(workspace, arguments(workspace, tmp_path), "text")
+    model(**batch, labels=torch.arange(8) % 3).loss.backward()
+    grads = [p.grad for name, p in model.named_parameters() if "lora_B" in name]
+    assert grads and all(grad is not None and grad.abs().sum() > 0 for grad in grads)
+
+
+def test_bad_input_is_named(workspace, tmp_path, tokenizer):
+    rows = [{"id": "u1", "text": "joy", "label": "Positive", "units": None}]
+    with pytest.raises(ValueError, match="has no units, but speech input was asked for"):
+        encode(rows, tokenizer, "speech", 2048)
+    with pytest.raises(ValueError, match="over --max_length 3"):
+        encode(rows, tokenizer, "text", 3)
+    with pytest.raises(ValueError, match="train_modality must be one of"):
+        arguments(workspace, tmp_path, train_modality="audio")
+    with pytest.raises(ValueError, match="LoRA preset 'everything' does not exist for lst"):
+        build_model(arguments(workspace, tmp_path, lora_preset="everything"))
+
+
+def test_the_llama_baseline_fine_tunes_through_the_same_recipe(workspace, tokenizer, tmp_path):
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(0)
+    base = tmp_path / "llama"
+    LlamaForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny").global_llama_config()).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    results = finetune(arguments(workspace, tmp_path / "run", model_name_or_path=str(base), lora_preset="all"))
+    assert results["model_type"] == "llama" and results["best"]["macro_f1_ci95"][0] > 0.5, results["best"]
