@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import json
 
+import evaluate
 import numpy as np
 import peft
 import pytest
 import torch
+from transformers import AutoTokenizer
 
 from evaluation.slue import SENTIMENT_LABELS
 from modeling_lst import LSTConfig, LSTForCausalLM, LSTForSequenceClassification
-from training.finetune_slue import FinetuningArguments, build_model, encode, finetune, load_classifier
+from training.finetune_slue import (SLUE_SA_METRIC, FinetuningArguments, build_model, collate, encode, finetune,
+                                    load_classifier, sentiment_rows)
 from training.lora_presets import LORA_PRESETS, lora_config
 
 WORDS = {"Negative": ["evil", "death", "wrath", "sin"], "Neutral": ["the", "and", "of", "unto"],
@@ -62,28 +65,28 @@ def test_lora_fine_tuning_learns_a_separable_task_in_modality(workspace, tmp_pat
     assert 0 < results["trainable_parameters"] < results["parameters"] / 2
     assert results["train_examples_per_second"] > 0
 
-    # The saved adapter (with its head) and the merged checkpoint both reproduce the best step's predictions.
+    # The saved adapter, with its head, reproduces the best step's validation score (a lost head would score
+    # near chance), and the merged checkpoint gives the adapter's logits.
     args = arguments(workspace, tmp_path / modality, eval_modality=modality)
-    base, _ = load_classifier(args)
-    reloaded = peft.PeftModel.from_pretrained(base, tmp_path / modality / "best").eval()
+    reloaded = peft.PeftModel.from_pretrained(load_classifier(args)[0], tmp_path / modality / "best").eval()
     merged = LSTForSequenceClassification.from_pretrained(tmp_path / modality / "best-merged").eval()
-    batch = reloaded_batch(workspace, args, modality)
+    batch, labels = reloaded_batch(workspace, args, modality, rows=None, with_labels=True)
     with torch.no_grad():
         adapter_logits = reloaded(**batch).logits
         torch.testing.assert_close(merged(**batch).logits, adapter_logits, atol=1e-4, rtol=1e-4)
-        fresh_head = load_classifier(args)[0].eval()(**batch).logits
-    assert not torch.allclose(fresh_head, adapter_logits, atol=1e-3)  # the head came back with the adapter
+    predicted = [SENTIMENT_LABELS[i] for i in adapter_logits.argmax(-1).tolist()]
+    gold = [SENTIMENT_LABELS[i] for i in labels.tolist()]
+    rescored = evaluate.load(str(SLUE_SA_METRIC)).compute(predictions=predicted, references=gold)
+    assert rescored["macro_f1"] == pytest.approx(best["macro_f1"], abs=1e-9)
 
 
-def reloaded_batch(workspace, args, modality):
-    from transformers import AutoTokenizer
-
-    from training.finetune_slue import collate, sentiment_rows
-
+def reloaded_batch(workspace, args, modality, rows=8, with_labels=False):
+    """The first `rows` validation rows (all with None) as one padded batch, and their label indices."""
     tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
-    examples = encode(sentiment_rows(args.validation_data)[:8], tokenizer, modality, 2048)
+    examples = encode(sentiment_rows(args.validation_data)[:rows], tokenizer, modality, 2048)
     batch = collate(tokenizer)(examples)
-    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    return (inputs, batch["labels"]) if with_labels else inputs
 
 
 def test_lora_trains_only_adapters_and_head_and_leaves_the_base_bit_identical(workspace, tmp_path):
