@@ -246,7 +246,7 @@ class LSTCrossAttention(nn.Module):
         if projected is not None:
             key, value = (gather_positions(states, key_index) for states in projected)
         elif key_index[0].numel() < keys_values.shape[1]:
-            # Fewer gathered keys than keys (a generation step): gather, then project only those.
+            # Fewer gathered keys than keys (windows that skip keys): gather, then project only those.
             gathered = self.key_value_norm(gather_positions(keys_values, key_index))
             key = self.k_proj(gathered).view(batch, groups, window, self.num_heads, self.head_dim)
             value = self.v_proj(gathered).view(batch, groups, window, self.num_heads, self.head_dim)
@@ -572,14 +572,15 @@ class LSTModel(LSTPreTrainedModel):
             attention_mask = torch.ones_like(input_ids)
         token_is_real = attention_mask.bool()
         is_speech = self.speech_mask(input_ids) & token_is_real
-        if patch_starts is None:
+        callers_patching = patch_starts is not None
+        if not callers_patching:
             patch_starts = static_patch_starts(is_speech, self.config.patch_size)
         # A run of padding is one patch of its own: it never shares a patch with real tokens, and a batch of
         # ragged rows does not run the global transformer over one slot per padding token.
         boundary = token_is_real != torch.nn.functional.pad(token_is_real[:, :-1], (1, 0), value=True)
         patch_ids = patch_ids_from_starts((patch_starts.bool() & token_is_real) | boundary)
         num_slots = int(patch_ids.max()) + 1
-        if cache is not None:
+        if cache is not None and callers_patching:  # static patches are never longer than patch_size
             self._check_patch_lengths(patch_ids, token_is_real, num_slots)
 
         # Positions count real tokens / real patches only, so left padding does not shift them.

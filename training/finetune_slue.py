@@ -105,7 +105,7 @@ def sentiment_rows(path: str) -> list[dict]:
     if other:
         logger.info("%s: %d rows with other sentiments left out (%s), as SLUE scores only the three classes",
                     path, sum(other.values()), dict(other))
-    units = {row["id"]: row.get("units") for row in dataset} if "units" in dataset.column_names else {}
+    units = dict(zip(dataset["id"], dataset["units"])) if "units" in dataset.column_names else {}
     return [{**row, "units": units.get(row["id"])} for row in rows]
 
 
