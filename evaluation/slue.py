@@ -1,18 +1,28 @@
 """SLUE sentiment (SLUE-VoxCeleb) and NER (SLUE-VoxPopuli) data, in the `asapp/slue` Hub schema.
 
 `load_slue` reads the Hub dataset (gated: accept its conditions first) or equivalent local files with the
-same columns (parquet, jsonl or csv). `sentiment_examples` and `ner_examples` turn rows into what the
-fine-tuning and evaluation code needs; SLUE-VoxCeleb's `<mixed>` rows are left out and counted, never
-dropped silently, and any other label outside the three classes is an error.
+same columns (parquet, jsonl or csv). `with_units` turns the `audio` column (bytes as in the Hub's parquet,
+or paths to local files) into a `units` column with a unit extractor, cached by `datasets`. `sentiment_examples`
+and `ner_examples` turn rows into what the fine-tuning and evaluation code needs; SLUE-VoxCeleb's `<mixed>`
+rows are left out and counted, never dropped silently, and any other label outside the three classes is an
+error.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import io
+import logging
+import os
 from collections import Counter
 from pathlib import Path
 
 import datasets
+import numpy as np
+import soundfile
+
+logger = logging.getLogger(__name__)
 
 SENTIMENT_LABELS = ("Negative", "Neutral", "Positive")
 UNSCORED_SENTIMENTS = ("<mixed>",)  # in SLUE-VoxCeleb, not scored by the SLUE toolkit
@@ -54,6 +64,64 @@ def load_slue(task: str, split: str = "validation", data_files=None) -> datasets
     if "audio" in dataset.column_names:  # decoding needs torchcodec; callers read the files with soundfile
         dataset = dataset.cast_column("audio", datasets.Audio(decode=False))
     return dataset
+
+
+def _waveform(audio: dict, row_id: str, base_directory: Path | None) -> tuple[np.ndarray, int]:
+    """The samples of one undecoded `datasets.Audio` value: its bytes, else its file (relative paths are read
+    from `base_directory`, the data files' folder, as `datasets` stores them)."""
+    if audio is None or (audio.get("bytes") is None and not audio.get("path")):
+        raise ValueError(f"Row {row_id!r} has no audio (neither bytes nor a path).")
+    if audio.get("bytes") is not None:
+        source, name = io.BytesIO(audio["bytes"]), f"the audio bytes of row {row_id!r}"
+    else:
+        path = Path(audio["path"])
+        if not path.is_absolute() and base_directory is not None:
+            path = base_directory / path
+        source, name = path, f"{path} (row {row_id!r})"
+    try:
+        waveform, sampling_rate = soundfile.read(source, dtype="float32", always_2d=False)
+    except (RuntimeError, soundfile.LibsndfileError) as error:
+        raise ValueError(f"Cannot read {name}: {error}") from error
+    return waveform, sampling_rate
+
+
+def _extractor_fingerprint(extractor) -> str:
+    """What the units depend on: the extractor's kind, settings and centroids."""
+    digest = hashlib.sha256(repr(sorted(extractor.config().items())).encode())
+    digest.update(np.ascontiguousarray(extractor.centroids).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def with_units(dataset: datasets.Dataset, extractor, base_directory: str | os.PathLike | None = None,
+               batch_size: int = 16) -> datasets.Dataset:
+    """`dataset` with a `units` column: each row's `audio` resampled to the extractor's rate and turned into
+    unit ids. The result is cached by `datasets` under a fingerprint of the dataset and the extractor, so a
+    second run with the same audio and extractor reads the units back instead of extracting again."""
+    if "audio" not in dataset.column_names:
+        raise ValueError(f"Speech input needs audio, but the data has no `audio` column (columns: "
+                         f"{dataset.column_names}); add one, or a `units` column extracted beforehand.")
+    if isinstance(dataset.features["audio"], datasets.Audio) and dataset.features["audio"].decode:
+        dataset = dataset.cast_column("audio", datasets.Audio(decode=False))
+    base = Path(base_directory) if base_directory is not None else None
+
+    def units_of(batch):
+        waveforms = [_waveform(audio, row_id, base) for audio, row_id in zip(batch["audio"], batch["id"])]
+        units = []
+        for (waveform, sampling_rate), row_id in zip(waveforms, batch["id"]):
+            try:
+                units.append(extractor(waveform, sampling_rate).astype(np.int32))
+            except ValueError as error:  # empty, silent or non-finite audio: say which row
+                raise ValueError(f"Row {row_id!r}: {error}") from error
+        return {"units": units}
+
+    fingerprint = hashlib.sha256(f"{dataset._fingerprint}-units-{_extractor_fingerprint(extractor)}".encode())
+    columns = [c for c in ("units",) if c in dataset.column_names]
+    return dataset.remove_columns(columns).map(
+        units_of, batched=True, batch_size=batch_size, new_fingerprint=fingerprint.hexdigest()[:32],
+        features=datasets.Features({**dataset.remove_columns(columns).features,
+                                    "units": datasets.Sequence(datasets.Value("int32"))}),
+        desc="audio -> units",
+    )
 
 
 def sentiment_examples(dataset) -> tuple[list[dict], Counter]:

@@ -17,9 +17,11 @@ from transformers import AutoTokenizer
 
 from evaluation.slue import SENTIMENT_LABELS
 from modeling_lst import LSTConfig, LSTForCausalLM, LSTForSequenceClassification
-from training.finetune_slue import (SLUE_SA_METRIC, FinetuningArguments, build_model, collate, encode, finetune,
-                                    load_classifier, sentiment_rows)
+from training.finetune_slue import FinetuningArguments, build_model, finetune
 from training.lora_presets import LORA_PRESETS, lora_config
+from training.slue_sentiment import SLUE_SA_METRIC, SentimentTask
+
+SENTIMENT = SentimentTask()
 
 WORDS = {"Negative": ["evil", "death", "wrath", "sin"], "Neutral": ["the", "and", "of", "unto"],
          "Positive": ["love", "joy", "peace", "light"]}
@@ -68,7 +70,7 @@ def test_lora_fine_tuning_learns_a_separable_task_in_modality(workspace, tmp_pat
     # The saved adapter, with its head, reproduces the best step's validation score (a lost head would score
     # near chance), and the merged checkpoint gives the adapter's logits.
     args = arguments(workspace, tmp_path / modality, eval_modality=modality)
-    reloaded = peft.PeftModel.from_pretrained(load_classifier(args)[0], tmp_path / modality / "best").eval()
+    reloaded = peft.PeftModel.from_pretrained(SENTIMENT.load_model(args.model_name_or_path)[0], tmp_path / modality / "best").eval()
     merged = LSTForSequenceClassification.from_pretrained(tmp_path / modality / "best-merged").eval()
     batch, labels = reloaded_batch(workspace, args, modality, rows=None, with_labels=True)
     with torch.no_grad():
@@ -83,15 +85,15 @@ def test_lora_fine_tuning_learns_a_separable_task_in_modality(workspace, tmp_pat
 def reloaded_batch(workspace, args, modality, rows=8, with_labels=False):
     """The first `rows` validation rows (all with None) as one padded batch, and their label indices."""
     tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
-    examples = encode(sentiment_rows(args.validation_data)[:rows], tokenizer, modality, 2048)
-    batch = collate(tokenizer)(examples)
+    examples = SENTIMENT.encode(SENTIMENT.rows(args.validation_data)[:rows], tokenizer, modality, 2048)
+    batch = SENTIMENT.collate(tokenizer)(examples)
     inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
     return (inputs, batch["labels"]) if with_labels else inputs
 
 
 def test_lora_trains_only_adapters_and_head_and_leaves_the_base_bit_identical(workspace, tmp_path):
     args = arguments(workspace, tmp_path)
-    model, model_type = build_model(args)
+    model, model_type, _ = build_model(args, SENTIMENT)
     assert model_type == "lst"
     trainable = [name for name, p in model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in name or ".score." in name for name in trainable)
@@ -123,7 +125,7 @@ def test_presets_target_the_named_parts(tokenizer):
 
 
 def test_gradient_checkpointing_with_lora_reaches_the_adapters(workspace, tmp_path):
-    model, _ = build_model(arguments(workspace, tmp_path))
+    model, _, _ = build_model(arguments(workspace, tmp_path), SENTIMENT)
     model.activation_checkpointing_enable()
     model.enable_input_require_grads()
     model.train()
@@ -136,13 +138,13 @@ def test_gradient_checkpointing_with_lora_reaches_the_adapters(workspace, tmp_pa
 def test_bad_input_is_named(workspace, tmp_path, tokenizer):
     rows = [{"id": "u1", "text": "joy", "label": "Positive", "units": None}]
     with pytest.raises(ValueError, match="has no units, but speech input was asked for"):
-        encode(rows, tokenizer, "speech", 2048)
+        SENTIMENT.encode(rows, tokenizer, "speech", 2048)
     with pytest.raises(ValueError, match="over --max_length 3"):
-        encode(rows, tokenizer, "text", 3)
+        SENTIMENT.encode(rows, tokenizer, "text", 3)
     with pytest.raises(ValueError, match="train_modality must be one of"):
         arguments(workspace, tmp_path, train_modality="audio")
     with pytest.raises(ValueError, match="LoRA preset 'everything' does not exist for lst"):
-        build_model(arguments(workspace, tmp_path, lora_preset="everything"))
+        build_model(arguments(workspace, tmp_path, lora_preset="everything"), SENTIMENT)
 
 
 def test_the_llama_baseline_fine_tunes_through_the_same_recipe(workspace, tokenizer, tmp_path):

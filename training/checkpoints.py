@@ -76,13 +76,29 @@ def load_checkpoint(accelerator, path: Path) -> dict:
     return json.loads((path / STATE_FILE).read_text())
 
 
-def save_pretrained_atomically(model, tokenizer, directory: str | os.PathLike) -> None:
-    """`save_pretrained` of model (or peft adapter) and tokenizer into a temporary directory, renamed when
-    complete, so that a kill mid-write never leaves a half-written model where a complete one is expected."""
+def save_pretrained_atomically(model, tokenizer, directory: str | os.PathLike, extra_files: dict | None = None) -> None:
+    """`save_pretrained` of model (or peft adapter) and tokenizer, and `extra_files` (name -> text), into a
+    temporary directory, renamed when complete, so that a kill mid-write never leaves a half-written model
+    where a complete one is expected."""
     directory = Path(directory)
     partial = directory.with_name(directory.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
+    for name, text in (extra_files or {}).items():
+        (partial / name).write_text(text)
     shutil.rmtree(directory, ignore_errors=True)
     os.replace(partial, directory)
+
+
+def read_log(path: Path) -> list[dict]:
+    """The rows of a JSON-lines training log (none before the first step)."""
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Drop log lines after `step`: a resumed run logs those steps again."""
+    kept = [row for row in read_log(path) if row["step"] <= step]
+    partial = path.with_suffix(".part")
+    partial.write_text("".join(json.dumps(row) + "\n" for row in kept))
+    os.replace(partial, path)

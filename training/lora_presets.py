@@ -30,9 +30,12 @@ LORA_PRESETS: dict[str, dict[str, str]] = {
 
 
 def lora_config(model_type: str, preset: str, task: str, rank: int = 8, alpha: int = 16,
-                dropout: float = 0.05) -> peft.LoraConfig:
+                dropout: float = 0.05, new_token_ids: list[int] | None = None) -> peft.LoraConfig:
     """The LoRA config of `preset` for `model_type` ("lst" or "llama"); `task` is "classification" (the `score`
-    head is trained and saved with the adapter) or "generation"."""
+    head is trained and saved with the adapter) or "generation". `new_token_ids`, tokens added to the
+    tokenizer (the base resized for them first), get trainable input embeddings (peft's
+    `trainable_token_indices`: only those rows are trained and saved); for generation the output head is
+    trained and saved in full too, since it must learn to emit them."""
     if model_type not in LORA_PRESETS:
         raise ValueError(f"model_type must be one of {sorted(LORA_PRESETS)}, got {model_type!r}.")
     presets = LORA_PRESETS[model_type]
@@ -40,8 +43,9 @@ def lora_config(model_type: str, preset: str, task: str, rank: int = 8, alpha: i
         raise ValueError(f"LoRA preset {preset!r} does not exist for {model_type}; choose one of {sorted(presets)}.")
     if task not in ("classification", "generation"):
         raise ValueError(f"task must be 'classification' or 'generation', got {task!r}.")
+    saved = ["score"] if task == "classification" else (["lm_head"] if new_token_ids else None)
     return peft.LoraConfig(
-        r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=presets[preset],
-        modules_to_save=["score"] if task == "classification" else None,
+        r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=presets[preset], modules_to_save=saved,
+        trainable_token_indices=list(new_token_ids) if new_token_ids else None,
         task_type=peft.TaskType.SEQ_CLS if task == "classification" else peft.TaskType.CAUSAL_LM,
     )

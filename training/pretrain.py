@@ -37,8 +37,9 @@ from modeling_lst import LSTConfig, LSTForCausalLM
 from modeling_lst.patching import patch_starts
 
 from training.arguments import DataArguments, ModelArguments, PretrainingArguments
-from training.checkpoints import (load_checkpoint, resolve_checkpoint, save_checkpoint,
-                                  save_pretrained_atomically)
+from training.batches import Batches
+from training.checkpoints import (load_checkpoint, read_log, resolve_checkpoint, save_checkpoint,
+                                  save_pretrained_atomically, truncate_log)
 from training.collator import PackedCollator
 from training.loss_plot import plot_losses
 from training.throughput import measured_peak_flops, training_flops
@@ -70,38 +71,6 @@ def optimizer_for(model, args: PretrainingArguments) -> torch.optim.AdamW:
     plain = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
     groups = [{"params": decayed, "weight_decay": args.weight_decay}, {"params": plain, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2))
-
-
-class Batches:
-    """Micro-batches in a fixed order: epoch e is the dataset shuffled with seed + e, sharded over processes.
-
-    `position` counts micro-batches taken, so a resumed run skips exactly what the interrupted one consumed.
-    """
-
-    def __init__(self, dataset, accelerator, collator, args: PretrainingArguments, position: int = 0):
-        self.dataset, self.accelerator, self.collator, self.args = dataset, accelerator, collator, args
-        self.per_epoch = len(self._loader(0))
-        if self.per_epoch == 0:
-            raise ValueError("The training data gives no batch; it is empty.")
-        self.position = position
-        self._iterator = None
-
-    def _loader(self, epoch: int):
-        shuffled = self.dataset.shuffle(seed=self.args.seed + epoch)
-        loader = DataLoader(shuffled, batch_size=self.args.per_device_batch_size, collate_fn=self.collator)
-        return self.accelerator.prepare_data_loader(loader)
-
-    def next(self) -> dict:
-        if self._iterator is None:
-            epoch, skip = divmod(self.position, self.per_epoch)
-            self._iterator = iter(self.accelerator.skip_first_batches(self._loader(epoch), skip))
-        try:
-            batch = next(self._iterator)
-        except StopIteration:
-            self._iterator = iter(self._loader(self.position // self.per_epoch))
-            batch = next(self._iterator)
-        self.position += 1
-        return batch
 
 
 def token_losses(model, batch: dict, starts: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -185,7 +154,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
         logger.info("no checkpoint in %s yet: starting from scratch", output_dir)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        _truncate_log(output_dir / LOG_FILE, step)
+        truncate_log(output_dir / LOG_FILE, step)
     batches = Batches(train_data, accelerator, PackedCollator(tokenizer.pad_token_id), args, position)
     if accelerator.log_with:
         accelerator.init_trackers("pretrain", config={k: v for k, v in vars(args).items() if v is not None})
@@ -245,7 +214,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
     final = output_dir / "final"
     if accelerator.is_main_process:
         save_pretrained_atomically(accelerator.unwrap_model(model), tokenizer, final)
-        plot_losses(_read_log(output_dir / LOG_FILE), output_dir / "loss.png", title=f"{model_args.model_type} pretraining")
+        plot_losses(read_log(output_dir / LOG_FILE), output_dir / "loss.png", title=f"{model_args.model_type} pretraining")
     if data_args.eval_data:
         results = evaluate_loss(model, datasets.load_from_disk(data_args.eval_data), tokenizer, accelerator, args,
                                 lst_config)
@@ -292,18 +261,6 @@ def _log(accelerator, output_dir: Path, window: LossWindow, step: int, lr: float
             handle.write(json.dumps(metrics) + "\n")
         progress.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{metrics['tokens_per_second']:.0f}")
         logger.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
-
-
-def _read_log(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines after `step`: a resumed run logs those steps again."""
-    kept = [row for row in _read_log(path) if row["step"] <= step]
-    partial = path.with_suffix(".part")
-    partial.write_text("".join(json.dumps(row) + "\n" for row in kept))
-    os.replace(partial, path)
 
 
 def parse_arguments(argv: list[str] | None = None):

@@ -93,6 +93,36 @@ def tagged_text(text: str, entities, tag_set: str = "combined") -> str:
     return " ".join("".join(pieces).split())
 
 
+def raw_to_combined(text: str) -> str:
+    """A transcript tagged with raw tags, retagged with the combined set (FAC, EVENT, WORK_OF_ART, PRODUCT and
+    LANGUAGE entities become untagged words), so one model's raw output is scored on both sets."""
+    raw_tags = {character: tag for tag, character in RAW_TAG_CHARACTERS.items()}
+    tokens, open_tag_dropped = [], False
+    for token in text.split():
+        if token in raw_tags:
+            combined = RAW_TO_COMBINED.get(raw_tags[token])
+            open_tag_dropped = combined is None
+            if combined is not None:
+                tokens.append(COMBINED_TAG_CHARACTERS[combined])
+            elif _is_open(tokens):
+                tokens.append(END_OF_ENTITY)  # a dropped tag still closes the entity before it
+        elif token == END_OF_ENTITY and open_tag_dropped:
+            open_tag_dropped = False
+        else:
+            tokens.append(token)
+    return " ".join(tokens)
+
+
+def _is_open(tokens: list[str]) -> bool:
+    """Whether the last combined tag in `tokens` has not been closed yet."""
+    for token in reversed(tokens):
+        if token == END_OF_ENTITY:
+            return False
+        if token in COMBINED_TAG_CHARACTERS.values():
+            return True
+    return False
+
+
 def _micro_scores(predicted: list[Counter], gold: list[Counter]) -> tuple[float, float, float]:
     correct = sum(sum((p & g).values()) for p, g in zip(predicted, gold))
     num_predicted, num_gold = sum(sum(p.values()) for p in predicted), sum(sum(g.values()) for g in gold)

@@ -1,0 +1,62 @@
+"""Saving and loading fine-tuned adapters safely: the base they belong to, and a vocabulary grown for new tokens.
+
+peft's `PeftModel.from_pretrained` loads an adapter onto whatever base it is given: onto another pretrained
+model of the same shape it loads without a word and gives nonsense, and onto a base whose vocabulary was
+grown for new tokens it fails with a size mismatch. So a fine-tuning run records a fingerprint of its base
+beside the adapter, and `load_finetuned` checks it and resizes the base to the saved tokenizer first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import peft
+import torch
+from transformers import AutoTokenizer
+
+BASE_RECORD = "base_model.json"
+
+
+def base_fingerprint(model) -> str:
+    """A hash of the pretrained weights (a task head, `score`, is new and left out), over the rows of the token
+    embeddings that existed before any resizing (`vocab_size` is the base's own)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        if name.startswith("score.") or ".score." in name:
+            continue
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def base_record(base_path: str | os.PathLike, fingerprint: str) -> str:
+    """The text of `base_model.json`, saved beside an adapter."""
+    return json.dumps({"base_model": os.fspath(base_path), "fingerprint": fingerprint}, indent=2) + "\n"
+
+
+def load_finetuned(task, path: str | os.PathLike, base_model: str | None = None):
+    """A fine-tuned model for evaluation: a full checkpoint as it is, or an adapter on its base (the one the
+    adapter records, or `base_model`), checked to be the base it was trained on and resized to the adapter's
+    tokenizer where tokens were added. Returns (model, tokenizer)."""
+    path = Path(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if not (path / "adapter_config.json").is_file():
+        return task.load_model(os.fspath(path))[0], tokenizer
+    record_file = path / BASE_RECORD
+    if not record_file.is_file():
+        raise ValueError(f"{path} is a peft adapter without {BASE_RECORD}, so its base cannot be checked; "
+                         "load it with peft.PeftModel.from_pretrained on the base you know it was trained on.")
+    record = json.loads(record_file.read_text())
+    base_path = base_model or record["base_model"]
+    model = task.load_model(base_path)[0]
+    fingerprint = base_fingerprint(model)
+    if fingerprint != record["fingerprint"]:
+        raise ValueError(f"The adapter in {path} was trained on another base model than {base_path} (weights "
+                         f"fingerprint {fingerprint[:12]}, expected {record['fingerprint'][:12]} of "
+                         f"{record['base_model']}): pass the base it was fine-tuned from.")
+    if len(tokenizer) != model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)  # the adapter brings the new rows
+    return peft.PeftModel.from_pretrained(model, path), tokenizer
