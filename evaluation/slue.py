@@ -92,6 +92,20 @@ def _extractor_fingerprint(extractor) -> str:
     return digest.hexdigest()[:16]
 
 
+def _audio_files_state(dataset: datasets.Dataset, base_directory: Path | None) -> str:
+    """Size and modification time of every audio file referred to by path (rows without bytes): the dataset's
+    own fingerprint covers only the paths, and a file replaced in place must not be read back from the cache.
+    Read from the Arrow column, so the audio bytes are not loaded."""
+    state = []
+    for chunk in dataset.data.column("audio").chunks:
+        for data, path in zip(chunk.field("bytes").is_null().to_pylist(), chunk.field("path").to_pylist()):
+            if data and path:
+                file = Path(path) if Path(path).is_absolute() or base_directory is None else base_directory / path
+                stat = file.stat() if file.exists() else None
+                state.append(f"{file}:{stat.st_size}:{stat.st_mtime_ns}" if stat else f"{file}:missing")
+    return "\n".join(state)
+
+
 def with_units(dataset: datasets.Dataset, extractor, base_directory: str | os.PathLike | None = None,
                batch_size: int = 16) -> datasets.Dataset:
     """`dataset` with a `units` column: each row's `audio` resampled to the extractor's rate and turned into
@@ -115,6 +129,7 @@ def with_units(dataset: datasets.Dataset, extractor, base_directory: str | os.Pa
         return {"units": units}
 
     fingerprint = hashlib.sha256(f"{dataset._fingerprint}-units-{_extractor_fingerprint(extractor)}".encode())
+    fingerprint.update(_audio_files_state(dataset, base).encode())
     columns = [c for c in ("units",) if c in dataset.column_names]
     return dataset.remove_columns(columns).map(
         units_of, batched=True, batch_size=batch_size, new_fingerprint=fingerprint.hexdigest()[:32],

@@ -1,5 +1,5 @@
 """The `lst` command: one entry point, a subcommand per job (`lst eval`, `lst units`, `lst corpus`, `lst data`,
-`lst finetune`).
+`lst finetune`, `lst transfer`, `lst slue-stand-in`).
 
 Each subcommand's module is imported only when that subcommand is asked for: the modules behind them import
 torch and transformers (seconds), and `lst --help` should answer at once.
@@ -18,11 +18,13 @@ SUBCOMMANDS = {
     "units": ("tokenization.cli", "fit a unit extractor, or extract units from audio files"),
     "corpus": ("tokenization.cli", "build an offline spoken corpus with espeak-ng"),
     "data": ("training.data_cli", "build packed pretraining data with a paper's recipe"),
-    "finetune": ("training.finetune_slue", "fine-tune on SLUE sentiment (LoRA or full)"),
+    "finetune": ("training.finetune_slue", "fine-tune on SLUE sentiment or NER (LoRA or full)"),
+    "transfer": ("training.transfer_matrix", "fine-tune on {text, speech} x test on {text, speech}, LST and baseline"),
+    "slue-stand-in": ("evaluation.slue_stand_in", "build the offline SLUE-shaped stand-in (espeak-ng)"),
 }
 # Subcommands whose module parses its own arguments (HfArgumentParser dataclasses, or one YAML file), like the
 # scripts `accelerate launch` runs: `lst finetune ARGS` is `python -m training.finetune_slue ARGS`.
-OWN_ARGUMENTS = {"finetune"}
+OWN_ARGUMENTS = {"finetune", "transfer"}
 
 
 def build_parser(command: str | None) -> argparse.ArgumentParser:
