@@ -6,7 +6,14 @@ range of unit ids (speech), so a tiny model from scratch can learn it in a few d
 
 from __future__ import annotations
 
+import copy
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
 
 import evaluate
 import numpy as np
@@ -17,6 +24,8 @@ from transformers import AutoTokenizer
 
 from evaluation.slue import SENTIMENT_LABELS
 from modeling_lst import LSTConfig, LSTForCausalLM, LSTForSequenceClassification
+from training.adapters import load_finetuned
+from training.checkpoints import read_log
 from training.finetune_slue import FinetuningArguments, build_model, finetune
 from training.lora_presets import LORA_PRESETS, lora_config
 from training.slue_sentiment import SLUE_SA_METRIC, SentimentTask
@@ -156,3 +165,88 @@ def test_the_llama_baseline_fine_tunes_through_the_same_recipe(workspace, tokeni
     tokenizer.save_pretrained(base)
     results = finetune(arguments(workspace, tmp_path / "run", model_name_or_path=str(base), lora_preset="all"))
     assert results["model_type"] == "llama" and results["best"]["macro_f1_ci95"][0] > 0.5, results["best"]
+
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+
+
+def command_line(args: FinetuningArguments) -> list[str]:
+    return [f"--{name}={value}" for name, value in vars(args).items() if value is not None and value is not False]
+
+
+def test_resume_after_sigkill_repeats_every_loss_and_the_best_step(workspace, tmp_path):
+    reference = finetune(arguments(workspace, tmp_path / "reference", eval_steps=5))
+    expected = {row["step"]: row for row in read_log(tmp_path / "reference" / "log.jsonl")}
+    interrupted = tmp_path / "interrupted"
+    args = arguments(workspace, interrupted, eval_steps=5)
+    process = subprocess.Popen([sys.executable, "-m", "training.finetune_slue", *command_line(args)], env=ENV,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log, deadline = interrupted / "log.jsonl", time.time() + 120
+    while time.time() < deadline and not (log.exists() and len(log.read_text().splitlines()) >= 13):
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    steps_done = len(read_log(log))
+    assert 13 <= steps_done < 40, "the run must be killed mid-way"
+    resumed = finetune(replace(args, resume_from_checkpoint="latest"))
+    rows = read_log(log)
+    assert [row["step"] for row in rows] == list(range(1, 41))
+    for row in rows:
+        assert row["loss"] == pytest.approx(expected[row["step"]]["loss"], abs=1e-5), row["step"]
+    assert resumed["best"]["step"] == reference["best"]["step"]
+    assert resumed["best"]["macro_f1"] == pytest.approx(reference["best"]["macro_f1"])
+
+
+def test_two_processes_match_one_process_with_the_same_global_batch(workspace, tmp_path):
+    one = finetune(arguments(workspace, tmp_path / "one", max_steps=8, eval_steps=4))
+    args = arguments(workspace, tmp_path / "two", max_steps=8, eval_steps=4, per_device_batch_size=8)
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "training.finetune_slue"]
+    result = subprocess.run([*launch, *command_line(args)], env={**ENV, "ACCELERATE_USE_CPU": "true"},
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    two = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert two["num_processes"] == 2
+    for single, double in zip(read_log(tmp_path / "one" / "log.jsonl"), read_log(tmp_path / "two" / "log.jsonl"),
+                              strict=True):
+        assert double["loss"] == pytest.approx(single["loss"], abs=1e-4)
+    assert [entry["macro_f1"] for entry in two["log"]] == pytest.approx([entry["macro_f1"] for entry in one["log"]])
+
+
+def test_added_tokens_are_trained_and_reload_onto_the_unresized_base(workspace, tmp_path, tokenizer):
+    grown = copy.deepcopy(tokenizer)
+    grown.add_tokens(["<joy>"], special_tokens=True)
+    grown.save_pretrained(tmp_path / "grown")
+    args = arguments(workspace, tmp_path / "run", tokenizer=str(tmp_path / "grown"), max_steps=4, eval_steps=4)
+    new_id = grown.convert_tokens_to_ids("<joy>")
+    ids = torch.tensor([[grown.bos_token_id, grown.text_marker_id, new_id, 300]])
+    # The new token's embedding trains (LoRA alone leaves embeddings frozen); the pretrained rows do not.
+    model, _, _ = build_model(args, SENTIMENT, len(grown))
+    embed = model.get_input_embeddings()
+    before = embed(torch.tensor([new_id, 300])).detach().clone()
+    model(input_ids=ids, labels=torch.tensor([2])).loss.backward()
+    torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0).step()
+    after = embed(torch.tensor([new_id, 300])).detach()
+    assert not torch.equal(after[0], before[0]) and torch.equal(after[1], before[1])
+
+    results = finetune(args)
+    assert results["best"]["step"] == 4
+    logits = []
+    for seed in (1, 2):  # resizing draws the new row at random: only the adapter's trained row makes them agree
+        torch.manual_seed(seed)
+        model, loaded_tokenizer = load_finetuned(SENTIMENT, tmp_path / "run" / "best")
+        assert len(loaded_tokenizer) == len(grown) == model.get_base_model().config.vocab_size
+        with torch.no_grad():
+            logits.append(model.eval()(input_ids=ids).logits)
+    torch.testing.assert_close(logits[0], logits[1])
+
+
+def test_an_adapter_on_another_base_is_refused(workspace, tmp_path, tokenizer):
+    finetune(arguments(workspace, tmp_path / "run", max_steps=2, eval_steps=2))
+    torch.manual_seed(1)
+    LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny")).save_pretrained(tmp_path / "other")
+    with pytest.raises(ValueError, match="trained on another base model than .*other"):
+        load_finetuned(SENTIMENT, tmp_path / "run" / "best", base_model=str(tmp_path / "other"))
+    (tmp_path / "run" / "best" / "base_model.json").unlink()
+    with pytest.raises(ValueError, match="without base_model.json"):
+        load_finetuned(SENTIMENT, tmp_path / "run" / "best")
