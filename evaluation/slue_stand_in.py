@@ -26,9 +26,9 @@ from pathlib import Path
 import datasets
 import numpy as np
 import soundfile
-from huggingface_hub import DatasetCard, DatasetCardData
 from tqdm.auto import tqdm
 
+from model_cards.dataset_cards import slue_stand_in_card
 from tokenization.audio import prepare_waveform
 from tokenization.espeak import EspeakSynthesizer
 
@@ -214,57 +214,8 @@ def build_slue_stand_in(output_dir: str | os.PathLike, sizes: dict[str, int] | N
             statistics[config][split] = {"rows": len(config_rows), "hours": seconds[config] / 3600,
                                          "counts": dict(sorted(counts.items()))}
     (output_dir / "stand_in.json").write_text(json.dumps(statistics, indent=2) + "\n")
-    dataset_card(statistics).save(output_dir / "README.md")
+    slue_stand_in_card(statistics).save(output_dir / "README.md")
     return statistics
-
-
-def dataset_card(statistics: dict) -> DatasetCard:
-    """The card: provenance, construction, and the realised label and entity counts per split."""
-    configs = [{"config_name": config, "data_files": [{"split": split, "path": f"{config}/{split}.parquet"}
-                                                      for split in SPLITS]} for config in ("voxceleb", "voxpopuli")]
-    data = DatasetCardData(language=["en"], license="apache-2.0", pretty_name="SLUE stand-in (espeak-ng)",
-                           task_categories=["audio-classification", "token-classification"], configs=configs,
-                           size_categories=["n<1K"], tags=["synthetic", "slue", "espeak-ng"])
-    table = ["| config | split | rows | hours | labels / entities |", "|---|---|---|---|---|"]
-    for config in ("voxceleb", "voxpopuli"):
-        for split in SPLITS:
-            facts = statistics[config][split]
-            counts = ", ".join(f"{k} {v}" for k, v in facts["counts"].items())
-            table.append(f"| {config} | {split} | {facts['rows']} | {facts['hours']:.3f} | {counts} |")
-    body = f"""---
-{data.to_yaml()}
----
-
-# SLUE stand-in (espeak-ng)
-
-A small, synthetic, offline dataset in the schema of [`asapp/slue`](https://huggingface.co/datasets/asapp/slue)
-(configs `voxceleb` for sentiment and `voxpopuli` for named entities, splits train / validation / test, audio as
-16 kHz WAV bytes), built by `lst slue-stand-in` (`evaluation/slue_stand_in.py`, seed {statistics['seed']}) so that
-SLUE fine-tuning and cross-modal transfer can be run and tested where SLUE, which is gated, cannot be fetched.
-It is not SLUE: its speech is synthetic, its sentences are templates, and scores on it say nothing about SLUE.
-
-## Construction and provenance
-
-| part | source | licence |
-|---|---|---|
-| sentiment words | VADER lexicon, shipped in the `vaderSentiment` package (Hutto and Gilbert, 2014) | MIT |
-| sentiment labels | VADER's compound score of each whole sentence (>= 0.05 Positive, <= -0.05 Negative) | MIT |
-| neutral words, entities | the `Faker` package (en_US word list, names, cities, countries, companies, dates) | MIT |
-| word filter | the CMU pronouncing dictionary shipped in `pocketsphinx` | BSD |
-| speech | espeak-ng, voices en-us at 150 and 175 words per minute and en at 160 (three "speakers") | GPL-3.0 (tool) |
-
-Sentiment sentences place one or two lexicon words (|valence| >= 1) in ten templates, some negated or mixing
-polarities, and keep a draw only when VADER's label of the sentence is the class asked for; a third of the
-neutral rows also come from those templates, the rest from six templates filled with non-lexicon words. NER
-sentences fill ten templates with Faker entities; `normalized_ner` holds (raw tag, character start, length)
-over `normalized_text` (lower case, punctuation removed), `raw_ner` the same over `raw_text`. Raw tags are
-PERSON, GPE, ORG and DATE (PERSON, PLACE, ORG and WHEN in SLUE's combined set).
-
-## Realised contents
-
-{chr(10).join(table)}
-"""
-    return DatasetCard(body)
 
 
 def add_parser(subparsers) -> None:

@@ -21,11 +21,12 @@ AUTO_CLASSES = {
 }
 
 
-def save_with_remote_code(model, save_directory: str | os.PathLike, tokenizer=None) -> None:
+def save_with_remote_code(model, save_directory: str | os.PathLike, tokenizer=None, **save_kwargs) -> None:
     """`save_pretrained` plus the modeling (and tokenizer) code, loadable with `trust_remote_code=True`.
 
     All LST heads are listed in `auto_map`, so `AutoModel`, `AutoModelForCausalLM` and
-    `AutoModelForSequenceClassification` each load the checkpoint with their own head.
+    `AutoModelForSequenceClassification` each load the checkpoint with their own head. `save_kwargs` go to
+    the model's `save_pretrained` (e.g. `max_shard_size`).
     """
     if type(model) not in AUTO_CLASSES:
         raise ValueError(f"Expected one of {[c.__name__ for c in AUTO_CLASSES]}, got {type(model).__name__}.")
@@ -34,13 +35,12 @@ def save_with_remote_code(model, save_directory: str | os.PathLike, tokenizer=No
     try:
         LSTConfig.register_for_auto_class()
         type(model).register_for_auto_class(AUTO_CLASSES[type(model)])
-        model.save_pretrained(save_directory)
-        if tokenizer is not None:
-            type(tokenizer).register_for_auto_class("AutoTokenizer")
-            tokenizer.save_pretrained(save_directory)
+        model.save_pretrained(save_directory, **save_kwargs)
     finally:
         for cls, value in previous.items():
             cls._auto_class = value
+    if tokenizer is not None:
+        save_tokenizer_with_remote_code(tokenizer, save_directory)
 
     config_path = os.path.join(save_directory, "config.json")
     with open(config_path, encoding="utf-8") as handle:
@@ -51,3 +51,14 @@ def save_with_remote_code(model, save_directory: str | os.PathLike, tokenizer=No
         json.dump(config, out, indent=2, sort_keys=True)
         out.write("\n")
     os.replace(out.name, config_path)
+
+
+def save_tokenizer_with_remote_code(tokenizer, save_directory: str | os.PathLike) -> None:
+    """`save_pretrained` of the joint tokenizer with its code and `auto_map`, so `AutoTokenizer` loads it with
+    `trust_remote_code=True` anywhere (the Llama baseline's releases need this too)."""
+    previous = type(tokenizer).__dict__.get("_auto_class")
+    try:
+        type(tokenizer).register_for_auto_class("AutoTokenizer")
+        tokenizer.save_pretrained(save_directory)
+    finally:
+        type(tokenizer)._auto_class = previous

@@ -17,7 +17,8 @@ from training.data_formats import (
     interleave_blocks,
     speech_block,
 )
-from training.data_pipeline import build_format, dataset_card, push_with_card, save_with_card
+from model_cards.dataset_cards import pretraining_data_card
+from training.data_pipeline import build_format, push_with_card, save_with_card
 
 # Four words over 12 unit frames: silence 0-1, words at 1-3, 3-5, 6-8, 9-11, silence 11-12.
 ROW = {
@@ -174,7 +175,7 @@ def test_builds_are_reproducible_across_processes_and_resampled_per_epoch(tokeni
 
 def test_save_with_card_and_push_without_the_hub(tokenizer, paired_rows, tmp_path, monkeypatch):
     built = build_format(paired_rows, tokenizer, "cst_speech_text")
-    card = dataset_card("kjv-cst", {"format": "cst_speech_text"}, {"examples": len(built)})
+    card = pretraining_data_card("kjv-cst", {"format": "cst_speech_text"}, {"examples": len(built)})
     save_with_card(built, tmp_path / "cst", card)
     assert datasets.load_from_disk(str(tmp_path / "cst"))["input_ids"] == built["input_ids"]
     assert "**format**: cst_speech_text" in (tmp_path / "cst" / "README.md").read_text()

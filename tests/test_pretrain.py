@@ -91,6 +91,11 @@ def test_resume_after_sigkill_repeats_every_loss(workspace, tmp_path):
         for key in ("loss", "loss_text", "loss_speech", "learning_rate"):
             assert row[key] == pytest.approx(expected[row["step"]][key], abs=1e-5, nan_ok=True), (row["step"], key)
     assert (interrupted / "final" / "model.safetensors").exists() and (interrupted / "loss.png").exists()
+    # The final checkpoint carries its code (it loads where lst is not installed) and the run records its setup.
+    assert (interrupted / "final" / "modeling_lst.py").is_file()
+    assert json.loads((interrupted / "final" / "tokenizer_config.json").read_text())["auto_map"]["AutoTokenizer"]
+    assert json.loads((interrupted / "run.json").read_text())["preset"] == "tiny"
+    assert all("flops" in row and row["tokens"] > 0 for row in resumed)
 
 
 def test_two_processes_match_one_process_with_the_same_global_batch(workspace, tmp_path):

@@ -76,15 +76,22 @@ def load_checkpoint(accelerator, path: Path) -> dict:
     return json.loads((path / STATE_FILE).read_text())
 
 
-def save_pretrained_atomically(model, tokenizer, directory: str | os.PathLike, extra_files: dict | None = None) -> None:
+def save_pretrained_atomically(model, tokenizer, directory: str | os.PathLike, extra_files: dict | None = None,
+                               with_code: bool = False) -> None:
     """`save_pretrained` of model (or peft adapter) and tokenizer, and `extra_files` (name -> text), into a
     temporary directory, renamed when complete, so that a kill mid-write never leaves a half-written model
-    where a complete one is expected."""
+    where a complete one is expected. `with_code` saves the code beside them (modeling_lst.export), so LST
+    and the joint tokenizer load with `trust_remote_code=True` without this package."""
+    from modeling_lst.export import save_tokenizer_with_remote_code, save_with_remote_code
+
     directory = Path(directory)
     partial = directory.with_name(directory.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
+    if with_code and model.config.model_type == "lst":
+        save_with_remote_code(model, partial, tokenizer=tokenizer)
+    else:
+        model.save_pretrained(partial)
+        (save_tokenizer_with_remote_code if with_code else type(tokenizer).save_pretrained)(tokenizer, partial)
     for name, text in (extra_files or {}).items():
         (partial / name).write_text(text)
     shutil.rmtree(directory, ignore_errors=True)

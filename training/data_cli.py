@@ -51,7 +51,9 @@ def run(arguments) -> None:
     import tokenization  # noqa: F401  (registers the joint tokenizer)
 
     from .data_mixing import realised_ratios
-    from .data_pipeline import dataset_card, push_with_card, save_with_card
+    from model_cards.dataset_cards import pretraining_data_card
+
+    from .data_pipeline import push_with_card, save_with_card
     from .data_recipes import PROVENANCE, RECIPES, build_pretraining_data, pack_with_recipe
 
     if arguments.recipe not in RECIPES:
@@ -75,7 +77,7 @@ def run(arguments) -> None:
     recipe_facts = {"recipe": arguments.recipe, "sequence length": f"{recipe.sequence_length} {recipe.pack_unit}",
                     "seed / epoch": f"{arguments.seed} / {arguments.epoch}",
                     **PROVENANCE[arguments.recipe]}  # each preset choice, and whether the paper or we made it
-    card = dataset_card(arguments.output.name, recipe_facts, statistics)
+    card = pretraining_data_card(arguments.output.name, recipe_facts, statistics)
     save_with_card(packed, arguments.output, card)
     logger.info("saved %d packed sequences to %s; realised: %s", len(packed), arguments.output, report)
     if arguments.push_to_hub:

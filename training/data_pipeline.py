@@ -1,5 +1,5 @@
 """The formats as `datasets` pipelines: batched `map` (with `num_proc`, Arrow-cached), streaming, sharding,
-and saving with a dataset card (or pushing to the Hub).
+and saving with a dataset card (model_cards.dataset_cards) or pushing to the Hub.
 
 `build_format` works on a `Dataset` (cached, parallel with `num_proc`) or an `IterableDataset` (streamed,
 for corpora larger than memory). Randomness (AST spans, LST blocks) comes from `(seed, epoch, row index)`,
@@ -86,38 +86,23 @@ def shard_for_process(dataset, rank: int, world_size: int):
     return split_dataset_by_node(dataset, rank=rank, world_size=world_size)
 
 
-def dataset_card(name: str, recipe: dict, statistics: dict) -> str:
-    """A dataset card (README.md with YAML front matter) stating how the data was built and what it holds."""
-    lines = [
-        "---", "tags:", "- speech", "- speech-units", "- lst", "---", "", f"# {name}", "",
-        "Joint speech-unit / text pretraining sequences built with the `lst` package (`training.data_pipeline`).",
-        "", "## Recipe", "",
-    ]
-    lines += [f"- **{key}**: {value}" for key, value in recipe.items()]
-    lines += ["", "## Contents", ""]
-    lines += [f"- **{key}**: {value}" for key, value in statistics.items()]
-    lines += ["", "Columns: `input_ids`, `modality_mask` (1 = speech token), `word_spans` and `silence_spans`",
-              "(`[start, end)` token positions of spoken words and of the speech around them), `format`.", ""]
-    return "\n".join(lines)
-
-
-def save_with_card(dataset: datasets.Dataset, directory: str | os.PathLike, card: str) -> None:
+def save_with_card(dataset: datasets.Dataset, directory: str | os.PathLike, card) -> None:
     """`save_to_disk`, then the card as README.md next to the Arrow files (written atomically)."""
     directory = Path(directory)
     dataset.save_to_disk(directory)
     partial = directory / "README.md.part"
-    partial.write_text(card)
+    partial.write_text(str(card))
     os.replace(partial, directory / "README.md")
 
 
-def push_with_card(dataset: datasets.Dataset, repo_id: str, card: str, private: bool = True) -> None:
+def push_with_card(dataset: datasets.Dataset, repo_id: str, card, private: bool = True) -> None:
     """`push_to_hub` plus the card; a clear error when the Hub cannot be reached (offline, no login)."""
     from huggingface_hub import DatasetCard
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
     try:
         dataset.push_to_hub(repo_id, private=private)
-        DatasetCard(card).push_to_hub(repo_id, repo_type="dataset")
+        DatasetCard(str(card)).push_to_hub(repo_id, repo_type="dataset")
     except (OfflineModeIsEnabled, HfHubHTTPError, OSError, ValueError) as error:
         offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
         hint = "HF_HUB_OFFLINE is set: unset it" if offline else "check the network"

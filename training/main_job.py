@@ -29,6 +29,7 @@ import torch
 from transformers import AutoModelForCausalLM, HfArgumentParser
 
 from evaluation.multiple_choice import multiple_choice_accuracy
+from model_cards.release import export_release
 from evaluation.multiple_choice_data import DIRECTIONS, TextItem, spoken_items, text_items, topic_story_cloze
 from tokenization import SpeechUnitTextTokenizer
 from tokenization.espeak import EspeakSynthesizer
@@ -187,6 +188,23 @@ def evaluate(run_dir: Path, items: dict, batch_size: int = 16) -> dict:
     return results
 
 
+def release_facts(model_type: str, facts: dict, results: dict) -> dict:
+    """What the model card of a main-job model adds to its run's record: the data and the topic cloze."""
+    mixture = facts["train_mixture"]
+    return {
+        "name": f"{model_type}-main-job",
+        "dataset": {"id": "lst/kjv-espeak", "name": "King James Bible verses spoken by espeak-ng (the main job)"},
+        "data": {"corpus": f"{facts['spoken_train_utterances']} spoken verses ({facts['speech_minutes']:.1f} minutes, "
+                           f"{facts['num_units']} MFCC k-means units at 50 Hz) and {facts['text_train_verses']} text "
+                           "verses; every 10th chapter held out",
+                 "mixture (examples)": ", ".join(f"{k} {v:.1%}" for k, v in mixture["source_shares"].items()),
+                 "speech:text tokens (realised)": f"{mixture['speech_per_text']:.2f} : 1"},
+        "evaluation": {"topic_cloze": {
+            direction: {"accuracy": scores["accuracy_context_gain"], "ci95": scores["accuracy_context_gain_ci95"],
+                        "num_items": scores["num_items"]} for direction, scores in results["topic_cloze"].items()}},
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     (arguments,) = HfArgumentParser(MainJobArguments).parse_args_into_dataclasses(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -212,6 +230,9 @@ def main(argv: list[str] | None = None) -> None:
     for model_type, run in runs.items():
         results[model_type] = evaluate(run["run_dir"], items)
         results[model_type]["planned_steps"] = run["planned_steps"]
+    for model_type, run in runs.items():  # the finals become releases, with cards carrying this run's numbers
+        export_release(run["run_dir"], run["run_dir"] / "final", output_dir / "extractor",
+                       release_facts(model_type, facts, results[model_type]))
     facts["total_minutes"] = (time.perf_counter() - started) / 60
     write_report(output_dir, asdict(arguments), facts, results)
     logger.info("report: %s (%.1f minutes in all)", output_dir / "report.md", facts["total_minutes"])

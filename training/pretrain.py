@@ -42,6 +42,7 @@ from training.checkpoints import (load_checkpoint, read_log, resolve_checkpoint,
                                   save_pretrained_atomically, truncate_log)
 from training.collator import PackedCollator
 from training.loss_plot import plot_losses
+from model_cards.model_card import hardware
 from training.throughput import measured_peak_flops, training_flops
 
 logger = logging.getLogger("lst.pretrain")
@@ -213,7 +214,12 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
          "micro_batches": batches.position, "step": step}))
     final = output_dir / "final"
     if accelerator.is_main_process:
-        save_pretrained_atomically(accelerator.unwrap_model(model), tokenizer, final)
+        # The final checkpoint carries its code, so it loads with trust_remote_code where lst is not installed.
+        save_pretrained_atomically(accelerator.unwrap_model(model), tokenizer, final, with_code=True)
+        (output_dir / "run.json").write_text(json.dumps({
+            "model_type": model_args.model_type, "preset": model_args.preset, "patching_mode": args.patching_mode,
+            "hardware": hardware(), "num_processes": accelerator.num_processes,
+            "mixed_precision": args.mixed_precision}, indent=2) + "\n")
         plot_losses(read_log(output_dir / LOG_FILE), output_dir / "loss.png", title=f"{model_args.model_type} pretraining")
     if data_args.eval_data:
         results = evaluate_loss(model, datasets.load_from_disk(data_args.eval_data), tokenizer, accelerator, args,
@@ -252,7 +258,8 @@ def _log(accelerator, output_dir: Path, window: LossWindow, step: int, lr: float
                                              device=accelerator.device), "sum").tolist()
     metrics = {"step": step, **window.means(accelerator), "learning_rate": lr, "grad_norm": grad_norm,
                "tokens_per_second": totals[0] / elapsed, "global_positions_per_second": totals[1] / elapsed,
-               "mfu": totals[2] / elapsed / (peak * accelerator.num_processes), "window_seconds": elapsed}
+               "mfu": totals[2] / elapsed / (peak * accelerator.num_processes), "window_seconds": elapsed,
+               "tokens": totals[0], "flops": totals[2]}  # the window's, on all processes (model cards sum them)
     window.reset()
     if accelerator.log_with:
         accelerator.log({k: v for k, v in metrics.items() if k != "step"}, step=step)

@@ -1,0 +1,143 @@
+"""Releases (model_cards.release): what `lst export` writes loads without the package; cards carry the run's numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from huggingface_hub import ModelCard
+from transformers import LlamaForCausalLM
+
+from model_cards.release import export_release, push_release, upload_plan
+from modeling_lst import LSTConfig, LSTForCausalLM
+from tokenization.mfcc_units import MfccUnitExtractor
+from training.checkpoints import save_pretrained_atomically
+
+from test_remote_code import BLOCK_PROJECT  # tests/ is on sys.path (pytest's prepend import mode)
+
+
+def fake_run(root, model, tokenizer):
+    """A pretraining output_dir as pretrain.py leaves it: final/ with code, log, held-out loss, run record."""
+    save_pretrained_atomically(model, tokenizer, root / "final", with_code=True)
+    rows = [{"step": s, "loss": 5.0 - s, "tokens_per_second": 100.0, "window_seconds": 2.0, "tokens": 200.0,
+             "flops": 1e9} for s in (1, 2, 3)]
+    (root / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (root / "eval_results.json").write_text(json.dumps({"loss": 3.25, "loss_text": 4.5, "loss_speech": 2.0}))
+    (root / "run.json").write_text(json.dumps({"preset": "tiny", "hardware": "CPU (test)", "num_processes": 1}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def extractor(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("extractor")
+    rng = np.random.default_rng(0)
+    MfccUnitExtractor(50).fit([(0.1 * rng.standard_normal(16000)).astype(np.float32)], 16000).save_pretrained(directory)
+    return directory
+
+
+def load_without_the_package(folder, ids, causal_class="AutoModelForCausalLM"):
+    script = BLOCK_PROJECT + textwrap.dedent(f"""
+        import json, torch
+        from transformers import AutoConfig, AutoModel, AutoTokenizer, {causal_class}
+        config = AutoConfig.from_pretrained({str(folder)!r}, trust_remote_code=True)
+        tokenizer = AutoTokenizer.from_pretrained({str(folder)!r}, trust_remote_code=True)
+        base = AutoModel.from_pretrained({str(folder)!r}, trust_remote_code=True)
+        model = {causal_class}.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
+        ids = torch.tensor([{ids!r}])
+        with torch.no_grad():
+            logits = model(ids).logits[0, -1].tolist()
+            generated = model.generate(ids, max_new_tokens=6, do_sample=False, pad_token_id=0)[0].tolist()
+        print(json.dumps({{"config": type(config).__name__, "tokenizer": type(tokenizer).__name__,
+                          "base": type(base).__name__, "logits": logits, "generated": generated}}))
+        """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=folder,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def reference(model, ids):
+    with torch.no_grad():
+        logits = model(torch.tensor([ids])).logits[0, -1].tolist()
+        generated = model.generate(torch.tensor([ids]), max_new_tokens=6, do_sample=False, pad_token_id=0)[0].tolist()
+    return logits, generated
+
+
+def test_an_lst_release_loads_without_the_package_sharded_with_its_card_and_extractor(tokenizer, tmp_path, extractor):
+    torch.manual_seed(0)
+    model = LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny")).eval()
+    run = fake_run(tmp_path / "run", model, tokenizer)
+    facts = {"evaluation": {"topic_cloze": {"S->S": {"accuracy": 0.61, "ci95": [0.54, 0.68], "num_items": 200}}},
+             "data": {"speech:text tokens (realised)": "0.50 : 1"}}
+    release = export_release(run, tmp_path / "release", extractor, facts, repo_id="org/lst-tiny",
+                             max_shard_size="100KB")
+    shards = sorted(p.name for p in release.glob("*.safetensors"))
+    assert len(shards) > 1 and (release / "model.safetensors.index.json").is_file()
+    assert (release / "extractor" / "centroids.npy").is_file() and (release / "generation_config.json").is_file()
+    assert json.loads((release / "config.json").read_text())["auto_map"]["AutoModelForSequenceClassification"]
+
+    card = ModelCard.load(release / "README.md")
+    scores = {(r.task_name, r.dataset_config, r.metric_name): r.metric_value for r in card.data.eval_results}
+    assert scores[("held-out loss", None, "held-out loss (nats per token)")] == 3.25
+    assert scores[("topic cloze S->S", "S->S", "S->S accuracy (context gain; 95% CI 0.540-0.680, 200 items)")] == 0.61
+    text = (release / "README.md").read_text()
+    for fact in ("| total | ", "**steps**: 3", "**tokens**: 600", "**training FLOPs (accounting, 3 x forward)**: "
+                 "9,000,000,000", "CPU (test)", "0.50 : 1", "arXiv:2510.06195", "arXiv:2310.08715",
+                 'from_pretrained("org/lst-tiny"'):
+        assert fact in text, fact
+
+    ids = tokenizer(segments=["In the beginning", np.arange(10) % 50])["input_ids"]
+    logits, generated = reference(model, ids)
+    loaded = load_without_the_package(release, ids)
+    assert (loaded["config"], loaded["tokenizer"], loaded["base"]) == ("LSTConfig", "SpeechUnitTextTokenizer",
+                                                                       "LSTModel")
+    np.testing.assert_allclose(loaded["logits"], logits, atol=1e-5)
+    assert loaded["generated"] == generated
+
+
+def test_a_baseline_release_and_a_pretraining_final_load_without_the_package(tokenizer, tmp_path):
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny").global_llama_config()).eval()
+    run = fake_run(tmp_path / "run", model, tokenizer)
+    ids = tokenizer(segments=["In the beginning", np.arange(6) % 50])["input_ids"]
+    logits, generated = reference(model, ids)
+    for folder in (run / "final", export_release(run, tmp_path / "release")):
+        loaded = load_without_the_package(folder, ids)
+        assert (loaded["tokenizer"], loaded["base"]) == ("SpeechUnitTextTokenizer", "LlamaModel")
+        np.testing.assert_allclose(loaded["logits"], logits, atol=1e-5)
+        assert loaded["generated"] == generated
+    card = ModelCard.load(tmp_path / "release" / "README.md")
+    assert "llama" in card.data.tags and card.data.eval_results[0].metric_value == 3.25
+
+
+def test_bad_input_is_refused_before_anything_is_written_or_uploaded(tokenizer, tmp_path):
+    with pytest.raises(ValueError, match="is not a trained run"):
+        export_release(tmp_path, tmp_path / "out")
+    model = LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny"))
+    model.resize_token_embeddings(len(tokenizer) + 8)
+    save_pretrained_atomically(model, tokenizer, tmp_path / "mismatch")
+    with pytest.raises(ValueError, match=f"has {len(tokenizer)} tokens but the model's vocabulary has"):
+        export_release(tmp_path / "mismatch", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="is not a release folder"):
+        push_release(tmp_path / "mismatch", "org/name", dry_run=True)
+
+
+def test_push_checks_the_repo_id_and_dry_run_lists_the_upload(tokenizer, tmp_path):
+    model = LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny"))
+    save_pretrained_atomically(model, tokenizer, tmp_path / "model", with_code=True)
+    release = export_release(tmp_path / "model", tmp_path / "release", repo_id="org/lst-tiny")
+    for bad in ("lst-tiny", "org/", "org/name/extra", "org/na me"):
+        with pytest.raises(ValueError, match="must be 'org/name'"):
+            upload_plan(release, bad)
+    plan = push_release(release, "org/lst-tiny", private=True, revision="v1", dry_run=True)
+    files = {f["path"] for f in plan["files"]}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "README.md", "modeling_lst.py"} <= files
+    assert (plan["repo_id"], plan["private"], plan["revision"]) == ("org/lst-tiny", True, "v1")
+    assert plan["card"]["model_name"] == "lst-tiny"
