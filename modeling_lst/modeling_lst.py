@@ -38,7 +38,7 @@ from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 from transformers.utils.deprecation import deprecate_kwarg
 
 from .cache_lst import LSTCache
-from .configuration_lst import LSTConfig
+from .configuration_lst import LSTConfig, explained_load_failure
 from .local_attention import IMPLEMENTATION_NAME as BLOCK_SLIDING_WINDOW
 from .local_attention import dense_attention_weights
 from .patching import patch_ids_from_starts, static_patch_starts
@@ -465,6 +465,11 @@ class LSTPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = False  # the cross-attention masks are arbitrary, not causal or windowed
     _supports_attention_backend = True
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        with explained_load_failure(pretrained_model_name_or_path):
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
     def get_input_embeddings(self):
         return self.base_model.encoder.embed_tokens

@@ -141,3 +141,17 @@ def test_push_checks_the_repo_id_and_dry_run_lists_the_upload(tokenizer, tmp_pat
     assert {"config.json", "model.safetensors", "tokenizer.json", "README.md", "modeling_lst.py"} <= files
     assert (plan["repo_id"], plan["private"], plan["revision"]) == ("org/lst-tiny", True, "v1")
     assert plan["card"]["model_name"] == "lst-tiny"
+
+
+def test_loading_a_preset_name_says_that_presets_are_configurations(tmp_path):
+    from modeling_lst import LSTForCausalLM as Model
+
+    for load in (LSTConfig.from_pretrained, Model.from_pretrained):
+        with pytest.raises(OSError, match=r"(?s)org/lst-350m.*local directory.*presets, which are configurations.*"
+                                          r"preset='lst-350m'.*lst export"):
+            load("org/lst-350m")
+        with pytest.raises(OSError) as raised:
+            load("org/some-other-model")
+        assert "local directory" in str(raised.value) and "preset" not in str(raised.value)
+        with pytest.raises(OSError, match="There is no directory .*reads as a local path"):
+            load(str(tmp_path / "missing" / "model"))
