@@ -200,6 +200,15 @@ def test_transfer_matrix_fills_four_cells_per_model_and_refuses_a_leak(stand_in,
     assert table == markdown_table(report) and table.count(" * |") == 4
     assert json.loads((tmp_path / "matrix" / "transfer.json").read_text())["cells"] == json.loads(
         json.dumps(report["cells"]))
+    # The cells go into a model card as model-index results.
+    from huggingface_hub import ModelCard
+
+    from model_cards.model_card import model_card
+
+    facts = json.loads((tmp_path / "matrix" / "card_facts-lst.json").read_text())
+    card = ModelCard(str(model_card({"name": "lst-tiny", "model_type": "lst", "parameters": {"total": 1}, **facts})))
+    assert sorted((r.dataset_config, r.metric_value) for r in card.data.eval_results) == sorted(
+        (f"{train}->{test}", round(c["scores"]["macro_f1"], 4)) for (m, train, test), c in cells.items() if m == "lst")
     # A run whose record shows it saw the test modality is refused as a zero-shot cell.
     results = json.loads((tmp_path / "matrix" / "lst" / "train-text" / "results.json").read_text())
     with pytest.raises(AssertionError, match="not zero-shot"):

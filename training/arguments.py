@@ -1,8 +1,13 @@
-"""Arguments of `training/pretrain.py`, as dataclasses for `HfArgumentParser` (command line or YAML)."""
+"""Arguments of `training/pretrain.py`, as dataclasses for `HfArgumentParser` (command line or YAML), and the
+parsing every script shares: `script.py config.yaml [--overrides]`."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
+
+import yaml
+from transformers import HfArgumentParser
 
 from modeling_lst.configuration_lst import PATCHING_MODES, PRESETS
 
@@ -68,3 +73,20 @@ class PretrainingArguments:
             raise ValueError("curriculum_static_from (t2) must not come before curriculum_aligned_until (t1).")
         if self.max_steps < 1 or self.per_device_batch_size < 1 or self.gradient_accumulation_steps < 1:
             raise ValueError("max_steps, per_device_batch_size and gradient_accumulation_steps must be positive.")
+
+
+def parse_script_arguments(dataclass_types, argv: list[str] | None = None) -> tuple:
+    """The dataclasses from the command line, or from a YAML file given first, whose values later command-line
+    flags override (`lst transfer run.yaml --max_steps 100`). HfArgumentParser reads a YAML file only whole, so
+    the file's entries become flags ahead of the user's, and argparse lets the last one win."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0].endswith((".yaml", ".yml")):
+        with open(argv[0], encoding="utf-8") as handle:
+            values = yaml.safe_load(handle) or {}
+        flags = []
+        for key, value in values.items():
+            if value is None:
+                continue
+            flags += [f"--{key}", *map(str, value)] if isinstance(value, list) else [f"--{key}", str(value)]
+        argv = flags + argv[1:]
+    return HfArgumentParser(dataclass_types).parse_args_into_dataclasses(argv)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,10 +30,11 @@ import peft
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from transformers import AutoTokenizer, HfArgumentParser, get_scheduler
+from transformers import AutoTokenizer, get_scheduler
 
 import modeling_lst  # noqa: F401  (registers LST with the Auto classes)
 from tokenization.unit_extraction import load_unit_extractor
+from training.arguments import parse_script_arguments
 from training.adapters import BASE_RECORD, base_fingerprint, base_record, load_finetuned
 from training.batches import Batches
 from training.checkpoints import (load_checkpoint, resolve_checkpoint, save_checkpoint, save_pretrained_atomically,
@@ -234,11 +234,7 @@ def _save_best(model, tokenizer, directory: Path, args: FinetuningArguments, fin
 
 
 def parse_arguments(argv: list[str] | None = None) -> FinetuningArguments:
-    parser = HfArgumentParser(FinetuningArguments)
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        return parser.parse_yaml_file(os.path.abspath(argv[0]))[0]
-    return parser.parse_args_into_dataclasses(argv)[0]
+    return parse_script_arguments((FinetuningArguments,), argv)[0]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,8 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import sys
 import time
 from pathlib import Path
 
@@ -29,14 +27,14 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer, HfArgumentParser, LlamaForCausalLM, get_scheduler
+from transformers import AutoTokenizer, LlamaForCausalLM, get_scheduler
 
 import modeling_lst  # noqa: F401  (registers LST with the Auto classes)
 import tokenization  # noqa: F401  (registers the joint tokenizer)
 from modeling_lst import LSTConfig, LSTForCausalLM
 from modeling_lst.patching import patch_starts
 
-from training.arguments import DataArguments, ModelArguments, PretrainingArguments
+from training.arguments import DataArguments, ModelArguments, PretrainingArguments, parse_script_arguments
 from training.batches import Batches
 from training.checkpoints import (load_checkpoint, read_log, resolve_checkpoint, save_checkpoint,
                                   save_pretrained_atomically, truncate_log)
@@ -271,11 +269,7 @@ def _log(accelerator, output_dir: Path, window: LossWindow, step: int, lr: float
 
 
 def parse_arguments(argv: list[str] | None = None):
-    parser = HfArgumentParser((ModelArguments, DataArguments, PretrainingArguments))
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        return parser.parse_yaml_file(os.path.abspath(argv[0]))
-    return parser.parse_args_into_dataclasses(argv)
+    return parse_script_arguments((ModelArguments, DataArguments, PretrainingArguments), argv)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,16 +19,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from accelerate import Accelerator
-from transformers import HfArgumentParser
 
 from tokenization.unit_extraction import load_unit_extractor
 from training.adapters import load_finetuned
+from training.arguments import parse_script_arguments
 from training.finetune_slue import MODALITIES, TASKS, FinetuningArguments, finetune, task_for
 from training.slue_data import model_type_of
 
@@ -154,7 +153,21 @@ def transfer_matrix(args: TransferArguments) -> dict:
     output_dir = Path(args.output_dir)
     _write(output_dir / "transfer.json", json.dumps(report, indent=2) + "\n")
     _write(output_dir / "transfer.md", markdown_table(report))
+    for name in args.named_models():  # for `lst export --facts`: the cells as model-index results of the card
+        _write(output_dir / f"card_facts-{name}.json", json.dumps(card_facts(report, name), indent=2) + "\n")
     return report
+
+
+def card_facts(report: dict, model: str) -> dict:
+    """`model`'s cells as the `evaluation.slue` facts of a model card (model_cards.model_card)."""
+    sentiment = report["task"] == "slue-sa"
+    dataset_dir = report["arguments"]["data_dir"] or report["arguments"]["test_data"]
+    return {"evaluation": {"slue": [
+        {"task": report["task"], "train_modality": c["train_modality"], "test_modality": c["test_modality"],
+         "metric": ("macro F1" if sentiment else "F1") + (" (zero-shot)" if c["zero_shot"] else ""),
+         "value": c["scores"]["macro_f1" if sentiment else "f1"], "dataset_id": Path(dataset_dir).name,
+         "dataset_name": f"SLUE {SLUE_CONFIG[report['task']]} ({dataset_dir})"}
+        for c in report["cells"] if c["model"] == model]}}
 
 
 def _write(path: Path, text: str) -> None:
@@ -189,11 +202,7 @@ def markdown_table(report: dict) -> str:
 
 
 def parse_arguments(argv: list[str] | None = None) -> TransferArguments:
-    parser = HfArgumentParser(TransferArguments)
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        return parser.parse_yaml_file(os.path.abspath(argv[0]))[0]
-    return parser.parse_args_into_dataclasses(argv)[0]
+    return parse_script_arguments((TransferArguments,), argv)[0]
 
 
 def main(argv: list[str] | None = None) -> None:
