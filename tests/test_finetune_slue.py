@@ -194,6 +194,8 @@ def test_resume_after_sigkill_repeats_every_loss_and_the_best_step(workspace, tm
     for row in rows:
         assert row["loss"] == pytest.approx(expected[row["step"]]["loss"], abs=1e-5), row["step"]
     assert resumed["best"]["step"] == reference["best"]["step"]
+    with pytest.raises(ValueError, match="written by a run with other arguments \\(learning_rate\\)"):
+        finetune(replace(args, resume_from_checkpoint="latest", learning_rate=1e-4))
     assert resumed["best"]["macro_f1"] == pytest.approx(reference["best"]["macro_f1"])
 
 

@@ -209,6 +209,9 @@ def test_transfer_matrix_fills_four_cells_per_model_and_refuses_a_leak(stand_in,
     card = ModelCard(str(model_card({"name": "lst-tiny", "model_type": "lst", "parameters": {"total": 1}, **facts})))
     assert sorted((r.dataset_config, r.metric_value) for r in card.data.eval_results) == sorted(
         (f"{train}->{test}", round(c["scores"]["macro_f1"], 4)) for (m, train, test), c in cells.items() if m == "lst")
+    # A second call reuses the finished runs (an interrupted matrix, or another model, adds to them).
+    again = transfer_matrix(args)
+    assert [c["train_seconds"] for c in again["cells"]] == [c["train_seconds"] for c in report["cells"]]
     # A run whose record shows it saw the test modality is refused as a zero-shot cell.
     results = json.loads((tmp_path / "matrix" / "lst" / "train-text" / "results.json").read_text())
     with pytest.raises(AssertionError, match="not zero-shot"):

@@ -160,10 +160,16 @@ def finetune(args: FinetuningArguments) -> dict:
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)
 
-    state = {"step": 0, "micro_batches": 0, "best": None, "log": [], "examples": 0, "train_seconds": 0.0}
+    recorded = {k: v for k, v in asdict(args).items() if k != "resume_from_checkpoint"}
+    state = {"step": 0, "micro_batches": 0, "best": None, "log": [], "examples": 0, "train_seconds": 0.0,
+             "arguments": recorded}
     checkpoint = resolve_checkpoint(output_dir, args.resume_from_checkpoint)
     if checkpoint is not None:
         state = load_checkpoint(accelerator, checkpoint)
+        changed = sorted(k for k in recorded if state["arguments"].get(k) != recorded[k])
+        if changed:
+            raise ValueError(f"{checkpoint} was written by a run with other arguments ({', '.join(changed)}); "
+                             "resume with the same ones, or start in a new output_dir.")
         logger.info("resumed from %s at step %d", checkpoint, state["step"])
     if accelerator.is_main_process:
         truncate_log(output_dir / LOG_FILE, state["step"])

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from accelerate import Accelerator
 from tokenization.unit_extraction import load_unit_extractor
 from training.adapters import load_finetuned
 from training.arguments import parse_script_arguments
+from training.checkpoints import STATE_FILE, latest_checkpoint
 from training.finetune_slue import MODALITIES, TASKS, FinetuningArguments, finetune, task_for
 from training.slue_data import model_type_of
 
@@ -103,13 +105,23 @@ def run_arguments(args: TransferArguments, name: str, path: str, train_modality:
 
 
 def fine_tuned(run: FinetuningArguments) -> dict:
-    """The run's results: read back when it already finished with these arguments, else trained (resuming)."""
-    results_file = Path(run.output_dir) / "results.json"
+    """The run's results: read back when it already finished with these arguments, else trained (resuming an
+    interrupted run with the same arguments; a run with other arguments is cleared and trained again)."""
+    run_dir = Path(run.output_dir)
+    results_file = run_dir / "results.json"
     if results_file.is_file():
         results = json.loads(results_file.read_text())
         if results["arguments"] == asdict(run):
             logger.info("reusing %s", run.output_dir)
             return results
+        logger.info("%s was fine-tuned with other arguments: training it again", run.output_dir)
+        shutil.rmtree(run_dir)
+    latest = latest_checkpoint(run_dir)
+    if latest is not None:
+        state = json.loads((latest / STATE_FILE).read_text())
+        if state.get("arguments") != {k: v for k, v in asdict(run).items() if k != "resume_from_checkpoint"}:
+            logger.info("%s holds checkpoints of other arguments: training it again", run.output_dir)
+            shutil.rmtree(run_dir)
     return finetune(run)
 
 
