@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import torch
 from test_multiple_choice_data import STORY_CLOZE_CSV
@@ -127,3 +128,17 @@ def test_lst_data_builds_packed_sequences_with_a_card(tokenizer, tmp_path, sampl
     assert set(packed.column_names) == {"input_ids", "modality_mask", "word_spans", "silence_spans", "document_starts"}
     card = (tmp_path / "packed" / "README.md").read_text()
     assert "**recipe**: lst" in card and "realised source shares" in card and "**units not deduplicated**: paper" in card
+
+
+def test_bad_input_ends_in_one_line_naming_the_problem(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "training.cli", "push", str(tmp_path), "--repo_id", "org/x",
+                             "--dry_run"], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("lst push: error: ") and "is not a release folder" in \
+        result.stderr and "Traceback" not in result.stderr
+    debug = subprocess.run([sys.executable, "-m", "training.cli", "push", str(tmp_path), "--repo_id", "org/x"],
+                           capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", "LST_DEBUG": "1"})
+    assert debug.returncode == 1 and "Traceback" in debug.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 # subcommand -> (module whose `add_parser(subparsers)` defines it, the help `lst --help` shows)
@@ -43,14 +44,22 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
+    """Runs a subcommand. Bad input (our ValueErrors, and OSErrors such as a missing file or repo) ends with one
+    line naming the problem and exit status 2, as argparse does for bad flags; LST_DEBUG=1 shows the traceback."""
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((word for word in argv if not word.startswith("-")), None)
-    if command in OWN_ARGUMENTS:
-        importlib.import_module(SUBCOMMANDS[command][0]).main(argv[argv.index(command) + 1 :])
-        return
-    arguments = build_parser(command).parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    arguments.run(arguments)
+    try:
+        if command in OWN_ARGUMENTS:
+            importlib.import_module(SUBCOMMANDS[command][0]).main(argv[argv.index(command) + 1 :])
+            return
+        arguments = build_parser(command).parse_args(argv)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+        arguments.run(arguments)
+    except (ValueError, OSError) as error:
+        if os.environ.get("LST_DEBUG", "0") not in ("0", ""):
+            raise
+        print(f"lst {command}: error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
