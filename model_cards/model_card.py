@@ -104,7 +104,10 @@ def model_card(facts: dict) -> ModelCard:
         language=["en"], license=facts.get("license", "apache-2.0"), library_name="transformers",
         pipeline_tag="text-generation", tags=["speech", "speech-units", "spoken-language-modeling", model_type],
         model_name=name, eval_results=_eval_results(name, facts.get("evaluation", {}), dataset) or None,
+        base_model=facts.get("base_model"),
     )
+    if facts.get("base_model"):
+        data.library_name = "peft"
     training = facts.get("training", {})
     lines = [f"# {name}", "", _summary(model_type, facts.get("preset")), ""]
     lines += ["## Architecture", "", "| part | parameters |", "|---|---|"]
@@ -132,11 +135,7 @@ def model_card(facts: dict) -> ModelCard:
         lines += [f"| {r.task_name} | {r.metric_name} | {r.metric_value} |" for r in data.eval_results]
     else:
         lines.append("This checkpoint was not evaluated.")
-    lines += ["", "## Use", "", "```python",
-              "from transformers import AutoModelForCausalLM, AutoTokenizer",
-              f'model = AutoModelForCausalLM.from_pretrained("{facts.get("repo_id", "org/name")}", trust_remote_code=True)',
-              f'tokenizer = AutoTokenizer.from_pretrained("{facts.get("repo_id", "org/name")}", trust_remote_code=True)',
-              "```", "",
+    lines += ["", "## Use", "", "```python", *_usage(facts), "```", "",
               "Intended for research on joint speech-unit / text language modelling: likelihood scoring, continuation in",
               "either modality, and fine-tuning (e.g. SLUE with LoRA). Speech goes in as discrete units from the unit",
               "extractor saved beside the weights (`extractor/`); the model does not produce audio by itself.", "",
@@ -154,3 +153,18 @@ def _summary(model_type: str, preset: str | None) -> str:
                 "patches, and a local decoder predicts every token.")
     return ("The vanilla baseline of LST: a Llama decoder over the same joint speech-unit / text vocabulary, with "
             "LST's global shape.")
+
+
+def _usage(facts: dict) -> list[str]:
+    """The lines that load the release: the model itself, or a LoRA adapter onto its base."""
+    repo = facts.get("repo_id") or "org/name"
+    tokenizer = f'tokenizer = AutoTokenizer.from_pretrained("{repo}", trust_remote_code=True)'
+    if not facts.get("base_model"):
+        return ["from transformers import AutoModelForCausalLM, AutoTokenizer",
+                f'model = AutoModelForCausalLM.from_pretrained("{repo}", trust_remote_code=True)', tokenizer]
+    classification = facts.get("task_type") == "SEQ_CLS"
+    auto = "AutoModelForSequenceClassification" if classification else "AutoModelForCausalLM"
+    labels = ", num_labels=3" if classification else ""  # SLUE-SA: Negative, Neutral, Positive
+    return ["from peft import PeftModel", f"from transformers import {auto}, AutoTokenizer",
+            f'base = {auto}.from_pretrained("{facts["base_model"]}"{labels}, trust_remote_code=True)',
+            f'model = PeftModel.from_pretrained(base, "{repo}")', tokenizer]

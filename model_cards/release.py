@@ -33,7 +33,7 @@ from model_cards.model_card import model_card, run_facts
 
 logger = logging.getLogger("lst.release")
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
-RELEASE_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "README.md")
+RELEASE_FILES = ("tokenizer.json", "tokenizer_config.json", "README.md")
 
 
 def _model_directory(path: Path) -> tuple[Path, Path | None]:
@@ -43,9 +43,6 @@ def _model_directory(path: Path) -> tuple[Path, Path | None]:
     if (path / "config.json").is_file():
         run = path.parent if (path.parent / "log.jsonl").is_file() else None
         return path, run
-    if (path / "adapter_config.json").is_file():
-        raise ValueError(f"{path} is a LoRA adapter: merge it first (`lst finetune ... --merge` writes best-merged/) "
-                         "and export that, or upload the adapter folder with peft's push_to_hub.")
     raise ValueError(f"{path} is not a trained run: expected a pretraining output_dir (with final/) or a model "
                      "directory written by save_pretrained (with config.json).")
 
@@ -58,10 +55,13 @@ def _load(model_dir: Path):
 
 
 def export_release(source: str | os.PathLike, output_dir: str | os.PathLike, extractor: str | os.PathLike | None = None,
-                   facts: dict | None = None, repo_id: str | None = None, max_shard_size: str = "2GB") -> Path:
-    """Write the release of `source` (a pretraining run's output_dir, or a saved model) to `output_dir` (which may
-    be the source's own model directory). `facts` add to what the run recorded (data recipe, evaluation
-    results) in the card. Returns `output_dir`."""
+                   facts: dict | None = None, repo_id: str | None = None, max_shard_size: str = "2GB",
+                   base_repo_id: str | None = None) -> Path:
+    """Write the release of `source` (a pretraining run's output_dir, a saved model, or a fine-tuned LoRA adapter,
+    which needs `base_repo_id`) to `output_dir` (which may be the source's own model directory). `facts` add to
+    what the run recorded (data recipe, evaluation results) in the card. Returns `output_dir`."""
+    if (Path(source) / "adapter_config.json").is_file():
+        return export_adapter_release(source, output_dir, base_repo_id, facts, repo_id)
     model_dir, run_dir = _model_directory(Path(source))
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = _load(model_dir)
@@ -100,6 +100,55 @@ def export_release(source: str | os.PathLike, output_dir: str | os.PathLike, ext
     return output_dir
 
 
+ADAPTER_FILES = ("adapter_model.safetensors", "base_model.json")
+
+
+def export_adapter_release(source: str | os.PathLike, output_dir: str | os.PathLike, base_repo_id: str | None,
+                           facts: dict | None = None, repo_id: str | None = None) -> Path:
+    """A fine-tuned LoRA adapter (training.finetune_slue's best/) as a release: its weights, the tokenizer with
+    code, an `adapter_config.json` whose base is `base_repo_id` (the base's release: a repo id or a folder), and a
+    card. peft's `PeftModel.from_pretrained` loads it onto that base; `load_finetuned` also checks the base."""
+    from safetensors import safe_open
+
+    source = Path(source)
+    if not base_repo_id:
+        raise ValueError(f"{source} is a LoRA adapter: pass --base_repo_id, the repo id (or folder) of the base "
+                         "model's release it loads onto; or merge it (`lst finetune ... --merge`) and export best-merged/.")
+    missing = [name for name in ADAPTER_FILES if not (source / name).is_file()]
+    if missing:
+        raise ValueError(f"{source} lacks {missing}: export an adapter saved by training.finetune_slue.")
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    adapter_config = json.loads((source / "adapter_config.json").read_text())
+    base_config = AutoConfig.from_pretrained(adapter_config["base_model_name_or_path"], trust_remote_code=True)
+    output_dir = Path(output_dir)
+    partial = output_dir.with_name(f".{output_dir.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    for name in ADAPTER_FILES:
+        shutil.copy2(source / name, partial / name)
+    (partial / "adapter_config.json").write_text(json.dumps({**adapter_config, "base_model_name_or_path": base_repo_id},
+                                                            indent=2) + "\n")
+    save_tokenizer_with_remote_code(tokenizer, partial)
+    with safe_open(str(source / "adapter_model.safetensors"), "pt") as weights:
+        trained = sum(_numel(weights.get_slice(key).get_shape()) for key in weights.keys())
+    card_facts = {"name": repo_id.split("/")[-1] if repo_id else source.name, "model_type": base_config.model_type,
+                  "repo_id": repo_id, "base_model": base_repo_id, "task_type": adapter_config["task_type"],
+                  "parameters": {"adapter (LoRA and saved modules)": trained}, **(facts or {})}
+    model_card(card_facts).save(partial / "README.md")
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    os.replace(partial, output_dir)
+    logger.info("adapter release written to %s (base %s)", output_dir, base_repo_id)
+    return output_dir
+
+
+def _numel(shape) -> int:
+    count = 1
+    for size in shape:
+        count *= size
+    return count
+
+
 def upload_plan(folder: str | os.PathLike, repo_id: str, private: bool = False, revision: str | None = None,
                 create_pr: bool = False) -> dict:
     """Everything `push_release` decides before the network: checked, as plain data (what `--dry_run` prints)."""
@@ -108,7 +157,8 @@ def upload_plan(folder: str | os.PathLike, repo_id: str, private: bool = False, 
     folder = Path(folder)
     if not REPO_ID.match(repo_id or ""):
         raise ValueError(f"The repo id must be 'org/name' (letters, digits, '.', '_', '-'); got {repo_id!r}.")
-    missing = [name for name in RELEASE_FILES if not (folder / name).is_file()]
+    required = (*RELEASE_FILES, "adapter_config.json" if (folder / "adapter_config.json").is_file() else "config.json")
+    missing = [name for name in required if not (folder / name).is_file()]
     weights = sorted(p.name for p in folder.glob("*.safetensors"))
     if missing or not weights:
         raise ValueError(f"{folder} is not a release folder (missing {missing + ([] if weights else ['*.safetensors'])}):"
@@ -147,9 +197,10 @@ def add_parser(subparsers) -> None:
     export.add_argument("--repo_id", help="the repo id the card's usage lines name")
     export.add_argument("--facts", type=Path, help="a JSON file of facts to add to the card (data, evaluation)")
     export.add_argument("--max_shard_size", default="2GB")
+    export.add_argument("--base_repo_id", help="for a LoRA adapter: the base model's release it loads onto")
     export.set_defaults(run=lambda a: export_release(
         a.source, a.output_dir, a.extractor, json.loads(a.facts.read_text()) if a.facts else None, a.repo_id,
-        a.max_shard_size))
+        a.max_shard_size, a.base_repo_id))
     push = subparsers.add_parser("push", help="upload a release folder to the Hub")
     push.add_argument("folder", type=Path)
     push.add_argument("--repo_id", required=True)

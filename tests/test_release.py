@@ -155,3 +155,52 @@ def test_loading_a_preset_name_says_that_presets_are_configurations(tmp_path):
         assert "local directory" in str(raised.value) and "preset" not in str(raised.value)
         with pytest.raises(OSError, match="There is no directory .*reads as a local path"):
             load(str(tmp_path / "missing" / "model"))
+
+
+def test_a_lora_adapter_release_loads_onto_its_base_release_without_the_package(tokenizer, tmp_path):
+    import peft
+
+    from modeling_lst import LSTForSequenceClassification
+    from training.adapters import BASE_RECORD, base_fingerprint, base_record
+    from training.lora_presets import lora_config
+
+    torch.manual_seed(0)
+    base = LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny"))
+    save_pretrained_atomically(base, tokenizer, tmp_path / "base", with_code=True)
+    base_release = export_release(tmp_path / "base", tmp_path / "base-release")
+    classifier = LSTForSequenceClassification.from_pretrained(tmp_path / "base", num_labels=3)
+    fingerprint = base_fingerprint(classifier)
+    adapted = peft.get_peft_model(classifier, lora_config("lst", "global", "classification"))
+    with torch.no_grad():
+        for name, parameter in adapted.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_()  # a trained-looking adapter: a zero lora_B would change nothing
+    save_pretrained_atomically(adapted, tokenizer, tmp_path / "adapter",
+                               {BASE_RECORD: base_record(tmp_path / "base", fingerprint)})
+    with pytest.raises(ValueError, match="pass --base_repo_id"):
+        export_release(tmp_path / "adapter", tmp_path / "adapter-release")
+    release = export_release(tmp_path / "adapter", tmp_path / "adapter-release", base_repo_id=str(base_release),
+                             repo_id="org/lst-tiny-sa")
+    assert json.loads((release / "adapter_config.json").read_text())["base_model_name_or_path"] == str(base_release)
+    card = ModelCard.load(release / "README.md")
+    assert card.data.base_model == str(base_release) and card.data.library_name == "peft"
+    assert "PeftModel.from_pretrained(base, \"org/lst-tiny-sa\")" in (release / "README.md").read_text()
+    assert push_release(release, "org/lst-tiny-sa", dry_run=True)["files"]
+
+    ids = tokenizer(segments=["In the beginning", np.arange(6) % 50])["input_ids"]
+    with torch.no_grad():
+        expected = adapted.eval()(input_ids=torch.tensor([ids])).logits[0].tolist()
+    script = BLOCK_PROJECT + textwrap.dedent(f"""
+        import json, torch
+        from peft import PeftModel
+        from transformers import AutoModelForSequenceClassification
+        base = AutoModelForSequenceClassification.from_pretrained({str(base_release)!r}, num_labels=3,
+                                                                  trust_remote_code=True)
+        model = PeftModel.from_pretrained(base, {str(release)!r}).eval()
+        with torch.no_grad():
+            print(json.dumps(model(input_ids=torch.tensor([{ids!r}])).logits[0].tolist()))
+        """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    np.testing.assert_allclose(json.loads(result.stdout.strip().splitlines()[-1]), expected, atol=1e-5)
