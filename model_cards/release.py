@@ -27,8 +27,9 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceC
 import modeling_lst  # noqa: F401  (registers LST with the Auto classes)
 import tokenization  # noqa: F401  (registers the joint tokenizer)
 from modeling_lst.accounting import parameter_counts
-from modeling_lst.export import save_tokenizer_with_remote_code, save_with_remote_code
-from tokenization.unit_extraction import CENTROIDS_FILE, CONFIG_FILE
+from modeling_lst.export import save_processor_with_remote_code, save_tokenizer_with_remote_code, save_with_remote_code
+from tokenization.processing_lst import SpeechTextProcessor
+from tokenization.unit_extraction import CENTROIDS_FILE, CONFIG_FILE, load_unit_extractor
 from model_cards.model_card import model_card, run_facts
 
 logger = logging.getLogger("lst.release")
@@ -83,6 +84,9 @@ def export_release(source: str | os.PathLike, output_dir: str | os.PathLike, ext
         (partial / "extractor").mkdir()
         for name in (CONFIG_FILE, CENTROIDS_FILE):
             shutil.copy2(Path(extractor) / name, partial / "extractor" / name)
+        # AutoFeatureExtractor / AutoProcessor from the same repo id: the extractor as a transformers feature
+        # extractor (preprocessor_config.json + unit_centroids.npy) and the processor over it and the tokenizer.
+        save_processor_with_remote_code(SpeechTextProcessor(load_unit_extractor(extractor), tokenizer), partial)
     card_facts = run_facts(run_dir) if run_dir is not None else {}
     for key, value in (facts or {}).items():  # nested sections merge, so callers add to what the run recorded
         card_facts[key] = {**card_facts.get(key, {}), **value} if isinstance(value, dict) else value

@@ -62,3 +62,18 @@ def save_tokenizer_with_remote_code(tokenizer, save_directory: str | os.PathLike
         tokenizer.save_pretrained(save_directory)
     finally:
         type(tokenizer)._auto_class = previous
+
+
+def save_processor_with_remote_code(processor, save_directory: str | os.PathLike) -> None:
+    """`save_pretrained` of a `SpeechTextProcessor` with its code and `auto_map`s, so `AutoProcessor` and
+    `AutoFeatureExtractor` load it (and the unit feature extractor) with `trust_remote_code=True` anywhere."""
+    parts = {type(processor): "AutoProcessor", type(processor.feature_extractor): "AutoFeatureExtractor",
+             type(processor.tokenizer): "AutoTokenizer"}
+    previous = {cls: cls.__dict__.get("_auto_class") for cls in parts}
+    try:
+        for cls, auto in parts.items():
+            cls.register_for_auto_class(auto)
+        processor.save_pretrained(save_directory)
+    finally:
+        for cls, value in previous.items():
+            cls._auto_class = value

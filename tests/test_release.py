@@ -62,6 +62,34 @@ def load_without_the_package(folder, ids, causal_class="AutoModelForCausalLM"):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def speech_through_auto_classes(release, extractor, tokenizer, tmp_path):
+    """AutoFeatureExtractor and AutoProcessor from the release, without the package, give the units and the ids
+    that the saved extractor and the tokenizer give here (audio at 22.05 kHz, resampled by the extractor)."""
+    from tokenization.unit_extraction import load_unit_extractor
+
+    rng = np.random.default_rng(1)
+    waveform = (0.1 * rng.standard_normal(22050)).astype(np.float32)
+    np.save(tmp_path / "waveform.npy", waveform)
+    units = load_unit_extractor(extractor)(waveform, 22050)
+    expected_ids = tokenizer(segments=[units, "In the beginning"])["input_ids"]
+    script = BLOCK_PROJECT + textwrap.dedent(f"""
+        import json, numpy as np
+        from transformers import AutoFeatureExtractor, AutoProcessor
+        waveform = np.load({str(tmp_path / "waveform.npy")!r})
+        features = AutoFeatureExtractor.from_pretrained({str(release)!r}, trust_remote_code=True)
+        processor = AutoProcessor.from_pretrained({str(release)!r}, trust_remote_code=True)
+        print(json.dumps({{"extractor": type(features).__name__, "processor": type(processor).__name__,
+                          "units": features(waveform, sampling_rate=22050)["units"].tolist(),
+                          "ids": processor(audio=waveform, sampling_rate=22050, text="In the beginning")["input_ids"]}}))
+        """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (output["extractor"], output["processor"]) == ("UnitFeatureExtractor", "SpeechTextProcessor")
+    assert output["units"] == units.tolist() and output["ids"] == expected_ids
+
+
 def reference(model, ids):
     with torch.no_grad():
         logits = model(torch.tensor([ids])).logits[0, -1].tolist()
@@ -95,6 +123,7 @@ def test_an_lst_release_loads_without_the_package_sharded_with_its_card_and_extr
     ids = tokenizer(segments=["In the beginning", np.arange(10) % 50])["input_ids"]
     logits, generated = reference(model, ids)
     loaded = load_without_the_package(release, ids)
+    speech_through_auto_classes(release, extractor, tokenizer, tmp_path)
     assert (loaded["config"], loaded["tokenizer"], loaded["base"]) == ("LSTConfig", "SpeechUnitTextTokenizer",
                                                                        "LSTModel")
     np.testing.assert_allclose(loaded["logits"], logits, atol=1e-5)

@@ -1,34 +1,46 @@
 """`SpeechTextProcessor`: audio, transcripts and word alignments in, model inputs (with word spans) out.
 
-It joins a unit extractor and the `SpeechUnitTextTokenizer`, as transformers' processors join a feature
-extractor and a tokenizer. It is not a `ProcessorMixin`: that class saves and loads its parts through
-transformers' feature-extractor classes, and a k-means unit extractor (centroids + an optional SSL model)
-is not one. `save_pretrained` / `from_pretrained` keep both parts in one directory instead.
+It joins a unit feature extractor (`UnitFeatureExtractor`, the transformers face of a k-means unit
+extractor) and the `SpeechUnitTextTokenizer`, as a transformers `ProcessorMixin`: `save_pretrained` /
+`from_pretrained` and `AutoProcessor` handle it like any speech model's processor.
 """
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
-from transformers import BatchEncoding
+from transformers import BatchEncoding, ProcessorMixin
 
 from .alignment import WordAlignment
+from .feature_extraction_units import UnitFeatureExtractor
 from .segments import SpeechSegment
-from .tokenization_speech_unit_text import SpeechUnitTextTokenizer
-from .unit_extraction import KMeansUnitExtractor, load_unit_extractor
+from .unit_extraction import KMeansUnitExtractor
 
 ORDERS = ("speech_first", "text_first")
 
 
-class SpeechTextProcessor:
-    def __init__(self, extractor: KMeansUnitExtractor, tokenizer: SpeechUnitTextTokenizer):
-        if extractor.num_units != tokenizer.num_units:
+class SpeechTextProcessor(ProcessorMixin):
+    def __init__(self, feature_extractor: UnitFeatureExtractor | KMeansUnitExtractor, tokenizer, **kwargs):
+        """`feature_extractor` may also be a fitted `KMeansUnitExtractor` (`lst units fit`), wrapped here."""
+        if isinstance(feature_extractor, KMeansUnitExtractor):
+            feature_extractor = UnitFeatureExtractor.from_unit_extractor(feature_extractor)
+        if feature_extractor.num_units != tokenizer.num_units:
             raise ValueError(
-                f"The extractor makes {extractor.num_units} units but the tokenizer has {tokenizer.num_units}; "
-                "train the tokenizer for this extractor's units."
+                f"The extractor makes {feature_extractor.num_units} units but the tokenizer has "
+                f"{tokenizer.num_units}; train the tokenizer for this extractor's units."
             )
-        self.extractor, self.tokenizer = extractor, tokenizer
+        super().__init__(feature_extractor, tokenizer, **kwargs)
+
+    @property
+    def extractor(self) -> KMeansUnitExtractor:
+        return self.feature_extractor.unit_extractor
+
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
+        """ProcessorMixin's save, plus the feature extractor's own files (its `preprocessor_config.json` and the
+        centroids): transformers v5 writes a processor's feature extractor only inside `processor_config.json`,
+        which carries no centroids and which `AutoFeatureExtractor` does not read."""
+        saved = super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        self.feature_extractor.save_pretrained(save_directory)
+        return saved
 
     def __call__(self, audio=None, sampling_rate: int | None = None, text=None, alignment=None,
                  order: str = "speech_first", **tokenizer_kwargs) -> BatchEncoding:
@@ -77,14 +89,6 @@ class SpeechTextProcessor:
         if text is not None:
             alignment.check_transcript(text)
         return SpeechSegment(units, alignment.frame_spans(self.extractor.frame_rate, len(units), duration))
-
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        self.tokenizer.save_pretrained(directory)
-        self.extractor.save_pretrained(directory)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> SpeechTextProcessor:
-        return cls(load_unit_extractor(directory), SpeechUnitTextTokenizer.from_pretrained(directory))
 
 
 def _is_audio_batch(audio) -> bool:

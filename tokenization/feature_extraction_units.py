@@ -1,0 +1,107 @@
+"""The unit extractors as a transformers feature extractor, so `AutoFeatureExtractor` loads one by repo id.
+
+`UnitFeatureExtractor` is the `SequenceFeatureExtractor` face of a k-means unit extractor (MFCC or HuBERT,
+tokenization.unit_extraction): its settings go to `preprocessor_config.json` like any feature extractor's,
+its k-means centroids to `unit_centroids.npy` beside it (a JSON list of floats would be large and lossy), and
+calling it turns waveforms into unit ids. The work is done by the extractor classes themselves; this class
+only carries them through transformers' save / load / Auto machinery.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from transformers import BatchFeature, SequenceFeatureExtractor
+from transformers.utils import cached_file
+
+CENTROIDS_NAME = "unit_centroids.npy"
+KINDS = ("mfcc_kmeans", "hubert_kmeans")
+
+
+class UnitFeatureExtractor(SequenceFeatureExtractor):
+    model_input_names = ["units"]
+
+    def __init__(self, extractor_kind: str = "mfcc_kmeans", num_units: int = 100, sampling_rate: int = 16000,
+                 frame_rate: int = 50, hubert_model: str | None = None, hubert_layer: int | None = None,
+                 centroids: np.ndarray | None = None, **kwargs):
+        if extractor_kind not in KINDS:
+            raise ValueError(f"extractor_kind must be one of {KINDS}, got {extractor_kind!r}.")
+        if extractor_kind == "hubert_kmeans" and (hubert_model is None or hubert_layer is None):
+            raise ValueError("A HuBERT unit extractor needs hubert_model and hubert_layer.")
+        for fixed in ("feature_size", "padding_value"):  # saved by to_dict; always mono waveforms padded with 0
+            kwargs.pop(fixed, None)
+        super().__init__(feature_size=1, sampling_rate=sampling_rate, padding_value=0.0, **kwargs)
+        self.extractor_kind, self.num_units, self.frame_rate = extractor_kind, num_units, frame_rate
+        self.hubert_model, self.hubert_layer = hubert_model, hubert_layer
+        self.centroids = None if centroids is None else np.asarray(centroids, dtype=np.float32)
+        self._extractor = None
+
+    @classmethod
+    def from_unit_extractor(cls, extractor) -> UnitFeatureExtractor:
+        """The feature extractor of a fitted `KMeansUnitExtractor` (what `lst units fit` saves)."""
+        if extractor.centroids is None:
+            raise ValueError("The unit extractor has no centroids: fit it first.")
+        hubert = extractor.kind == "hubert_kmeans"
+        return cls(extractor.kind, extractor.num_units, extractor.sampling_rate, extractor.frame_rate,
+                   getattr(extractor, "model_name_or_path", None) if hubert else None,
+                   getattr(extractor, "layer", None) if hubert else None, extractor.centroids)
+
+    @property
+    def unit_extractor(self):
+        """The k-means extractor that does the work (built on first use: HuBERT loads a model)."""
+        if self._extractor is None:
+            if self.centroids is None:
+                raise ValueError(f"This feature extractor has no centroids ({CENTROIDS_NAME}); load a saved one.")
+            if self.extractor_kind == "mfcc_kmeans":
+                from .mfcc_units import MfccUnitExtractor
+
+                self._extractor = MfccUnitExtractor(self.num_units, self.centroids)
+            else:
+                from .hubert_units import HubertUnitExtractor
+
+                self._extractor = HubertUnitExtractor(self.hubert_model, self.hubert_layer, self.num_units,
+                                                      self.centroids)
+        return self._extractor
+
+    def __call__(self, raw_speech, sampling_rate: int | None = None, deduplicate: bool = False, **kwargs) -> BatchFeature:
+        """Unit ids of a waveform or a list of them (`units`: one array each, `frame_rate` per second); with
+        `deduplicate`, also `durations` (SUTLM's deduplication). The audio is resampled to `sampling_rate`."""
+        if sampling_rate is None:
+            raise ValueError(f"Pass sampling_rate with the audio; it is resampled to {self.sampling_rate} Hz.")
+        if kwargs:
+            raise TypeError(f"Unexpected arguments {sorted(kwargs)}: units are ragged id arrays, for the tokenizer.")
+        batched = isinstance(raw_speech, (list, tuple)) and len(raw_speech) > 0 and np.ndim(raw_speech[0]) >= 1
+        waveforms = list(raw_speech) if batched else [raw_speech]
+        outputs = self.unit_extractor.batch(waveforms, sampling_rate, deduplicate=deduplicate)
+        if deduplicate:
+            features = {"units": [u for u, _ in outputs], "durations": [d for _, d in outputs]}
+        else:
+            features = {"units": outputs}
+        return BatchFeature(features if batched else {k: v[0] for k, v in features.items()})
+
+    def to_dict(self) -> dict:
+        output = super().to_dict()
+        for private in ("centroids", "_extractor"):
+            output.pop(private, None)
+        return output
+
+    def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs):
+        if self.centroids is None:
+            raise ValueError("Nothing to save: the feature extractor has no centroids.")
+        saved = super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        np.save(Path(save_directory) / CENTROIDS_NAME, self.centroids)
+        return saved
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> UnitFeatureExtractor:
+        download = {k: kwargs[k] for k in ("cache_dir", "force_download", "local_files_only", "token", "revision",
+                                           "subfolder") if k in kwargs}
+        centroids_file = cached_file(pretrained_model_name_or_path, CENTROIDS_NAME, **download)
+        extractor = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        extractor.centroids = np.load(centroids_file)
+        if extractor.centroids.shape[0] != extractor.num_units:
+            raise ValueError(f"{CENTROIDS_NAME} in {pretrained_model_name_or_path} holds {extractor.centroids.shape[0]} "
+                             f"centroids for {extractor.num_units} units.")
+        return extractor
