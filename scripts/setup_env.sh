@@ -42,4 +42,16 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "${pip[@]}" check
     echo "$want" > "$stamp"
 fi
+# The test suite's Hub-protocol server (olah) has its own environment: its fastapi-utils needs psutil < 6,
+# which the pinned set above cannot hold. Rebuilt only when constraints-olah.txt changes.
+olah_venv="${LST_OLAH_VENV:-$repo_root/.venv-olah}"
+olah_stamp="$olah_venv/.lst-install-stamp"
+olah_want="$(sha256sum "$repo_root/constraints-olah.txt" | cut -d' ' -f1)"
+if [ ! -f "$olah_stamp" ] || [ "$(cat "$olah_stamp")" != "$olah_want" ]; then
+    echo "[setup] installing the test Hub server (olah, constraints-olah.txt) into $olah_venv"
+    rm -rf "$olah_venv"
+    "$python_bin" -m venv "$olah_venv"
+    "$olah_venv/bin/python" -m pip --disable-pip-version-check install --quiet -c "$repo_root/constraints-olah.txt" olah
+    echo "$olah_want" > "$olah_stamp"
+fi
 export PATH="$venv/bin:$PATH"
