@@ -49,3 +49,18 @@ def test_main_job_writes_a_report_from_its_own_numbers(tmp_path, monkeypatch):
             assert low <= cloze["accuracy_context_gain"] <= high
             assert format_accuracy(cloze["accuracy_context_gain"], (low, high), digits=0) in markdown
     assert report["data"]["spoken_train_utterances"] == 40
+    # The finals are releases whose cards carry this run's numbers.
+    from huggingface_hub import ModelCard
+
+    for model in ("lst", "llama"):
+        final = output / model / "final"
+        assert (final / "preprocessor_config.json").is_file() and (final / "extractor" / "centroids.npy").is_file()
+        scores = {(r.task_name, r.dataset_config, r.metric_name): r.metric_value
+                  for r in ModelCard.load(final / "README.md").data.eval_results}
+        results = report["results"][model]
+        assert scores[("held-out loss", None, "held-out loss (nats per token)")] == round(
+            results["held_out_loss"]["loss"], 4)
+        for direction, cloze in results["topic_cloze"].items():
+            assert round(cloze["accuracy_context_gain"], 4) in [
+                value for (task, config, _), value in scores.items() if config == direction]
+    assert (output / "lst" / "final" / "modeling_lst.py").is_file()
