@@ -1,4 +1,4 @@
-"""Dataset cards for what the package builds: packed pretraining data and the SLUE stand-in.
+"""Dataset cards for what the package builds: packed pretraining data, spoken corpora and the SLUE stand-in.
 
 Cards are `huggingface_hub` `DatasetCard`s with `DatasetCardData` metadata, so the Hub shows and indexes them
 and `datasets.load_dataset` reads their `configs`.
@@ -11,18 +11,38 @@ from huggingface_hub import DatasetCard, DatasetCardData
 STAND_IN_SPLITS = ("train", "validation", "test")
 
 
-def pretraining_data_card(name: str, recipe: dict, statistics: dict) -> DatasetCard:
-    """How packed pretraining data was built (the recipe) and what it holds (the realised mixture)."""
+def pretraining_data_card(name: str, recipe: dict, statistics: dict, provenance: dict | None = None) -> DatasetCard:
+    """How packed pretraining data was built (the recipe, and for each of its choices whether a paper or this
+    package made it) and what it holds (the realised mixture)."""
     data = DatasetCardData(tags=["speech", "speech-units", "lst"], pretty_name=name)
     lines = [f"# {name}", "",
              "Joint speech-unit / text pretraining sequences built with the `lst` package (`training.data_pipeline`).",
              "", "## Recipe", ""]
     lines += [f"- **{key}**: {value}" for key, value in recipe.items()]
+    if provenance:
+        lines += ["", "## Provenance of the recipe's choices", "", "| choice | from |", "|---|---|"]
+        lines += [f"| {choice} | {origin} |" for choice, origin in provenance.items()]
     lines += ["", "## Contents", ""]
     lines += [f"- **{key}**: {value}" for key, value in statistics.items()]
     lines += ["", "Columns: `input_ids`, `modality_mask` (1 = speech token), `word_spans` and `silence_spans`",
               "(`[start, end)` token positions of spoken words and of the speech around them), `format`.", ""]
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
+
+
+def spoken_corpus_card(name: str, facts: dict) -> DatasetCard:
+    """A spoken corpus built with espeak-ng (`lst corpus`): where its text came from, how it was spoken and
+    turned into units, and what it holds."""
+    data = DatasetCardData(language=["en"], tags=["speech", "speech-units", "synthetic", "espeak-ng", "lst"],
+                           pretty_name=name, task_categories=["text-to-speech", "automatic-speech-recognition"])
+    table = ["| part | source |", "|---|---|",
+             f"| text | {facts['text_source']} |",
+             "| speech | espeak-ng (voice en-us), word times from its word events |",
+             f"| units | {facts['extractor']} |"]
+    lines = [f"# {name}", "", "A spoken corpus built offline with the `lst` package (`lst corpus`): rows `{id, text, "
+             "words, units, word_spans}`, word spans in unit frames. Its speech is synthetic.", "", "## Provenance", "",
+             *table, "", "## Contents", ""]
+    lines += [f"- **{key}**: {value}" for key, value in facts.items() if key not in ("text_source", "extractor")]
+    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
 
 
 def slue_stand_in_card(statistics: dict) -> DatasetCard:

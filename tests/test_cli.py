@@ -106,6 +106,9 @@ def test_lst_units_fit_extract_and_corpus(tmp_path, sample_verses):
     corpus = datasets.load_from_disk(str(tmp_path / "corpus"))
     assert corpus["text"] == sample_verses[:5]
     assert (tmp_path / "corpus" / "extractor" / "centroids.npy").exists()
+    card = (tmp_path / "corpus" / "README.md").read_text()  # provenance and contents, as a DatasetCard
+    assert "espeak-ng" in card and "texts.txt" in card and "**utterances**: 5" in card
+    assert "MFCC k-means, 16 units" in card
 
 
 def test_lst_data_builds_packed_sequences_with_a_card(tokenizer, tmp_path, sample_verses):
@@ -127,7 +130,7 @@ def test_lst_data_builds_packed_sequences_with_a_card(tokenizer, tmp_path, sampl
     packed = datasets.load_from_disk(str(tmp_path / "packed"))
     assert set(packed.column_names) == {"input_ids", "modality_mask", "word_spans", "silence_spans", "document_starts"}
     card = (tmp_path / "packed" / "README.md").read_text()
-    assert "**recipe**: lst" in card and "realised source shares" in card and "**units not deduplicated**: paper" in card
+    assert "**recipe**: lst" in card and "realised source shares" in card and "| units not deduplicated | paper |" in card
 
 
 def test_bad_input_ends_in_one_line_naming_the_problem(tmp_path):

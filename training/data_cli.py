@@ -76,8 +76,9 @@ def run(arguments) -> None:
                   "speech:text tokens": f"{report['speech_per_text']:.3f}", "source weights": weights}
     recipe_facts = {"recipe": arguments.recipe, "sequence length": f"{recipe.sequence_length} {recipe.pack_unit}",
                     "seed / epoch": f"{arguments.seed} / {arguments.epoch}",
-                    **PROVENANCE[arguments.recipe]}  # each preset choice, and whether the paper or we made it
-    card = pretraining_data_card(arguments.output.name, recipe_facts, statistics)
+                    "sources": ", ".join(f"{k}: {getattr(arguments, k)}" for k in sources if sources[k] is not None)}
+    # each preset choice, and whether the paper or we made it
+    card = pretraining_data_card(arguments.output.name, recipe_facts, statistics, PROVENANCE[arguments.recipe])
     save_with_card(packed, arguments.output, card)
     logger.info("saved %d packed sequences to %s; realised: %s", len(packed), arguments.output, report)
     if arguments.push_to_hub:
