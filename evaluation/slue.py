@@ -130,11 +130,10 @@ def with_units(dataset: datasets.Dataset, extractor, base_directory: str | os.Pa
 
     fingerprint = hashlib.sha256(f"{dataset._fingerprint}-units-{_extractor_fingerprint(extractor)}".encode())
     fingerprint.update(_audio_files_state(dataset, base).encode())
-    columns = [c for c in ("units",) if c in dataset.column_names]
-    return dataset.remove_columns(columns).map(
+    without_units = dataset.remove_columns([c for c in ("units",) if c in dataset.column_names])
+    return without_units.map(
         units_of, batched=True, batch_size=batch_size, new_fingerprint=fingerprint.hexdigest()[:32],
-        features=datasets.Features({**dataset.remove_columns(columns).features,
-                                    "units": datasets.Sequence(datasets.Value("int32"))}),
+        features=datasets.Features({**without_units.features, "units": datasets.Sequence(datasets.Value("int32"))}),
         desc="audio -> units",
     )
 

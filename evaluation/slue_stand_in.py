@@ -28,6 +28,7 @@ import numpy as np
 import soundfile
 from tqdm.auto import tqdm
 
+from model_cards.dataset_cards import STAND_IN_SPLITS as SPLITS
 from model_cards.dataset_cards import slue_stand_in_card
 from tokenization.audio import prepare_waveform
 from tokenization.espeak import EspeakSynthesizer
@@ -35,7 +36,6 @@ from tokenization.espeak import EspeakSynthesizer
 logger = logging.getLogger(__name__)
 SAMPLING_RATE = 16000
 SPEAKERS = (("en-us", 150), ("en-us", 175), ("en", 160))  # (espeak voice, words per minute)
-SPLITS = ("train", "validation", "test")
 
 SENTIMENT_TEMPLATES = (
     "i thought the film was {0}", "honestly the whole evening felt {0}", "the one word i would use is {0}",

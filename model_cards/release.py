@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -92,7 +93,7 @@ def export_release(source: str | os.PathLike, output_dir: str | os.PathLike, ext
         card_facts[key] = {**card_facts.get(key, {}), **value} if isinstance(value, dict) else value
     card_facts.update(name=card_facts.get("name", repo_id.split("/")[-1] if repo_id else model_dir.parent.name),
                       model_type=model.config.model_type, repo_id=repo_id,
-                      preset=getattr(model.config, "preset", None) or card_facts.get("preset"),
+                      preset=card_facts.get("preset"),  # recorded by the run (run.json); configs do not carry it
                       parameters=parameter_counts(model) if model.config.model_type == "lst" else
                       {"total": sum(p.numel() for p in model.parameters())},
                       tokenizer=tokenizer.vocabulary_layout() if hasattr(tokenizer, "vocabulary_layout") else None)
@@ -134,7 +135,7 @@ def export_adapter_release(source: str | os.PathLike, output_dir: str | os.PathL
                                                             indent=2) + "\n")
     save_tokenizer_with_remote_code(tokenizer, partial)
     with safe_open(str(source / "adapter_model.safetensors"), "pt") as weights:
-        trained = sum(_numel(weights.get_slice(key).get_shape()) for key in weights.keys())
+        trained = sum(math.prod(weights.get_slice(key).get_shape()) for key in weights.keys())
     card_facts = {"name": repo_id.split("/")[-1] if repo_id else source.name, "model_type": base_config.model_type,
                   "repo_id": repo_id, "base_model": base_repo_id, "task_type": adapter_config["task_type"],
                   "parameters": {"adapter (LoRA and saved modules)": trained}, **(facts or {})}
@@ -144,13 +145,6 @@ def export_adapter_release(source: str | os.PathLike, output_dir: str | os.PathL
     os.replace(partial, output_dir)
     logger.info("adapter release written to %s (base %s)", output_dir, base_repo_id)
     return output_dir
-
-
-def _numel(shape) -> int:
-    count = 1
-    for size in shape:
-        count *= size
-    return count
 
 
 def upload_plan(folder: str | os.PathLike, repo_id: str, private: bool = False, revision: str | None = None,

@@ -98,6 +98,13 @@ def save_pretrained_atomically(model, tokenizer, directory: str | os.PathLike, e
     os.replace(partial, directory)
 
 
+def write_text_atomically(path: Path, text: str) -> None:
+    """`text` into `path` through a temporary file renamed into place: a reader never sees half a file."""
+    partial = path.with_name(path.name + ".part")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
 def read_log(path: Path) -> list[dict]:
     """The rows of a JSON-lines training log (none before the first step)."""
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
@@ -106,6 +113,4 @@ def read_log(path: Path) -> list[dict]:
 def truncate_log(path: Path, step: int) -> None:
     """Drop log lines after `step`: a resumed run logs those steps again."""
     kept = [row for row in read_log(path) if row["step"] <= step]
-    partial = path.with_suffix(".part")
-    partial.write_text("".join(json.dumps(row) + "\n" for row in kept))
-    os.replace(partial, path)
+    write_text_atomically(path, "".join(json.dumps(row) + "\n" for row in kept))

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from training.arguments import parse_script_arguments
 from training.adapters import BASE_RECORD, base_fingerprint, base_record, load_finetuned
 from training.batches import Batches
 from training.checkpoints import (load_checkpoint, resolve_checkpoint, save_checkpoint, save_pretrained_atomically,
-                                  truncate_log)
+                                  truncate_log, write_text_atomically)
 from training.lora_presets import LORA_PRESETS, lora_config
 from training.slue_ner import NerTask
 from training.slue_sentiment import SentimentTask
@@ -94,6 +93,11 @@ class FinetuningArguments:
                 raise ValueError(f"{name} must be one of {MODALITIES}, got {getattr(self, name)!r}.")
         if self.max_steps < 1 or self.eval_steps < 1 or self.per_device_batch_size < 1:
             raise ValueError("max_steps, eval_steps and per_device_batch_size must be positive.")
+
+
+def recorded_arguments(args: FinetuningArguments) -> dict:
+    """What a checkpoint must have been trained with to be resumed: every argument but the resume request."""
+    return {k: v for k, v in asdict(args).items() if k != "resume_from_checkpoint"}
 
 
 def task_for(args: FinetuningArguments):
@@ -160,7 +164,7 @@ def finetune(args: FinetuningArguments) -> dict:
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)
 
-    recorded = {k: v for k, v in asdict(args).items() if k != "resume_from_checkpoint"}
+    recorded = recorded_arguments(args)
     state = {"step": 0, "micro_batches": 0, "best": None, "log": [], "examples": 0, "train_seconds": 0.0,
              "arguments": recorded}
     checkpoint = resolve_checkpoint(output_dir, args.resume_from_checkpoint)
@@ -181,7 +185,8 @@ def finetune(args: FinetuningArguments) -> dict:
         batch = batches.next()
         # The step's loss is the mean over all its targets on all processes (DDP averages over processes).
         local = _count(batch)
-        total_count = accelerator.reduce(torch.tensor(local, device=accelerator.device), "sum").item()
+        counts = torch.tensor([local, batch["labels"].shape[0]], device=accelerator.device)
+        total_count, total_examples = accelerator.reduce(counts, "sum").tolist()
         with accelerator.autocast():
             loss = model(**batch).loss
         accelerator.backward(loss * local * accelerator.num_processes / max(total_count, 1))
@@ -193,8 +198,7 @@ def finetune(args: FinetuningArguments) -> dict:
         state["train_seconds"] += time.perf_counter() - start
         state["step"] += 1
         state["micro_batches"] = batches.position
-        state["examples"] += accelerator.reduce(torch.tensor(batch["labels"].shape[0], device=accelerator.device),
-                                                "sum").item()
+        state["examples"] += total_examples
         step = state["step"]
         if accelerator.is_main_process:
             with open(output_dir / LOG_FILE, "a") as handle:
@@ -226,9 +230,7 @@ def finetune(args: FinetuningArguments) -> dict:
         "arguments": asdict(args),
     }
     if accelerator.is_main_process:
-        partial = output_dir / "results.json.part"
-        partial.write_text(json.dumps(results, indent=2) + "\n")
-        os.replace(partial, output_dir / "results.json")
+        write_text_atomically(output_dir / "results.json", json.dumps(results, indent=2) + "\n")
     accelerator.end_training()
     return results
 

@@ -8,6 +8,7 @@ tag set it was trained on and, for raw tags, also on the combined set that SLUE 
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -36,6 +37,12 @@ class NerTask:
         if tag_set not in ("raw", "combined"):
             raise ValueError(f"The NER tag set must be 'raw' or 'combined', got {tag_set!r}.")
         self.tag_set, self.max_new_tokens = tag_set, max_new_tokens
+
+    @functools.cached_property
+    def metrics(self) -> dict:
+        """The slue_ner module per tag set scored, loaded once per task rather than at every evaluation."""
+        names = {self.tag_set, "combined"} if self.tag_set == "raw" else {self.tag_set}
+        return {name: evaluate.load(str(SLUE_NER_METRIC), config_name=name) for name in names}
 
     def rows(self, path: str, unit_extractor=None) -> list[dict]:
         """`{id, text, tagged, units}` rows: the transcript and its tagged form in `tag_set`."""
@@ -114,7 +121,7 @@ class NerTask:
         return result
 
     def score(self, predictions: list[str], references: list[str]) -> dict:
-        metric = evaluate.load(str(SLUE_NER_METRIC), config_name=self.tag_set)
+        metric = self.metrics[self.tag_set]
         result = metric.compute(predictions=predictions, references=references)
 
         def f1(predicted, gold):
@@ -124,7 +131,7 @@ class NerTask:
         result["f1_ci95"] = list(bootstrap_interval(f1, predictions, references, resamples=200))
         if self.tag_set == "raw":
             to_combined = _slue_ner_format().raw_to_combined
-            combined = evaluate.load(str(SLUE_NER_METRIC), config_name="combined").compute(
+            combined = self.metrics["combined"].compute(
                 predictions=[to_combined(p) for p in predictions], references=[to_combined(r) for r in references])
             result.update({f"combined_{key}": value for key, value in combined.items()
                            if key in ("f1", "label_f1", "precision", "recall")})

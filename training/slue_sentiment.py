@@ -7,6 +7,7 @@ token) predicts Negative / Neutral / Positive.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -28,6 +29,11 @@ class SentimentTask:
     name = "slue-sa"
     lora_task = "classification"
     score_name = "macro_f1"  # what best-checkpoint selection maximises
+
+    @functools.cached_property
+    def metric(self):
+        """The slue_sa module, loaded once per task rather than at every evaluation."""
+        return evaluate.load(str(SLUE_SA_METRIC))
 
     def rows(self, path: str, unit_extractor=None) -> list[dict]:
         """`{id, text, label, units}` rows; rows with another sentiment (SLUE's `<mixed>`) are counted and logged."""
@@ -81,7 +87,7 @@ class SentimentTask:
                 gold += labels.tolist()
         model.train()
         names = [SENTIMENT_LABELS[i] for i in predicted], [SENTIMENT_LABELS[i] for i in gold]
-        metric = evaluate.load(str(SLUE_SA_METRIC))
+        metric = self.metric
         result = metric.compute(predictions=names[0], references=names[1])
 
         def macro_f1(predictions, references):

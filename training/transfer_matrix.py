@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,8 +28,9 @@ from accelerate import Accelerator
 from tokenization.unit_extraction import load_unit_extractor
 from training.adapters import load_finetuned
 from training.arguments import parse_script_arguments
-from training.checkpoints import STATE_FILE, latest_checkpoint
-from training.finetune_slue import MODALITIES, TASKS, FinetuningArguments, finetune, task_for
+from training.checkpoints import STATE_FILE, latest_checkpoint, write_text_atomically
+from training.finetune_slue import (MODALITIES, TASKS, FinetuningArguments, finetune, recorded_arguments,
+                                    task_for)
 from training.slue_data import model_type_of
 
 logger = logging.getLogger("lst.transfer")
@@ -119,7 +119,7 @@ def fine_tuned(run: FinetuningArguments) -> dict:
     latest = latest_checkpoint(run_dir)
     if latest is not None:
         state = json.loads((latest / STATE_FILE).read_text())
-        if state.get("arguments") != {k: v for k, v in asdict(run).items() if k != "resume_from_checkpoint"}:
+        if state.get("arguments") != recorded_arguments(run):
             logger.info("%s holds checkpoints of other arguments: training it again", run.output_dir)
             shutil.rmtree(run_dir)
     return finetune(run)
@@ -163,10 +163,10 @@ def transfer_matrix(args: TransferArguments) -> dict:
                             " (zero-shot)" if zero_shot else "", task.summary(scores))
     report = {"task": args.task, "arguments": asdict(args), "cells": cells}
     output_dir = Path(args.output_dir)
-    _write(output_dir / "transfer.json", json.dumps(report, indent=2) + "\n")
-    _write(output_dir / "transfer.md", markdown_table(report))
+    write_text_atomically(output_dir / "transfer.json", json.dumps(report, indent=2) + "\n")
+    write_text_atomically(output_dir / "transfer.md", markdown_table(report))
     for name in args.named_models():  # for `lst export --facts`: the cells as model-index results of the card
-        _write(output_dir / f"card_facts-{name}.json", json.dumps(card_facts(report, name), indent=2) + "\n")
+        write_text_atomically(output_dir / f"card_facts-{name}.json", json.dumps(card_facts(report, name), indent=2) + "\n")
     return report
 
 
@@ -180,12 +180,6 @@ def card_facts(report: dict, model: str) -> dict:
          "value": c["scores"]["macro_f1" if sentiment else "f1"], "dataset_id": Path(dataset_dir).name,
          "dataset_name": f"SLUE {SLUE_CONFIG[report['task']]} ({dataset_dir})"}
         for c in report["cells"] if c["model"] == model]}}
-
-
-def _write(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".part")
-    partial.write_text(text)
-    os.replace(partial, path)
 
 
 def markdown_table(report: dict) -> str:
