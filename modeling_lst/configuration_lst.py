@@ -9,12 +9,12 @@ vocabulary's id ranges come from the tokenizer, so the model knows which ids are
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import os
 from typing import Any
 
 from transformers import LlamaConfig, PreTrainedConfig
+
+from .loading_checks import checked_load
 
 # Shapes of the named presets. `lst-1b` is the paper's Table 7 (BLT-1B shape); `lst-350m` puts the
 # global transformer at SUTLM's 350M scale (24 x 1024, 16 heads) and its local sizes are our choice;
@@ -182,7 +182,7 @@ class LSTConfig(PreTrainedConfig):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs) -> LSTConfig:
-        with explained_load_failure(pretrained_model_name_or_path):
+        with checked_load(pretrained_model_name_or_path, kwargs, needs_weights=False, preset_names=PRESETS):
             return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     @classmethod
@@ -230,28 +230,3 @@ class LSTConfig(PreTrainedConfig):
 
 
 __all__ = ["LSTConfig", "PRESETS", "PATCHING_MODES"]
-
-
-@contextlib.contextmanager
-def explained_load_failure(name_or_path):
-    """Adds to a failed load by repo id (offline, no cache, or no such repo) what the user can do instead: a
-    local directory, or, for a preset's name, that presets are configurations and no weights are published.
-    (`AutoConfig` / `AutoModel` fail before they know the model is LST, so only LST's own classes can say it.)"""
-    try:
-        yield
-    except OSError as error:
-        if os.path.isdir(name_or_path):
-            raise
-        text = str(name_or_path)
-        if os.path.isabs(text) or text.startswith((".", "~")) or text.count("/") > 1:
-            raise OSError(f"There is no directory {text!r} (it reads as a local path, not an 'org/name' repo id): "
-                          "check the path.") from error
-        name = text.rstrip("/").split("/")[-1]
-        hint = (f"Could not load {str(name_or_path)!r}. A model saved with save_pretrained or `lst export` loads "
-                "from its local directory: pass that path instead.")
-        if name in PRESETS:
-            hint += (f" {name!r} is also the name of one of LST's presets, which are configurations, not published "
-                     f"weights (no LST weights are published): build one with LSTConfig.from_tokenizer(tokenizer, "
-                     f"preset={name!r}), train it with training/pretrain.py --preset {name}, and publish it with "
-                     "`lst export` and `lst push`.")
-        raise OSError(f"{error}\n\n{hint}") from error

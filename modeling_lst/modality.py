@@ -67,6 +67,9 @@ def generate_in_modality(
     """
     if output_modality not in ("text", "speech"):
         raise ValueError(f"output_modality must be 'text' or 'speech', got {output_modality!r}.")
+    if isinstance(prompts, (str, np.ndarray)) or not len(prompts):
+        raise ValueError("prompts must be a non-empty list of prompts, each a list of segments "
+                         "(e.g. [['In the beginning'], [units]]).")
     marker = tokenizer.text_marker_id if output_modality == "text" else tokenizer.speech_marker_id
     rows = []
     for prompt in prompts:

@@ -38,7 +38,9 @@ from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 from transformers.utils.deprecation import deprecate_kwarg
 
 from .cache_lst import LSTCache
-from .configuration_lst import LSTConfig, explained_load_failure
+from .configuration_lst import PRESETS, LSTConfig
+from .input_checks import check_causal_lm_labels, check_class_labels, check_same_shape, check_token_ids
+from .loading_checks import checked_load
 from .local_attention import IMPLEMENTATION_NAME as BLOCK_SLIDING_WINDOW
 from .local_attention import dense_attention_weights
 from .patching import patch_ids_from_starts, static_patch_starts
@@ -468,7 +470,7 @@ class LSTPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        with explained_load_failure(pretrained_model_name_or_path):
+        with checked_load(pretrained_model_name_or_path, kwargs, needs_weights=True, preset_names=PRESETS):
             return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
     def get_input_embeddings(self):
@@ -551,10 +553,17 @@ class LSTModel(LSTPreTrainedModel):
             raise ValueError("LST needs input_ids, not inputs_embeds: its patches are made from which ids are speech "
                              "units. Pass input_ids (PEFT's prompt-learning methods, which feed embeddings, do not "
                              "apply; use LoRA).")
+        check_token_ids(input_ids, self.config.vocab_size)
+        seen = cache.get_seq_length() if cache is not None else 0
+        check_same_shape(attention_mask, "attention_mask", input_ids, (input_ids.shape[0], seen + input_ids.shape[1]))
+        check_same_shape(patch_starts, "patch_starts", input_ids, tuple(input_ids.shape))
+        if seen and cache.token_is_real.shape[0] != input_ids.shape[0]:
+            raise ValueError(f"The cache holds {cache.token_is_real.shape[0]} rows but input_ids has "
+                             f"{input_ids.shape[0]}: continue a cache with the batch that filled it.")
         # set_attn_implementation changes self.config; the global Llama config follows it (the local layers
         # run it inside their blocked sliding window, see local_attention.py).
         self.global_config._attn_implementation = self.config._attn_implementation
-        if cache is not None and cache.get_seq_length() > 0:
+        if seen > 0:
             if patch_starts is not None:
                 raise ValueError("patch_starts applies to full forward passes; cached steps patch statically.")
             if input_ids.shape[1] > 1 and (kwargs.get("output_hidden_states") or output_attentions):
@@ -757,6 +766,7 @@ class LSTForCausalLM(LSTPreTrainedModel, GenerationMixin):
         logits = self.lm_head(hidden)
         loss = None
         if labels is not None:
+            check_causal_lm_labels(labels, input_ids, self.config.vocab_size, kwargs.get("num_items_in_batch"))
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
         return LSTCausalLMOutput(loss=loss, logits=logits, cache=outputs.cache,
                                  **{name: outputs[name] for name in RECORDED_FIELDS if name in outputs})
@@ -791,6 +801,7 @@ class LSTForSequenceClassification(LSTPreTrainedModel):
         logits = self.score(pooled)
         loss = None
         if labels is not None:
+            check_class_labels(labels, logits.shape[0], self.num_labels, self.config.problem_type)
             loss = self.loss_function(labels=labels, pooled_logits=logits, config=self.config)
         return LSTSequenceClassifierOutput(loss=loss, logits=logits,
                                            **{name: outputs[name] for name in RECORDED_FIELDS if name in outputs})

@@ -116,6 +116,10 @@ def parse_segments(sequence: Any, sequence_index: int | None = None) -> list[Seg
             continue
         if isinstance(item, SpeechSegment):
             units, spans = item.units, item.word_spans
+        elif not looks_like_units(item) and not isinstance(item, (list, tuple)):
+            raise ValueError(f"{where} is {item!r} ({type(item).__name__}): a segment is text (a str) or speech "
+                             "(unit ids as an array, tensor or list, a SpeechSegment, or a {'text'|'units': ...} "
+                             "dict). A missing transcript or unit column would show up like this.")
         else:
             units, spans = item, None
         units = as_unit_array(units, where)

@@ -19,7 +19,6 @@ tokenizer gives the same ids for the string form.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Sequence
@@ -34,10 +33,10 @@ from transformers.utils import PaddingStrategy
 
 from .segments import Segment, SpeechSegment, looks_like_units, parse_segments, validate_units
 from .sentencepiece_text import TextPieceEncoder, TextPieceModel, train_text_sentencepiece
+from .tokenizer_files import TEXT_MODEL_FILE, UNIT_PIECE_MODEL_FILE, check_tokenizer_directory, read_json_file
+from .tokenizer_files import reads_as_path
 from .unit_pieces import MAX_UNITS, UnitPieceModel
 
-TEXT_MODEL_FILE = "text_spm.model"
-UNIT_PIECE_MODEL_FILE = "unit_spm.model"
 TEXT, SPEECH = 0, 1
 
 
@@ -196,6 +195,19 @@ class SpeechUnitTextTokenizer(TokenizersBackend):
         return cls(text_model=TextPieceModel.from_file(text_model_file), **kwargs)
 
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs) -> SpeechUnitTextTokenizer:
+        """The library's loading, after checking a local directory's files (named when missing or damaged); a
+        path that does not exist is reported as such rather than as a bad repo id."""
+        path = os.fspath(pretrained_model_name_or_path)
+        directory = os.path.join(path, kwargs["subfolder"]) if kwargs.get("subfolder") else path
+        if os.path.isdir(directory):
+            check_tokenizer_directory(directory)
+        elif reads_as_path(path):
+            raise OSError(f"There is no directory {path!r} (it reads as a local path, not an 'org/name' repo id): "
+                          "check the path.")
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
+    @classmethod
     def convert_to_native_format(cls, trust_remote_code=False, **kwargs):
         # Our __init__ rebuilds the backend from the SentencePiece files itself.
         return kwargs
@@ -275,6 +287,8 @@ class SpeechUnitTextTokenizer(TokenizersBackend):
         if truncation and truncation != "do_not_truncate":
             if max_length is None:
                 raise ValueError("truncation=True needs max_length.")
+            if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or max_length < 1:
+                raise ValueError(f"max_length must be a positive number of tokens to truncate to, got {max_length!r}.")
             batch = batch.truncated(max_length, truncation_side or self.truncation_side)
         return self._to_batch_encoding(
             batch,
@@ -598,8 +612,7 @@ def _saved_bos_eos(tokenizer_file: str | None) -> tuple[bool, bool]:
     """Whether a saved tokenizer.json adds BOS / EOS (a special token before / after the sequence)."""
     if tokenizer_file is None or not os.path.isfile(tokenizer_file):
         return True, False
-    with open(tokenizer_file, encoding="utf-8") as handle:
-        template = (json.load(handle).get("post_processor") or {}).get("single", [])
+    template = (read_json_file(tokenizer_file).get("post_processor") or {}).get("single", [])
     kinds = ["sequence" if "Sequence" in item else "special" for item in template]
     if "sequence" not in kinds:
         return False, False

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from sklearn.cluster import KMeans
 
+from .atomic_files import atomic_path, write_text_atomically
 from .unit_pieces import deduplicate_units
 
 CONFIG_FILE, CENTROIDS_FILE = "unit_extractor.json", "centroids.npy"
@@ -89,11 +89,9 @@ class KMeansUnitExtractor:
             raise ValueError("Nothing to save: the extractor has not been fitted.")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        for name, write in ((CENTROIDS_FILE, lambda f: np.save(f, self.centroids)),
-                            (CONFIG_FILE, lambda f: f.write(json.dumps(self.config(), indent=2).encode()))):
-            with tempfile.NamedTemporaryFile(dir=directory, delete=False) as handle:
-                write(handle)
-            os.replace(handle.name, directory / name)
+        with atomic_path(directory / CENTROIDS_FILE) as partial, open(partial, "wb") as handle:
+            np.save(handle, self.centroids)
+        write_text_atomically(directory / CONFIG_FILE, json.dumps(self.config(), indent=2))
 
 
 def load_unit_extractor(directory: str | os.PathLike) -> KMeansUnitExtractor:
@@ -102,8 +100,21 @@ def load_unit_extractor(directory: str | os.PathLike) -> KMeansUnitExtractor:
     from .mfcc_units import MfccUnitExtractor
 
     directory = Path(directory)
-    config = json.loads((directory / CONFIG_FILE).read_text())
-    centroids = np.load(directory / CENTROIDS_FILE)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"There is no unit extractor directory {os.fspath(directory)!r}: fit one with "
+                                "`lst units fit` (or pass the extractor/ folder of a run or release).")
+    missing = [name for name in (CONFIG_FILE, CENTROIDS_FILE) if not (directory / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{directory} lacks {missing}: it is not a saved unit extractor (`lst units fit` "
+                                "writes both).")
+    try:
+        config = json.loads((directory / CONFIG_FILE).read_text())
+        centroids = np.load(directory / CENTROIDS_FILE)
+    except ValueError as error:  # JSON and numpy both raise ValueError subclasses for damaged files
+        raise ValueError(f"{directory}: a saved extractor file is damaged ({error}); fit or copy it again.") from error
+    missing = [key for key in ("extractor", "num_units") if key not in config]
+    if missing:
+        raise ValueError(f"{directory / CONFIG_FILE} lacks {missing}: it was not written by a unit extractor.")
     if config["extractor"] == MfccUnitExtractor.kind:
         return MfccUnitExtractor(config["num_units"], centroids)
     if config["extractor"] == HubertUnitExtractor.kind:
