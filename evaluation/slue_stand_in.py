@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from model_cards.dataset_cards import STAND_IN_SPLITS as SPLITS
 from model_cards.dataset_cards import slue_stand_in_card
+from tokenization.atomic_files import atomic_path
 from tokenization.audio import prepare_waveform
 from tokenization.espeak import EspeakSynthesizer
 
@@ -206,9 +207,8 @@ def build_slue_stand_in(output_dir: str | os.PathLike, sizes: dict[str, int] | N
             (output_dir / config).mkdir(parents=True, exist_ok=True)
             dataset = datasets.Dataset.from_list(config_rows, features=FEATURES[config])
             dataset = dataset.cast_column("audio", datasets.Audio(sampling_rate=SAMPLING_RATE, decode=False))
-            partial = output_dir / config / f".{split}.parquet.partial"
-            dataset.to_parquet(partial)
-            os.replace(partial, output_dir / config / f"{split}.parquet")
+            with atomic_path(output_dir / config / f"{split}.parquet") as partial:
+                dataset.to_parquet(partial)
             counts = Counter(r["sentiment"] for r in config_rows) if config == "voxceleb" else \
                 Counter(t for r in config_rows for t in r["normalized_ner"]["type"])
             statistics[config][split] = {"rows": len(config_rows), "hours": seconds[config] / 3600,

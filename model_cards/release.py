@@ -29,6 +29,7 @@ import modeling_lst  # noqa: F401  (registers LST with the Auto classes)
 import tokenization  # noqa: F401  (registers the joint tokenizer)
 from modeling_lst.accounting import parameter_counts
 from modeling_lst.export import save_processor_with_remote_code, save_tokenizer_with_remote_code, save_with_remote_code
+from tokenization.atomic_files import atomic_path
 from tokenization.processing_lst import SpeechTextProcessor
 from tokenization.unit_extraction import CENTROIDS_FILE, CONFIG_FILE, load_unit_extractor
 from model_cards.model_card import model_card, run_facts
@@ -74,8 +75,13 @@ def export_release(source: str | os.PathLike, output_dir: str | os.PathLike, ext
     if extractor is not None and not (Path(extractor) / CONFIG_FILE).is_file():
         raise ValueError(f"{extractor} is not a saved unit extractor (no {CONFIG_FILE}).")
     output_dir = Path(output_dir)
-    partial = output_dir.with_name(f".{output_dir.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    with atomic_path(output_dir) as partial:
+        _write_release(partial, model, tokenizer, extractor, max_shard_size, run_dir, model_dir, facts, repo_id)
+    logger.info("release written to %s", output_dir)
+    return output_dir
+
+
+def _write_release(partial: Path, model, tokenizer, extractor, max_shard_size, run_dir, model_dir, facts, repo_id):
     if model.config.model_type == "lst":
         save_with_remote_code(model, partial, tokenizer=tokenizer, max_shard_size=max_shard_size)
     else:
@@ -98,11 +104,6 @@ def export_release(source: str | os.PathLike, output_dir: str | os.PathLike, ext
                       {"total": sum(p.numel() for p in model.parameters())},
                       tokenizer=tokenizer.vocabulary_layout() if hasattr(tokenizer, "vocabulary_layout") else None)
     model_card(card_facts).save(partial / "README.md")
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    os.replace(partial, output_dir)
-    logger.info("release written to %s", output_dir)
-    return output_dir
 
 
 ADAPTER_FILES = ("adapter_model.safetensors", "base_model.json")
@@ -113,8 +114,6 @@ def export_adapter_release(source: str | os.PathLike, output_dir: str | os.PathL
     """A fine-tuned LoRA adapter (training.finetune_slue's best/) as a release: its weights, the tokenizer with
     code, an `adapter_config.json` whose base is `base_repo_id` (the base's release: a repo id or a folder), and a
     card. peft's `PeftModel.from_pretrained` loads it onto that base; `load_finetuned` also checks the base."""
-    from safetensors import safe_open
-
     source = Path(source)
     if not base_repo_id:
         raise ValueError(f"{source} is a LoRA adapter: pass --base_repo_id, the repo id (or folder) of the base "
@@ -126,9 +125,17 @@ def export_adapter_release(source: str | os.PathLike, output_dir: str | os.PathL
     adapter_config = json.loads((source / "adapter_config.json").read_text())
     base_config = AutoConfig.from_pretrained(adapter_config["base_model_name_or_path"], trust_remote_code=True)
     output_dir = Path(output_dir)
-    partial = output_dir.with_name(f".{output_dir.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+    with atomic_path(output_dir) as partial:
+        partial.mkdir()
+        _write_adapter_release(partial, source, adapter_config, base_repo_id, base_config, tokenizer, facts, repo_id)
+    logger.info("adapter release written to %s (base %s)", output_dir, base_repo_id)
+    return output_dir
+
+
+def _write_adapter_release(partial: Path, source: Path, adapter_config, base_repo_id, base_config, tokenizer, facts,
+                           repo_id):
+    from safetensors import safe_open
+
     for name in ADAPTER_FILES:
         shutil.copy2(source / name, partial / name)
     (partial / "adapter_config.json").write_text(json.dumps({**adapter_config, "base_model_name_or_path": base_repo_id},
@@ -140,11 +147,6 @@ def export_adapter_release(source: str | os.PathLike, output_dir: str | os.PathL
                   "repo_id": repo_id, "base_model": base_repo_id, "task_type": adapter_config["task_type"],
                   "parameters": {"adapter (LoRA and saved modules)": trained}, **(facts or {})}
     model_card(card_facts).save(partial / "README.md")
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    os.replace(partial, output_dir)
-    logger.info("adapter release written to %s (base %s)", output_dir, base_repo_id)
-    return output_dir
 
 
 def upload_plan(folder: str | os.PathLike, repo_id: str, private: bool = False, revision: str | None = None,

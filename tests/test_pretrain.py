@@ -128,9 +128,12 @@ def test_two_processes_match_one_process_with_the_same_global_batch(workspace, t
         assert double["tokens_per_second"] > 0
 
 
-def test_arguments_from_yaml_and_their_checks(tmp_path):
+def test_arguments_from_yaml_and_their_checks(tmp_path, monkeypatch):
     from training.pretrain import parse_arguments
 
+    monkeypatch.chdir(tmp_path)  # the file's relative paths: a saved dataset "data" and "d"
+    for name in ("data", "d"):
+        datasets.Dataset.from_dict({"input_ids": [[1]], "modality_mask": [[0]]}).save_to_disk(tmp_path / name)
     (tmp_path / "run.yaml").write_text(
         "tokenizer: tok\ntrain_data: data\noutput_dir: out\nmodel_type: llama\nmax_steps: 7\n"
         "patching_mode: curriculum\ncurriculum_aligned_until: 2\ncurriculum_static_from: 5\n"

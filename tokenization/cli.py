@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -83,28 +81,28 @@ def _alignment_for(alignments: Path | None, audio_path: Path, ctm: dict | None):
 
 def run_extract(arguments) -> None:
     from .alignment_readers import read_ctm
-    from .audio import read_audio
+    from .atomic_files import atomic_path
+    from .audio import duration_seconds, read_audio
     from .unit_extraction import load_unit_extractor
     from .unit_pieces import deduplicate_units
 
     extractor = load_unit_extractor(arguments.extractor)
     ctm = read_ctm(arguments.alignments) if arguments.alignments and arguments.alignments.is_file() else None
-    arguments.output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=arguments.output.parent, delete=False, suffix=".part") as handle:
+    with atomic_path(arguments.output) as partial, open(partial, "w") as handle:
         for path in tqdm(arguments.audio, desc="extracting", unit="file"):
             waveform, rate = read_audio(path)
             units = extractor(waveform, rate)
             row = {"path": str(path)}
             alignment = _alignment_for(arguments.alignments, path, ctm)
             if alignment is not None:
-                row["word_spans"] = alignment.frame_spans(extractor.frame_rate, len(units), len(waveform) / rate).tolist()
+                duration = duration_seconds(waveform, rate, str(path))
+                row["word_spans"] = alignment.frame_spans(extractor.frame_rate, len(units), duration).tolist()
                 row["words"] = alignment.words
             if arguments.deduplicate:
                 units, durations = deduplicate_units(units)
                 row["durations"] = durations.tolist()
             row["units"] = units.tolist()
             handle.write(json.dumps(row) + "\n")
-    os.replace(handle.name, arguments.output)  # a crash never leaves a half-written output behind
     logger.info("wrote units of %d files to %s", len(arguments.audio), arguments.output)
 
 

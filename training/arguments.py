@@ -3,6 +3,9 @@ parsing every script shares: `script.py config.yaml [--overrides]`."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 import sys
 from dataclasses import dataclass, field
 
@@ -12,6 +15,18 @@ from transformers import HfArgumentParser
 from modeling_lst.configuration_lst import PATCHING_MODES, PRESETS
 
 MODEL_TYPES = ("lst", "llama")
+MIXED_PRECISIONS = ("no", "bf16", "fp16")
+SAVED_DATASET_FILES = ("dataset_info.json", "state.json", "dataset_dict.json")  # what save_to_disk writes
+
+
+def check_local_path(value: str, flag: str, what: str, local_only: bool = False) -> None:
+    """A value meant as a local path (absolute, ./, ../, ~ or with more than one '/'; any value when `local_only`)
+    must exist; an 'org/name' is otherwise left to the Hub."""
+    if os.path.exists(value):
+        return
+    if local_only or os.path.isabs(value) or value.startswith((".", "~")) or value.count("/") > 1:
+        alternative = "" if local_only else " (or an 'org/name' repo id)"
+        raise ValueError(f"{flag} {value} does not exist: pass the path of {what}{alternative}.")
 
 
 @dataclass
@@ -28,6 +43,23 @@ class ModelArguments:
             raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {self.model_type!r}.")
         if self.preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}.")
+        check_local_path(self.tokenizer, "--tokenizer", "a saved SpeechUnitTextTokenizer")
+        if self.model_name_or_path:
+            check_local_path(self.model_name_or_path, "--model_name_or_path", "a saved model")
+        self.overrides()
+
+    def overrides(self) -> dict:
+        """`config_overrides` as a dict of LSTConfig fields."""
+        if not self.config_overrides:
+            return {}
+        try:
+            overrides = json.loads(self.config_overrides)
+        except ValueError as error:
+            raise ValueError(f"--config_overrides is not valid JSON ({error}): write it as "
+                             """'{"num_hidden_layers": 4}'.""") from error
+        if not isinstance(overrides, dict):
+            raise ValueError(f"--config_overrides must be a JSON object of LSTConfig fields, got {overrides!r}.")
+        return overrides
 
 
 @dataclass
@@ -35,6 +67,12 @@ class DataArguments:
     train_data: str = field(metadata={"help": "packed training sequences saved with save_to_disk "
                                               "(training.packing / training.data_recipes)"})
     eval_data: str | None = field(default=None, metadata={"help": "held-out packed sequences, scored at the end"})
+
+    def __post_init__(self):
+        for flag, path in (("--train_data", self.train_data), ("--eval_data", self.eval_data)):
+            if path is not None and not any(os.path.isfile(os.path.join(path, name)) for name in SAVED_DATASET_FILES):
+                what = "does not exist" if not os.path.exists(path) else "is not a dataset saved with save_to_disk"
+                raise ValueError(f"{flag} {path} {what}: build packed sequences with `lst data` (or save_to_disk).")
 
 
 @dataclass
@@ -73,6 +111,12 @@ class PretrainingArguments:
             raise ValueError("curriculum_static_from (t2) must not come before curriculum_aligned_until (t1).")
         if self.max_steps < 1 or self.per_device_batch_size < 1 or self.gradient_accumulation_steps < 1:
             raise ValueError("max_steps, per_device_batch_size and gradient_accumulation_steps must be positive.")
+        if not self.learning_rate > 0 or self.warmup_steps < 0 or self.save_steps < 0 or self.logging_steps < 1:
+            raise ValueError(f"learning_rate must be positive, warmup_steps and save_steps at least 0 and "
+                             f"logging_steps at least 1; got {self.learning_rate}, {self.warmup_steps}, {self.save_steps} and "
+                             f"{self.logging_steps}.")
+        if self.mixed_precision not in MIXED_PRECISIONS:
+            raise ValueError(f"mixed_precision must be one of {MIXED_PRECISIONS}, got {self.mixed_precision!r}.")
 
 
 def parse_script_arguments(dataclass_types, argv: list[str] | None = None) -> tuple:
@@ -81,8 +125,7 @@ def parse_script_arguments(dataclass_types, argv: list[str] | None = None) -> tu
     the file's entries become flags ahead of the user's, and argparse lets the last one win."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0].endswith((".yaml", ".yml")):
-        with open(argv[0], encoding="utf-8") as handle:
-            values = yaml.safe_load(handle) or {}
+        values = read_arguments_file(argv[0], dataclass_types)
         flags = []
         for key, value in values.items():
             if value is None:
@@ -90,3 +133,20 @@ def parse_script_arguments(dataclass_types, argv: list[str] | None = None) -> tu
             flags += [f"--{key}", *map(str, value)] if isinstance(value, list) else [f"--{key}", str(value)]
         argv = flags + argv[1:]
     return HfArgumentParser(dataclass_types).parse_args_into_dataclasses(argv)
+
+
+def read_arguments_file(path: str, dataclass_types) -> dict:
+    """A YAML file of argument names and values; what is not such a mapping, or names no argument, is refused with
+    the file's name (argparse would report a flag without saying it came from the file)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            values = yaml.safe_load(handle) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path} is not valid YAML: {error}") from error
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} must be a mapping of argument names to values, got a {type(values).__name__}.")
+    known = {f.name for cls in dataclass_types for f in dataclasses.fields(cls)}
+    unknown = sorted(str(key) for key in values if key not in known)
+    if unknown:
+        raise ValueError(f"{path} names unknown arguments {unknown}; the arguments are: {', '.join(sorted(known))}.")
+    return values

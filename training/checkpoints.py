@@ -1,25 +1,36 @@
-"""Atomic training checkpoints: `save_state` into a hidden partial directory, renamed when complete.
+"""Atomic, validated training checkpoints: `save_state` into a hidden partial directory, renamed when complete.
 
 A checkpoint is `checkpoint-<step>/` (Accelerate's model, optimizer, scheduler and RNG states plus our
 `trainer_state.json`). It is written as `.checkpoint-<step>.partial/` and renamed only after every process
 has finished writing, so a process killed mid-save leaves a partial directory that `latest_checkpoint`
-never picks up (and the next save clears).
+never picks up (and the next save clears). The state file lists every file of the save with its size, so a
+checkpoint damaged later (a deleted or truncated file, a corrupt state) is found before anything is loaded, and
+'latest' falls back to the newest whole one.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
 from pathlib import Path
 
+from safetensors import safe_open
+
+from tokenization.atomic_files import atomic_path, write_text_atomically
+
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
+MANIFEST = "files"  # in the state: each file the save wrote, with its size
+REQUIRED_STATE = ("step",)
+
+logger = logging.getLogger(__name__)
 
 
 def checkpoints(output_dir: str | os.PathLike) -> list[Path]:
-    """Complete checkpoints, oldest first."""
+    """Checkpoint directories that finished writing (they hold trainer_state.json), oldest first."""
     directory = Path(output_dir)
     if not directory.is_dir():
         return []
@@ -28,20 +39,65 @@ def checkpoints(output_dir: str | os.PathLike) -> list[Path]:
     return [path for _, path in sorted(found)]
 
 
-def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
-    found = checkpoints(output_dir)
-    return found[-1] if found else None
+def checkpoint_problem(path: Path, required_keys=REQUIRED_STATE) -> str | None:
+    """What is wrong with a checkpoint, or None when it is whole: its state file parses and holds
+    `required_keys`, and every file the save wrote (the state's manifest) is there, at its size, with
+    readable safetensors headers. Nothing is loaded, so a damaged checkpoint is found before any state is."""
+    state_path = path / STATE_FILE
+    if not state_path.is_file():
+        return f"it has no {STATE_FILE} (the save did not finish)"
+    try:
+        state = json.loads(state_path.read_text())
+    except ValueError as error:
+        return f"its {STATE_FILE} is not valid JSON ({error})"
+    if not isinstance(state, dict):
+        return f"its {STATE_FILE} holds {type(state).__name__}, not the trainer state"
+    missing = [key for key in (*required_keys, MANIFEST) if key not in state]
+    if missing:
+        return f"its {STATE_FILE} lacks {missing}"
+    if not isinstance(state["step"], int) or state["step"] < 0:
+        return f"its {STATE_FILE} has step {state['step']!r}, not a step count"
+    for name, size in sorted(state[MANIFEST].items()):
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        if file.stat().st_size != size:
+            return f"{name} has {file.stat().st_size} bytes where the save wrote {size} (truncated or replaced)"
+        if name.endswith(".safetensors"):
+            try:
+                with safe_open(str(file), framework="pt") as handle:
+                    handle.keys()
+            except Exception as error:  # safetensors raises its own error type for every kind of damage
+                return f"{name} is damaged ({error})"
+    return None
 
 
-def resolve_checkpoint(output_dir: str | os.PathLike, requested: str | None) -> Path | None:
-    """`requested` as a path, or the newest complete checkpoint for 'latest' (None when there is none yet)."""
+def latest_checkpoint(output_dir: str | os.PathLike, required_keys=REQUIRED_STATE) -> Path | None:
+    """The newest whole checkpoint; damaged newer ones are skipped, each logged with what is wrong."""
+    for path in reversed(checkpoints(output_dir)):
+        problem = checkpoint_problem(path, required_keys)
+        if problem is None:
+            return path
+        logger.warning("skipping checkpoint %s: %s", path, problem)
+    return None
+
+
+def resolve_checkpoint(output_dir: str | os.PathLike, requested: str | None,
+                       required_keys=REQUIRED_STATE) -> Path | None:
+    """`requested` as a path (refused unless whole), or the newest whole checkpoint for 'latest' (None when there
+    is none yet)."""
     if requested is None:
         return None
     if requested == "latest":
-        return latest_checkpoint(output_dir)
+        return latest_checkpoint(output_dir, required_keys)
     path = Path(requested)
-    if not (path / STATE_FILE).is_file():
-        raise ValueError(f"{path} is not a complete checkpoint (no {STATE_FILE}); pass a checkpoint-N directory or 'latest'.")
+    if not path.is_dir():
+        raise ValueError(f"--resume_from_checkpoint {path}: there is no such directory; pass a checkpoint-N "
+                         "directory of this run or 'latest'.")
+    problem = checkpoint_problem(path, required_keys)
+    if problem is not None:
+        raise ValueError(f"--resume_from_checkpoint {path} cannot be resumed from: {problem}. Pass another "
+                         "checkpoint-N, or 'latest' to take the newest whole one.")
     return path
 
 
@@ -57,8 +113,9 @@ def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, state
     accelerator.save_state(str(partial))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        manifest = {p.name: p.stat().st_size for p in sorted(partial.iterdir()) if p.is_file()}
         with open(partial / STATE_FILE, "w") as handle:
-            json.dump(state, handle, indent=2)
+            json.dump({**state, MANIFEST: manifest}, handle, indent=2)
             handle.flush()
             os.fsync(handle.fileno())
         if final.exists():
@@ -71,9 +128,21 @@ def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, state
     return final
 
 
-def load_checkpoint(accelerator, path: Path) -> dict:
+def checkpoint_state(path: Path, required_keys=REQUIRED_STATE) -> dict:
+    """A whole checkpoint's trainer state (without its manifest); nothing of the model or optimizer is loaded."""
+    problem = checkpoint_problem(path, required_keys)
+    if problem is not None:
+        raise ValueError(f"Checkpoint {path} cannot be resumed from: {problem}.")
+    state = json.loads((path / STATE_FILE).read_text())
+    state.pop(MANIFEST)
+    return state
+
+
+def load_checkpoint(accelerator, path: Path, required_keys=REQUIRED_STATE) -> dict:
+    """The trainer state, after checking the whole checkpoint, and Accelerate's states loaded."""
+    state = checkpoint_state(path, required_keys)
     accelerator.load_state(str(path))
-    return json.loads((path / STATE_FILE).read_text())
+    return state
 
 
 def save_pretrained_atomically(model, tokenizer, directory: str | os.PathLike, extra_files: dict | None = None,
@@ -84,25 +153,14 @@ def save_pretrained_atomically(model, tokenizer, directory: str | os.PathLike, e
     and the joint tokenizer load with `trust_remote_code=True` without this package."""
     from modeling_lst.export import save_tokenizer_with_remote_code, save_with_remote_code
 
-    directory = Path(directory)
-    partial = directory.with_name(directory.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    if with_code and model.config.model_type == "lst":
-        save_with_remote_code(model, partial, tokenizer=tokenizer)
-    else:
-        model.save_pretrained(partial)
-        (save_tokenizer_with_remote_code if with_code else type(tokenizer).save_pretrained)(tokenizer, partial)
-    for name, text in (extra_files or {}).items():
-        (partial / name).write_text(text)
-    shutil.rmtree(directory, ignore_errors=True)
-    os.replace(partial, directory)
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    """`text` into `path` through a temporary file renamed into place: a reader never sees half a file."""
-    partial = path.with_name(path.name + ".part")
-    partial.write_text(text)
-    os.replace(partial, path)
+    with atomic_path(directory) as partial:
+        if with_code and model.config.model_type == "lst":
+            save_with_remote_code(model, partial, tokenizer=tokenizer)
+        else:
+            model.save_pretrained(partial)
+            (save_tokenizer_with_remote_code if with_code else type(tokenizer).save_pretrained)(tokenizer, partial)
+        for name, text in (extra_files or {}).items():
+            (partial / name).write_text(text)
 
 
 def read_log(path: Path) -> list[dict]:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 import datasets
 import numpy as np
 import pyarrow as pa
 from datasets.distributed import split_dataset_by_node
+
+from tokenization.atomic_files import atomic_path
 
 from .data_formats import FORMATS, AstConfig, InterleaveConfig, SpanSampler, document_segments, encode_documents
 
@@ -40,11 +41,25 @@ def _build_batch(batch: dict, indices: list[int], tokenizer, format: str, seed: 
         document_segments(format, row, np.random.default_rng([seed, epoch, index]), ast, interleave, f"row {index}")
         for row, index in zip(rows, indices)
     ]
-    encoded = encode_documents(tokenizer, documents)
+    try:
+        encoded = encode_documents(tokenizer, documents)
+    except ValueError:
+        _raise_for_first_bad_row(tokenizer, documents, indices)
+        raise
     if not arrow:  # streaming: plain columns
         return {**encoded, "format": [format] * len(rows)}
     columns = {name: _arrow_lists(arrays) for name, arrays in encoded.items()}
     return pa.table({**columns, "format": pa.array([format] * len(rows))}, schema=FEATURES.arrow_schema)
+
+
+def _raise_for_first_bad_row(tokenizer, documents: list, indices: list[int]) -> None:
+    """The tokenizer names a bad segment by its place in the map batch; name the dataset row instead (only
+    on the error path: each document is encoded alone until one fails)."""
+    for document, index in zip(documents, indices):
+        try:
+            tokenizer(segments=document)
+        except ValueError as error:
+            raise ValueError(f"row {index}: {error}") from error
 
 
 def _arrow_lists(arrays: list[np.ndarray]) -> pa.ListArray:
@@ -88,11 +103,9 @@ def shard_for_process(dataset, rank: int, world_size: int):
 
 def save_with_card(dataset: datasets.Dataset, directory: str | os.PathLike, card) -> None:
     """`save_to_disk`, then the card as README.md next to the Arrow files (written atomically)."""
-    directory = Path(directory)
-    dataset.save_to_disk(directory)
-    partial = directory / "README.md.part"
-    partial.write_text(str(card))
-    os.replace(partial, directory / "README.md")
+    with atomic_path(directory) as partial:
+        dataset.save_to_disk(partial)
+        (partial / "README.md").write_text(str(card))
 
 
 def push_with_card(dataset: datasets.Dataset, repo_id: str, card, private: bool = True) -> None:

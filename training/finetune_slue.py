@@ -33,11 +33,12 @@ from transformers import AutoTokenizer, get_scheduler
 
 import modeling_lst  # noqa: F401  (registers LST with the Auto classes)
 from tokenization.unit_extraction import load_unit_extractor
-from training.arguments import parse_script_arguments
+from training.arguments import check_local_path, parse_script_arguments
 from training.adapters import BASE_RECORD, base_fingerprint, base_record, load_finetuned
 from training.batches import Batches
-from training.checkpoints import (load_checkpoint, resolve_checkpoint, save_checkpoint, save_pretrained_atomically,
-                                  truncate_log, write_text_atomically)
+from training.checkpoints import (checkpoint_state, load_checkpoint, resolve_checkpoint, save_checkpoint,
+                                  save_pretrained_atomically, truncate_log)
+from tokenization.atomic_files import write_text_atomically
 from training.lora_presets import LORA_PRESETS, lora_config
 from training.slue_ner import NerTask
 from training.slue_sentiment import SentimentTask
@@ -93,6 +94,17 @@ class FinetuningArguments:
                 raise ValueError(f"{name} must be one of {MODALITIES}, got {getattr(self, name)!r}.")
         if self.max_steps < 1 or self.eval_steps < 1 or self.per_device_batch_size < 1:
             raise ValueError("max_steps, eval_steps and per_device_batch_size must be positive.")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}.")
+        if self.ner_tag_set not in ("raw", "combined"):
+            raise ValueError(f"ner_tag_set must be 'raw' or 'combined', got {self.ner_tag_set!r}.")
+        check_local_path(self.model_name_or_path, "--model_name_or_path", "a pretrained model")
+        for flag, path, what in (("--train_data", self.train_data, "SLUE-schema rows"),
+                                 ("--validation_data", self.validation_data, "SLUE-schema rows"),
+                                 ("--tokenizer", self.tokenizer, "a saved tokenizer"),
+                                 ("--unit_extractor", self.unit_extractor, "a saved unit extractor")):
+            if path is not None and not any(mark in path for mark in "*?["):  # globs are data_files patterns
+                check_local_path(path, flag, what, local_only=flag != "--tokenizer")
 
 
 def recorded_arguments(args: FinetuningArguments) -> dict:
@@ -167,13 +179,14 @@ def finetune(args: FinetuningArguments) -> dict:
     recorded = recorded_arguments(args)
     state = {"step": 0, "micro_batches": 0, "best": None, "log": [], "examples": 0, "train_seconds": 0.0,
              "arguments": recorded}
-    checkpoint = resolve_checkpoint(output_dir, args.resume_from_checkpoint)
+    checkpoint = resolve_checkpoint(output_dir, args.resume_from_checkpoint, tuple(state))
     if checkpoint is not None:
-        state = load_checkpoint(accelerator, checkpoint)
-        changed = sorted(k for k in recorded if state["arguments"].get(k) != recorded[k])
+        saved = checkpoint_state(checkpoint, tuple(state))
+        changed = sorted(k for k in recorded if saved["arguments"].get(k) != recorded[k])
         if changed:
             raise ValueError(f"{checkpoint} was written by a run with other arguments ({', '.join(changed)}); "
                              "resume with the same ones, or start in a new output_dir.")
+        state = load_checkpoint(accelerator, checkpoint, tuple(state))
         logger.info("resumed from %s at step %d", checkpoint, state["step"])
     if accelerator.is_main_process:
         truncate_log(output_dir / LOG_FILE, state["step"])

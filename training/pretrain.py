@@ -36,6 +36,7 @@ from modeling_lst.patching import patch_starts
 
 from training.arguments import DataArguments, ModelArguments, PretrainingArguments, parse_script_arguments
 from training.batches import Batches
+from tokenization.atomic_files import write_text_atomically
 from training.checkpoints import (load_checkpoint, read_log, resolve_checkpoint, save_checkpoint,
                                   save_pretrained_atomically, truncate_log)
 from training.collator import PackedCollator
@@ -44,12 +45,13 @@ from model_cards.model_card import hardware
 from training.throughput import measured_peak_flops, training_flops
 
 logger = logging.getLogger("lst.pretrain")
+RESUME_STATE = ("step", "micro_batches")  # what a checkpoint's trainer state must hold to resume from
 LOG_FILE = "log.jsonl"
 
 
 def build_model(model_args: ModelArguments, tokenizer, args: PretrainingArguments):
     """LST from a preset (or saved weights), or the Llama baseline with LST's global shape over tokens."""
-    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+    overrides = model_args.overrides()
     if model_args.model_name_or_path:
         model_class = LSTForCausalLM if model_args.model_type == "lst" else LlamaForCausalLM
         model = model_class.from_pretrained(model_args.model_name_or_path)
@@ -62,6 +64,16 @@ def build_model(model_args: ModelArguments, tokenizer, args: PretrainingArgument
     if args.gradient_checkpointing:
         model.activation_checkpointing_enable()
     return model
+
+
+def check_packed_columns(dataset, where: str, patching_mode: str) -> None:
+    """Packed rows hold ids and the modality mask; word-based patching also needs the word spans."""
+    needed = ["input_ids", "modality_mask"] + (["word_spans"] if patching_mode in ("aligned", "mixed", "curriculum")
+                                               else [])
+    missing = [name for name in needed if name not in dataset.column_names]
+    if missing:
+        raise ValueError(f"{where} lacks the column(s) {missing} (it has {dataset.column_names}): train on packed "
+                         f"sequences from `lst data`{' with word spans' if 'word_spans' in missing else ''}.")
 
 
 def optimizer_for(model, args: PretrainingArguments) -> torch.optim.AdamW:
@@ -129,12 +141,15 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
                               project_dir=str(output_dir))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     set_seed(args.seed)
+    # The cheap checks first: the checkpoint to resume from and the data, before a model is built.
+    checkpoint = resolve_checkpoint(output_dir, args.resume_from_checkpoint, RESUME_STATE)
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer)
+    train_data = datasets.load_from_disk(data_args.train_data)
+    check_packed_columns(train_data, data_args.train_data, args.patching_mode)
     model = build_model(model_args, tokenizer, args)
     lst_config = model.config if model_args.model_type == "lst" else None
     flops_config = model.config
     text_range = tokenizer.vocabulary_layout()["text_token_range"]
-    train_data = datasets.load_from_disk(data_args.train_data)
     optimizer = optimizer_for(model, args)
     # The schedule is stepped once per optimizer step; Accelerate's wrapper would step it once per process.
     scheduler = get_scheduler("cosine_with_min_lr", optimizer, num_warmup_steps=args.warmup_steps,
@@ -144,9 +159,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
     accelerator.register_for_checkpointing(scheduler)
 
     step, position = 0, 0
-    checkpoint = resolve_checkpoint(output_dir, args.resume_from_checkpoint)
     if checkpoint is not None:
-        state = load_checkpoint(accelerator, checkpoint)
+        state = load_checkpoint(accelerator, checkpoint, RESUME_STATE)
         step, position = state["step"], state["micro_batches"]
         logger.info("resumed from %s at step %d", checkpoint, step)
     elif args.resume_from_checkpoint == "latest":
@@ -207,14 +221,14 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
     # Each process records what it trained on, so multi-process runs can be checked rank by rank.
     ranks = output_dir / "ranks"
     ranks.mkdir(parents=True, exist_ok=True)
-    (ranks / f"rank-{accelerator.process_index}.json").write_text(json.dumps(
+    write_text_atomically(ranks / f"rank-{accelerator.process_index}.json", json.dumps(
         {"process_index": accelerator.process_index, "num_processes": accelerator.num_processes,
          "micro_batches": batches.position, "step": step}))
     final = output_dir / "final"
     if accelerator.is_main_process:
         # The final checkpoint carries its code, so it loads with trust_remote_code where lst is not installed.
         save_pretrained_atomically(accelerator.unwrap_model(model), tokenizer, final, with_code=True)
-        (output_dir / "run.json").write_text(json.dumps({
+        write_text_atomically(output_dir / "run.json", json.dumps({
             "model_type": model_args.model_type, "preset": model_args.preset, "patching_mode": args.patching_mode,
             "hardware": hardware(), "num_processes": accelerator.num_processes,
             "mixed_precision": args.mixed_precision}, indent=2) + "\n")
@@ -223,7 +237,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
         results = evaluate_loss(model, datasets.load_from_disk(data_args.eval_data), tokenizer, accelerator, args,
                                 lst_config)
         if accelerator.is_main_process:
-            (output_dir / "eval_results.json").write_text(json.dumps(results, indent=2))
+            write_text_atomically(output_dir / "eval_results.json", json.dumps(results, indent=2))
             logger.info("held-out loss: %s", results)
     accelerator.wait_for_everyone()
     accelerator.end_training()

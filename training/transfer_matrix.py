@@ -28,7 +28,8 @@ from accelerate import Accelerator
 from tokenization.unit_extraction import load_unit_extractor
 from training.adapters import load_finetuned
 from training.arguments import parse_script_arguments
-from training.checkpoints import STATE_FILE, latest_checkpoint, write_text_atomically
+from tokenization.atomic_files import write_text_atomically
+from training.checkpoints import STATE_FILE, latest_checkpoint
 from training.finetune_slue import (MODALITIES, TASKS, FinetuningArguments, finetune, recorded_arguments,
                                     task_for)
 from training.slue_data import model_type_of
