@@ -1,8 +1,9 @@
 """Audio in: reading files and making waveforms what an extractor expects, with clear errors.
 
-Conversions users expect (integer PCM to float, stereo to mono, resampling with soxr) are done and logged;
-anything that would give a silently wrong result (empty, silent, NaN/inf audio, unreadable files) is an
-error that says what is wrong.
+Conversions users expect (signed and unsigned integer PCM to float, stereo to mono in either layout,
+resampling with soxr) are done and logged; anything that would give a silently wrong result (empty, silent,
+NaN/inf audio, unreadable or missing files, an ambiguous channel layout, audio shorter than the extractor's
+analysis window) is an error that says what is wrong.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ logger = logging.getLogger(__name__)
 
 def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """A file's samples (float32, channels last) and sampling rate, via soundfile."""
+    if not os.path.isfile(path):
+        what = "is a directory, not an audio file" if os.path.isdir(path) else "does not exist"
+        raise FileNotFoundError(f"Audio file {os.fspath(path)!r} {what}: check the path (relative paths are read "
+                                f"from {os.getcwd()!r}).")
     try:
         waveform, sampling_rate = soundfile.read(path, dtype="float32", always_2d=False)
     except (RuntimeError, soundfile.LibsndfileError) as error:
@@ -54,31 +59,74 @@ def _log_conversion(message: str, *arguments) -> None:
     logger.log(level, message + ("" if level == logging.DEBUG else " (further ones are logged at DEBUG)"), *arguments)
 
 
-def prepare_waveform(waveform, sampling_rate: int, target_rate: int, name: str = "audio") -> np.ndarray:
-    """A mono float32 waveform at `target_rate`, or a ValueError naming the problem."""
+# At most this many channels: a 2-D array's shorter axis is its channels only if it is this short and the
+# other axis is longer; anything else is ambiguous and refused rather than guessed.
+MAX_CHANNELS = 8
+
+
+def channel_axis(array: np.ndarray, name: str = "audio") -> int:
+    """The channel axis of a 2-D waveform, `(samples, channels)` (soundfile's layout) or `(channels, samples)`
+    (torchaudio's): the axis of at most MAX_CHANNELS when the other is longer."""
+    short = int(np.argmin(array.shape))
+    if array.shape[short] > MAX_CHANNELS or array.shape[0] == array.shape[1]:
+        raise ValueError(f"{name} has shape {array.shape}: neither axis reads as at most {MAX_CHANNELS} channels "
+                         "next to a longer time axis. Pass mono (samples,) or (samples, channels).")
+    return short
+
+
+def feature_encoder_receptive_field(config) -> int:
+    """Samples one output frame of a wav2vec2-family convolutional feature encoder (HuBERT, wav2vec2) sees
+    (400 at 16 kHz for the usual 7 layers): the shortest input that gives one frame."""
+    field, stride = 1, 1
+    for kernel, step in zip(config.conv_kernel, config.conv_stride):
+        field += (kernel - 1) * stride
+        stride *= step
+    return field
+
+
+def duration_seconds(waveform, sampling_rate: int, name: str = "audio") -> float:
+    """Seconds of audio in a mono or multi-channel waveform (whichever axis holds the channels)."""
+    array = np.asarray(waveform)
+    samples = array.shape[1 - channel_axis(array, name)] if array.ndim == 2 else array.shape[0]
+    return samples / sampling_rate
+
+
+def prepare_waveform(waveform, sampling_rate: int, target_rate: int, name: str = "audio",
+                     min_samples: int = 1) -> np.ndarray:
+    """A mono float32 waveform at `target_rate`, or a ValueError naming the problem. `min_samples` (at
+    `target_rate`) is the extractor's analysis window: shorter audio has no full frame and is refused."""
     array = np.asarray(waveform)
     if array.size == 0:
         raise ValueError(f"{name} is empty.")
-    if np.issubdtype(array.dtype, np.integer):
+    if np.issubdtype(array.dtype, np.signedinteger):
         scale = float(np.iinfo(array.dtype).max) + 1.0
         _log_conversion("%s: converting %s PCM to float in [-1, 1)", name, array.dtype)
         array = array.astype(np.float32) / scale
+    elif np.issubdtype(array.dtype, np.unsignedinteger):  # unsigned PCM (8-bit WAV) is offset by half its range
+        middle = float(np.iinfo(array.dtype).max // 2 + 1)
+        _log_conversion("%s: converting unsigned %s PCM (centred on %d) to float in [-1, 1)", name, array.dtype,
+                        int(middle))
+        array = (array.astype(np.float64) - middle).astype(np.float32) / middle
     elif not np.issubdtype(array.dtype, np.floating):
         raise ValueError(f"{name} has dtype {array.dtype}; expected float or integer PCM samples.")
     if array.ndim == 2:
-        channels_axis = 0 if array.shape[0] < array.shape[1] else 1
-        _log_conversion("%s: downmixing %d channels to mono", name, array.shape[channels_axis])
-        array = array.mean(axis=channels_axis)
+        axis = channel_axis(array, name)
+        _log_conversion("%s: downmixing %d channels to mono", name, array.shape[axis])
+        array = array.mean(axis=axis)
     elif array.ndim != 1:
         raise ValueError(f"{name} must be 1-D (mono) or 2-D (channels), got shape {array.shape}.")
     if not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or infinite samples.")
     if not np.any(array):
         raise ValueError(f"{name} is silent (all samples are zero).")
-    if sampling_rate <= 0:
-        raise ValueError(f"{name}: sampling rate must be positive, got {sampling_rate}.")
+    if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, np.integer)) or sampling_rate <= 0:
+        raise ValueError(f"{name}: sampling rate must be a positive integer number of Hz, got {sampling_rate!r}.")
     array = array.astype(np.float32, copy=False)
     if sampling_rate != target_rate:
         _log_conversion("%s: resampling %d Hz -> %d Hz", name, sampling_rate, target_rate)
         array = soxr.resample(array, sampling_rate, target_rate).astype(np.float32)
+    if array.size < min_samples:
+        raise ValueError(f"{name} is {1000 * array.size / target_rate:.1f} ms long, shorter than one analysis window "
+                         f"({1000 * min_samples / target_rate:.0f} ms, {min_samples} samples at {target_rate} Hz): it "
+                         "has no full frame to make a unit from. Drop the clip or pad it with real context.")
     return array

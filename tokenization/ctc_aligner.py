@@ -16,7 +16,7 @@ import torch
 from transformers import AutoFeatureExtractor, AutoTokenizer, Wav2Vec2ForCTC
 
 from .alignment import WordAlignment
-from .audio import prepare_waveform
+from .audio import feature_encoder_receptive_field, prepare_waveform
 
 
 def ctc_viterbi(log_probs: np.ndarray, targets: np.ndarray, blank: int) -> np.ndarray:
@@ -116,7 +116,8 @@ class CtcAligner:
         return np.array(ids, dtype=np.int64), word_starts
 
     def log_probs(self, waveform, sampling_rate: int) -> np.ndarray:
-        audio = prepare_waveform(waveform, sampling_rate, self.sampling_rate)
+        audio = prepare_waveform(waveform, sampling_rate, self.sampling_rate,
+                                  min_samples=feature_encoder_receptive_field(self.model.config))
         inputs = self.feature_extractor(audio, sampling_rate=self.sampling_rate, return_tensors="pt")
         with torch.no_grad():
             logits = self.model(inputs.input_values).logits[0]

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from transformers import HubertModel
 
-from .audio import prepare_waveform
+from .audio import feature_encoder_receptive_field, prepare_waveform
 from .unit_extraction import KMeansUnitExtractor
 
 
@@ -46,7 +46,8 @@ class HubertUnitExtractor(KMeansUnitExtractor):
         return self.model.config.feat_extract_norm == "layer"
 
     def _prepared(self, waveform, sampling_rate: int) -> np.ndarray:
-        audio = prepare_waveform(waveform, sampling_rate, self.sampling_rate)
+        audio = prepare_waveform(waveform, sampling_rate, self.sampling_rate,
+                                  min_samples=feature_encoder_receptive_field(self.model.config))
         if self._takes_padded_batches:  # models trained on normalised input expect it
             audio = (audio - audio.mean()) / np.sqrt(audio.var() + 1e-7)
         return audio

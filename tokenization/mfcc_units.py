@@ -33,7 +33,7 @@ class MfccUnitExtractor(KMeansUnitExtractor):
 
     def features(self, waveform, sampling_rate: int) -> np.ndarray:
         """`(frames, 39)`: 13 MFCCs with deltas and delta-deltas, normalised per utterance."""
-        audio = prepare_waveform(waveform, sampling_rate, self.sampling_rate)
+        audio = prepare_waveform(waveform, sampling_rate, self.sampling_rate, min_samples=self._window)
         log_mel = spectrogram(
             audio, window_function(self._window, "hann"), frame_length=self._window, hop_length=self._hop,
             fft_length=self._fft, power=2.0, mel_filters=self._mel_filters, log_mel="log", mel_floor=1e-10,

@@ -11,6 +11,7 @@ import numpy as np
 from transformers import BatchEncoding, ProcessorMixin
 
 from .alignment import WordAlignment
+from .audio import duration_seconds
 from .feature_extraction_units import UnitFeatureExtractor
 from .segments import SpeechSegment
 from .unit_extraction import KMeansUnitExtractor
@@ -72,7 +73,7 @@ class SpeechTextProcessor(ProcessorMixin):
                 raise ValueError("Pass sampling_rate with the audio; it is resampled to the extractor's rate.")
             units = self.extractor.batch(audios, sampling_rate)
             speech = [
-                self._speech_segment(u, np.shape(a)[0] / sampling_rate, alignments[i] if alignments else None,
+                self._speech_segment(u, duration_seconds(a, sampling_rate), alignments[i] if alignments else None,
                                      texts[i] if texts else None)
                 for i, (u, a) in enumerate(zip(units, audios))
             ]
