@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokenization.segments import SpeechSegment
+from tokenization.segments import SpeechSegment, as_unit_array
 
 FORMATS = ("ulm", "tlm", "cst_speech_text", "cst_text_speech", "ast", "interleave")
 SAMPLER_KINDS = ("poisson", "uniform", "fixed")
@@ -134,7 +134,8 @@ def document_segments(format: str, row: dict, rng: np.random.Generator, ast: Ast
     """The segments of one document in `format`, from one front-end row."""
     if format == "tlm":
         return [row["text"]]
-    units = np.asarray(row["units"], dtype=np.int64)
+    # Not np.asarray(..., dtype=int64): that would truncate float units without a word.
+    units = as_unit_array(row["units"], where).astype(np.int64, copy=False)
     spans = _frame_spans(row["word_spans"], units, where) if row.get("word_spans") is not None else None
     speech = SpeechSegment(units, spans) if spans is not None else units
     if format == "ulm":

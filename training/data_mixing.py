@@ -21,13 +21,28 @@ def with_source(dataset, name: str):
     return dataset.map(lambda batch: {"source": [name] * len(batch["input_ids"])}, batched=True, features=features)
 
 
+def check_weights(weights: dict, what: str, allowed=None) -> None:
+    """Named weights: known names (when `allowed` is given), each a finite number >= 0, with a positive sum.
+    A zero weight leaves its source out on purpose; a negative one is refused rather than dropped."""
+    if not isinstance(weights, dict) or not weights:
+        raise ValueError(f"{what} must be a non-empty mapping of name to weight, got {weights!r}.")
+    unknown = sorted(set(weights) - set(allowed)) if allowed is not None else []
+    if unknown:
+        raise ValueError(f"{what}: unknown name(s) {unknown}; choose from {list(allowed)}.")
+    for name, weight in weights.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"{what}: the weight of {name!r} is {weight!r}; weights are finite numbers >= 0 "
+                             "(0 leaves the source out).")
+    if sum(weights.values()) <= 0:
+        raise ValueError(f"{what}: every weight is 0 ({weights}); give at least one source a positive weight.")
+
+
 def mix(sources: dict, weights: dict[str, float], seed: int = 0):
     """Rows drawn from `sources` with probabilities proportional to `weights`, until one source runs out
     (so the realised shares match the weights; `stopping_strategy="first_exhausted"`)."""
     if set(sources) != set(weights):
         raise ValueError(f"Weights are for {sorted(weights)} but the sources are {sorted(sources)}.")
-    if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
-        raise ValueError(f"Weights must be non-negative with a positive sum, got {weights}.")
+    check_weights(weights, "mix weights")
     names = [name for name in sources if weights[name] > 0]
     total = sum(weights[name] for name in names)
     return datasets.interleave_datasets(

@@ -8,14 +8,17 @@ them by source shares (or by a speech:text token ratio) and packs the result.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
-from .data_formats import AstConfig, InterleaveConfig, SpanSampler
-from .data_mixing import mix, token_ratio_weights
+from .data_formats import FORMATS, AstConfig, InterleaveConfig, SpanSampler
+from .data_mixing import check_weights, mix, token_ratio_weights
 from .data_pipeline import build_format
-from .packing import pack
+from .packing import PACK_UNITS, pack
 
 SOURCE_FORMATS = {"speech": "ulm", "text": "tlm"}  # paired sources are rendered in `paired_formats`
+SOURCE_KINDS = ("speech", "paired", "text")
+PAIRED_FORMATS = tuple(f for f in FORMATS if f not in SOURCE_FORMATS.values())
 
 
 @dataclass
@@ -31,6 +34,22 @@ class DataRecipe:
     pack_unit: str = "tokens"
     sequence_length: int = 2048
     patch_size: int = 4
+
+    def __post_init__(self):
+        """Checked when built (and on every `replace`), before any data is touched."""
+        where = f"Recipe {self.name!r}"
+        check_weights(self.source_weights, f"{where}: source_weights", allowed=SOURCE_KINDS)
+        if self.source_weights.get("paired", 0) > 0:
+            check_weights(self.paired_formats, f"{where}: paired_formats", allowed=PAIRED_FORMATS)
+        if self.pack_unit not in PACK_UNITS:
+            raise ValueError(f"{where}: pack_unit must be one of {PACK_UNITS}, got {self.pack_unit!r}.")
+        for name in ("sequence_length", "patch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{where}: {name} must be a positive integer, got {getattr(self, name)!r}.")
+        ratio = self.speech_per_text
+        if ratio is not None and not (isinstance(ratio, (int, float)) and math.isfinite(ratio) and ratio > 0):
+            raise ValueError(f"{where}: speech_per_text must be a positive ratio (e.g. 0.5 for 1:2), got "
+                             f"{self.speech_per_text!r}.")
 
     def weights(self) -> dict[str, float]:
         """Example shares of each formatted source: paired shares split over the paired formats."""

@@ -86,8 +86,12 @@ def pack_documents(batch: dict, sequence_length: int, unit: str = "tokens", patc
 def pack(dataset, sequence_length: int, unit: str = "tokens", patch_size: int = 4, num_proc: int | None = None,
          batch_size: int = 1000):
     """Packed sequences from a formatted dataset (`Dataset` or streaming `IterableDataset`)."""
-    if sequence_length < 1:
-        raise ValueError(f"sequence_length must be positive, got {sequence_length}.")
+    if isinstance(sequence_length, bool) or not isinstance(sequence_length, int) or sequence_length < 1:
+        raise ValueError(f"sequence_length must be a positive integer, got {sequence_length!r}.")
+    if unit not in PACK_UNITS:
+        raise ValueError(f"Packing unit must be one of {PACK_UNITS}, got {unit!r}.")
+    if unit == "patches" and (isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1):
+        raise ValueError(f"patch_size must be a positive integer when packing by patches, got {patch_size!r}.")
     options = {"batched": True, "batch_size": batch_size, "remove_columns": dataset.column_names,
                "features": PACKED_FEATURES,
                "fn_kwargs": {"sequence_length": sequence_length, "unit": unit, "patch_size": patch_size}}
