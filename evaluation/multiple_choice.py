@@ -37,6 +37,9 @@ def multiple_choice_accuracy(model, tokenizer, items: list[MultipleChoiceItem], 
     log p(ending) (the unconditional normalisation of the GPT-3 paper, section 2.4). It removes how likely
     an ending is on its own, which dominates the choice of a weak model, and keeps what the context adds.
     """
+    if not items:
+        raise ValueError("No multiple-choice items to score: an accuracy over nothing is undefined. Check that the "
+                         "evaluation file loaded rows (and that any filter kept some).")
     pairs = [(item.context, ending) for item in items for ending in item.endings]
     scores = continuation_log_likelihoods(model, tokenizer, pairs, batch_size, progress)
     bounds = np.cumsum([0] + [len(item.endings) for item in items])

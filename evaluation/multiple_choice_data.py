@@ -36,14 +36,20 @@ class TextItem:
 def load_story_cloze(path: str | Path) -> list[TextItem]:
     items = []
     with open(path, newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
+        for line_number, row in enumerate(csv.DictReader(handle), start=2):
             try:
                 context = " ".join(row[f"InputSentence{i}"].strip() for i in range(1, 5))
                 endings = [row["RandomFifthSentenceQuiz1"].strip(), row["RandomFifthSentenceQuiz2"].strip()]
-                label = int(row["AnswerRightEnding"]) - 1
+                answer = row["AnswerRightEnding"]
             except KeyError as missing:
                 raise ValueError(f"{path}: not a StoryCloze CSV (no column {missing}).") from None
-            items.append(TextItem(row.get("InputStoryid", str(len(items))), context, endings, label))
+            except AttributeError:  # a short row: csv fills missing cells with None
+                raise ValueError(f"{path}:{line_number}: the row has fewer cells than the header.") from None
+            if answer not in ("1", "2"):
+                raise ValueError(f"{path}:{line_number}: AnswerRightEnding must be 1 or 2, got {answer!r}.")
+            items.append(TextItem(row.get("InputStoryid", str(len(items))), context, endings, int(answer) - 1))
+    if not items:
+        raise ValueError(f"{path}: the StoryCloze CSV has a header but no stories.")
     return items
 
 

@@ -78,6 +78,9 @@ def _waveform(audio: dict, row_id: str, base_directory: Path | None) -> tuple[np
         if not path.is_absolute() and base_directory is not None:
             path = base_directory / path
         source, name = path, f"{path} (row {row_id!r})"
+        if not path.is_file():
+            raise FileNotFoundError(f"The audio of row {row_id!r}, {path}, does not exist: relative paths are read "
+                                    f"from the data files' folder ({base_directory}); check data_dir.")
     try:
         waveform, sampling_rate = soundfile.read(source, dtype="float32", always_2d=False)
     except (RuntimeError, soundfile.LibsndfileError) as error:

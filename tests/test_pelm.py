@@ -43,9 +43,12 @@ def test_repetition_shows_in_auto_bleu_and_distinct_n(external_lm):
 
 
 def test_missing_external_lm_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="Offline, pass a local directory"):
+    with pytest.raises(ValueError, match="reads as a local path, but there is no such directory"):
         evaluate.load(str(PELM)).compute(predictions=["a"], references=["b"], contexts=["c"],
                                          model_id=str(tmp_path / "nothing-here"))
+    with pytest.raises(ValueError, match="Offline, pass a local directory"):  # a repo id, offline and not cached
+        evaluate.load(str(PELM)).compute(predictions=["a"], references=["b"], contexts=["c"],
+                                         model_id="org/no-such-lm")
 
 
 def test_pelm_runner_samples_and_scores_text_continuations(external_lm, tokenizer, sample_verses):

@@ -1,6 +1,7 @@
 """PELM (SUTLM): perplexity of generated continuations under an external language model."""
 
 import math
+import os
 from collections import Counter
 
 import datasets
@@ -73,6 +74,10 @@ class Pelm(evaluate.Metric):
     def _compute(self, predictions, references, contexts, model_id=None, batch_size=8, ngram=2):
         if model_id is None:
             raise ValueError("PELM needs model_id: the local path or Hub id of an external causal LM.")
+        text = os.fspath(model_id)
+        if not os.path.isdir(text) and (os.path.isabs(text) or text.startswith((".", "~")) or text.count("/") > 1):
+            raise ValueError(f"The external LM {text!r} reads as a local path, but there is no such directory: check "
+                             "the path (or pass an 'org/name' Hub id).")
         try:
             tokenizer = AutoTokenizer.from_pretrained(model_id)
             model = AutoModelForCausalLM.from_pretrained(model_id).eval()

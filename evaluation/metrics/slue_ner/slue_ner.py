@@ -37,6 +37,8 @@ Returns:
     f1, precision, recall: over (tag, phrase) pairs.
     label_f1, label_precision, label_recall: over tags only.
     num_sentences, num_reference_entities, num_predicted_entities.
+    num_glued_tag_tokens: predicted tokens with a tag mark joined to a word ("@european"), read as words.
+    A reference with such a token, or no sentences at all, is an error.
 Example:
     >>> ner = evaluate.load("evaluation/metrics/slue_ner")          # combined tags; config_name="raw" for 18
     >>> ner.compute(predictions=["the # eu ] met"], references=["the # eu ] met on & monday ]"])["f1"]
@@ -71,6 +73,13 @@ def parse_tagged_text(text: str, tag_set: str = "combined") -> list[tuple[str, s
     if tag is not None:
         entities.append((tag, " ".join(words)))
     return entities
+
+
+def glued_tag_tokens(text: str, tag_set: str = "combined") -> list[str]:
+    """Tokens that hold a tag character or "]" joined to a word ("@european", "parliament]"): the format needs
+    them apart, and `parse_tagged_text` reads such a token as a plain word."""
+    marks = set(TAG_SETS[tag_set].values()) | {END_OF_ENTITY}
+    return [token for token in text.split() if len(token) > 1 and (token[0] in marks or token[-1] in marks)]
 
 
 def tagged_text(text: str, entities, tag_set: str = "combined") -> str:
@@ -145,9 +154,17 @@ class SlueNer(evaluate.Metric):
         )
 
     def _compute(self, predictions, references):
+        if not references:
+            raise ValueError("slue_ner got no sentences: pass at least one prediction and reference (an F1 over "
+                             "nothing is undefined, not 0).")
+        tag_set = "raw" if self.config_name == "raw" else "combined"
+        for index, text in enumerate(references):
+            glued = glued_tag_tokens(text, tag_set)
+            if glued:
+                raise ValueError(f"Reference {index} has tag marks joined to words ({glued[:3]}) in {text!r}: write "
+                                 "each tag character and ']' as its own word (tagged_text makes references so).")
         # Pair matching with multiplicities (Counter intersection) is SLUE's definition; seqeval scores BIO
         # sequences, which the end-to-end format does not have.
-        tag_set = "raw" if self.config_name == "raw" else "combined"
         predicted = [parse_tagged_text(text, tag_set) for text in predictions]
         gold = [parse_tagged_text(text, tag_set) for text in references]
         f1, precision, recall = _micro_scores([Counter(p) for p in predicted], [Counter(g) for g in gold])
@@ -160,4 +177,7 @@ class SlueNer(evaluate.Metric):
             "num_sentences": len(references),
             "num_reference_entities": sum(map(len, gold)),
             "num_predicted_entities": sum(map(len, predicted)),
+            # Predicted tokens with a tag mark joined to a word, read as plain words (a model's formatting slip,
+            # counted so that a low F1 from it is visible).
+            "num_glued_tag_tokens": sum(len(glued_tag_tokens(text, tag_set)) for text in predictions),
         }
