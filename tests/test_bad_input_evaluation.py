@@ -57,16 +57,6 @@ def test_slue_sa_reports_what_it_excluded():
     assert (result["num_scored"], result["num_excluded"]) == (1, 1)
 
 
-@pytest.mark.parametrize("scores, references, words", [
-    ([[0.0, 1.0], [1.0, 0.0], [0.0, 0.0]], [0, 1, 2], "square N x N"),
-    ([[0.0, float("inf")], [0.0, 0.0]], [0, 1], "NaN or infinite"),
-    ([[0.0, 1.0], [1.0, 0.0]], [1, 1], "permutation"),
-])
-def test_cra_rejects_bad_score_matrices(scores, references, words):
-    with pytest.raises(ValueError, match=words):
-        metric("cra").compute(predictions=scores, references=references)
-
-
 def test_pelm_without_an_external_lm_is_named():
     with pytest.raises(ValueError, match="PELM needs model_id"):
         metric("pelm").compute(predictions=["a"], references=["b"], contexts=["c"])

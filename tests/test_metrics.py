@@ -39,6 +39,8 @@ def test_cra_counts_continuations_that_retrieve_their_own_context():
     ([[0.0, 1.0]], [0], "square N x N"),
     ([[0.0, float("nan")], [0.0, 0.0]], [0, 1], "NaN or infinite"),
     ([[0.0, 1.0], [1.0, 0.0]], [0, 0], "permutation"),
+    ([[0.0, 1.0], [1.0, 0.0], [0.0, 0.0]], [0, 1, 2], "square N x N"),
+    ([[0.0, float("inf")], [0.0, 0.0]], [0, 1], "NaN or infinite"),
 ])
 def test_cra_rejects_bad_matrices(scores, references, message):
     with pytest.raises(ValueError, match=message):

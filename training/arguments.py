@@ -13,6 +13,7 @@ import yaml
 from transformers import HfArgumentParser
 
 from modeling_lst.configuration_lst import PATCHING_MODES, PRESETS
+from tokenization.tokenizer_files import reads_as_path
 
 MODEL_TYPES = ("lst", "llama")
 MIXED_PRECISIONS = ("no", "bf16", "fp16")
@@ -20,11 +21,11 @@ SAVED_DATASET_FILES = ("dataset_info.json", "state.json", "dataset_dict.json")  
 
 
 def check_local_path(value: str, flag: str, what: str, local_only: bool = False) -> None:
-    """A value meant as a local path (absolute, ./, ../, ~ or with more than one '/'; any value when `local_only`)
-    must exist; an 'org/name' is otherwise left to the Hub."""
+    """A value meant as a local path (any value when `local_only`) must exist; an 'org/name' is otherwise left to
+    the Hub."""
     if os.path.exists(value):
         return
-    if local_only or os.path.isabs(value) or value.startswith((".", "~")) or value.count("/") > 1:
+    if local_only or reads_as_path(value):
         alternative = "" if local_only else " (or an 'org/name' repo id)"
         raise ValueError(f"{flag} {value} does not exist: pass the path of {what}{alternative}.")
 
