@@ -47,7 +47,13 @@ def _load(model_dir: Path):
 
     import modeling_lst  # noqa: F401  (registers LST with the Auto classes)
     import tokenization  # noqa: F401  (registers the joint tokenizer)
+    from modeling_lst.loading_checks import check_model_directory
 
+    # The Auto classes would call a missing directory a bad repo id: LST or the Llama baseline, check it here.
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"--model {model_dir}: there is no such directory; pass a saved model's folder "
+                                "(a run's final/, or a release).")
+    check_model_directory(str(model_dir))
     return AutoModelForCausalLM.from_pretrained(model_dir).eval(), AutoTokenizer.from_pretrained(model_dir)
 
 

@@ -105,12 +105,15 @@ def test_a_failed_unit_extraction_leaves_no_output_and_says_why_in_one_line(tmp_
     (["units", "extract", "--extractor", "{tmp}/nope", "--audio", "a.wav", "--output", "{tmp}/u.jsonl"],
      "There is no unit extractor directory"),
     (["push", "{tmp}", "--repo_id", "org/x", "--dry_run"], "is not a release folder"),
+    (["eval", "mc", "--model", "{tmp}/none", "--data", "x.csv", "--format", "storycloze", "--output", "{tmp}/o"],
+     "--model {tmp}/none: there is no such directory"),
+    (["eval", "cra", "--model", "{tmp}", "--corpus", "c", "--output", "{tmp}/o"], "has no config.json"),
     (["export", "{tmp}", "--output_dir", "{tmp}/release"], "is not a trained run"),
 ])
 def test_subcommands_end_bad_input_in_one_line(tmp_path, capsys, argv, words):
     with pytest.raises(SystemExit) as exited:
         main([a.format(tmp=tmp_path) for a in argv])
-    assert exited.value.code == 2 and words in capsys.readouterr().err
+    assert exited.value.code == 2 and words.format(tmp=tmp_path) in capsys.readouterr().err
 
 
 def test_an_atomic_output_that_fails_leaves_the_old_one_and_no_partial(tmp_path):
