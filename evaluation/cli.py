@@ -79,12 +79,12 @@ def run(arguments) -> dict:
         results = {}
         for direction in arguments.directions:
             if direction not in DIRECTIONS:
-                raise SystemExit(f"Unknown direction {direction!r}; choose from {DIRECTIONS}.")
+                raise ValueError(f"Unknown direction {direction!r}; choose from {DIRECTIONS}.")
             if direction == "T->T":
                 direction_items = text_items(items)
             else:
                 if arguments.extractor is None:
-                    raise SystemExit(f"Direction {direction} is spoken: pass --extractor (a saved unit extractor).")
+                    raise ValueError(f"Direction {direction} is spoken: pass --extractor (a saved unit extractor).")
                 if synthesizer is None:
                     from tokenization.espeak import EspeakSynthesizer
                     from tokenization.unit_extraction import load_unit_extractor

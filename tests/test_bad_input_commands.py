@@ -109,6 +109,16 @@ def test_a_failed_unit_extraction_leaves_no_output_and_says_why_in_one_line(tmp_
      "--model {tmp}/none: there is no such directory"),
     (["eval", "cra", "--model", "{tmp}", "--corpus", "c", "--output", "{tmp}/o"], "has no config.json"),
     (["export", "{tmp}", "--output_dir", "{tmp}/release"], "is not a trained run"),
+    (["data", "--recipe", "lst", "--tokenizer", "{tmp}/nope", "--text", "t.txt", "--output", "{tmp}/o"],
+     "--tokenizer {tmp}/nope does not exist: pass the path of a saved SpeechUnitTextTokenizer"),
+    (["data", "--recipe", "lst", "--tokenizer", "{tmp}", "--paired", "no-corpus", "--output", "{tmp}/o"],
+     "--paired no-corpus does not exist: pass the path of a saved dataset"),
+    (["data", "--recipe", "lst", "--tokenizer", "{tmp}", "--output", "{tmp}/o"], "No sources: pass at least one"),
+    (["data", "--recipe", "vall-e", "--tokenizer", "{tmp}", "--output", "{tmp}/o"], "Unknown recipe 'vall-e'"),
+    (["corpus", "--output", "{tmp}/c", "--texts", "{tmp}/none.txt"], "--texts {tmp}/none.txt is not a file"),
+    (["corpus", "--output", "{tmp}/c", "--num_utterances", "-3"], "--num_utterances must be at least 1, got -3"),
+    (["corpus", "--output", "{tmp}/c", "--num_units", "0"], "num_units must be a whole number of at least 2"),
+    (["units", "fit", "--audio", "{tmp}/none.wav", "--output", "{tmp}/x"], "none.wav' does not exist"),
 ])
 def test_subcommands_end_bad_input_in_one_line(tmp_path, capsys, argv, words):
     with pytest.raises(SystemExit) as exited:

@@ -57,7 +57,7 @@ def run_fit(arguments) -> None:
     audio = [read_audio(path) for path in tqdm(arguments.audio, desc="reading", unit="file")]
     rates = {rate for _, rate in audio}
     if len(rates) > 1:
-        raise SystemExit(f"The audio files have several sampling rates {sorted(rates)}; resample them to one first.")
+        raise ValueError(f"The audio files have several sampling rates {sorted(rates)}; resample them to one first.")
     extractor = MfccUnitExtractor(arguments.num_units).fit([w for w, _ in audio], rates.pop(), seed=arguments.seed)
     extractor.save_pretrained(arguments.output)
     logger.info("fitted %d units on %d files; saved to %s", arguments.num_units, len(audio), arguments.output)
@@ -70,13 +70,13 @@ def _alignment_for(alignments: Path | None, audio_path: Path, ctm: dict | None):
         return None
     if ctm is not None:
         if audio_path.stem not in ctm:
-            raise SystemExit(f"The CTM file has no utterance {audio_path.stem!r} for {audio_path}.")
+            raise ValueError(f"The CTM file has no utterance {audio_path.stem!r} for {audio_path}.")
         return ctm[audio_path.stem]
     for suffix, reader in ((".TextGrid", read_textgrid), (".json", read_json_alignment)):
         candidate = alignments / (audio_path.stem + suffix)
         if candidate.exists():
             return reader(candidate)
-    raise SystemExit(f"No {audio_path.stem}.TextGrid or {audio_path.stem}.json in {alignments}.")
+    raise ValueError(f"No {audio_path.stem}.TextGrid or {audio_path.stem}.json in {alignments}.")
 
 
 def run_extract(arguments) -> None:
@@ -109,13 +109,18 @@ def run_extract(arguments) -> None:
 def run_corpus(arguments) -> None:
     from .spoken_corpus import sample_spoken_corpus, spoken_corpus_from_texts
 
+    for flag in ("num_utterances", "max_words"):
+        if getattr(arguments, flag) < 1:
+            raise ValueError(f"--{flag} must be at least 1, got {getattr(arguments, flag)}.")
+    if arguments.texts is not None and not arguments.texts.is_file():
+        raise ValueError(f"--texts {arguments.texts} is not a file: pass a text file with one utterance per line.")
     if arguments.texts is None:
         corpus, extractor = sample_spoken_corpus(arguments.num_utterances, arguments.num_units,
                                                  max_words=arguments.max_words, seed=arguments.seed)
     else:
         texts = [line.strip() for line in arguments.texts.read_text().splitlines() if line.strip()]
         if not texts:
-            raise SystemExit(f"{arguments.texts} holds no text.")
+            raise ValueError(f"{arguments.texts} holds no text.")
         corpus, extractor = spoken_corpus_from_texts(texts[: arguments.num_utterances], arguments.num_units,
                                                      seed=arguments.seed)
     from model_cards.dataset_cards import spoken_corpus_card

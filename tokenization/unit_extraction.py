@@ -30,7 +30,9 @@ class KMeansUnitExtractor:
     feature_size = 0
 
     def __init__(self, num_units: int, centroids: np.ndarray | None = None):
-        self.num_units = num_units
+        if isinstance(num_units, bool) or not isinstance(num_units, (int, np.integer)) or num_units < 2:
+            raise ValueError(f"num_units must be a whole number of at least 2 (k-means clusters), got {num_units!r}.")
+        self.num_units = int(num_units)
         self.centroids = None if centroids is None else self._checked(np.asarray(centroids, dtype=np.float32))
 
     def _checked(self, centroids: np.ndarray) -> np.ndarray:

@@ -33,6 +33,20 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
+def _check_paths(arguments) -> None:
+    """Named before the Auto classes read a missing path as a repo id, or `load_from_disk` fails deep inside."""
+    from .arguments import check_local_path
+
+    check_local_path(str(arguments.tokenizer), "--tokenizer", "a saved SpeechUnitTextTokenizer")
+    if not any(getattr(arguments, flag) for flag in ("paired", "speech", "text")):
+        raise ValueError("No sources: pass at least one of --paired, --speech and --text.")
+    for flag, what in (("paired", "a saved dataset of {text, words, units, word_spans} (`lst corpus` makes one)"),
+                       ("speech", "a saved dataset of {units}"),
+                       ("text", "a text file or a saved dataset with a 'text' column")):
+        if getattr(arguments, flag) is not None:
+            check_local_path(str(getattr(arguments, flag)), f"--{flag}", what, local_only=True)
+
+
 def _text_source(path: Path):
     import datasets
 
@@ -40,7 +54,7 @@ def _text_source(path: Path):
         return datasets.load_from_disk(str(path))
     lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     if not lines:
-        raise SystemExit(f"{path} holds no text.")
+        raise ValueError(f"{path} holds no text.")
     return datasets.Dataset.from_dict({"text": lines})
 
 
@@ -57,7 +71,8 @@ def run(arguments) -> None:
     from .data_recipes import PROVENANCE, RECIPES, build_pretraining_data, pack_with_recipe
 
     if arguments.recipe not in RECIPES:
-        raise SystemExit(f"Unknown recipe {arguments.recipe!r}; choose one of {sorted(RECIPES)}.")
+        raise ValueError(f"Unknown recipe {arguments.recipe!r}; choose one of {sorted(RECIPES)}.")
+    _check_paths(arguments)
     recipe = RECIPES[arguments.recipe]
     if arguments.sequence_length:
         recipe = recipe.replace(sequence_length=arguments.sequence_length)
