@@ -24,8 +24,10 @@ def pretraining_data_card(name: str, recipe: dict, statistics: dict, provenance:
         lines += [f"| {choice} | {origin} |" for choice, origin in provenance.items()]
     lines += ["", "## Contents", ""]
     lines += [f"- **{key}**: {value}" for key, value in statistics.items()]
-    lines += ["", "Columns: `input_ids`, `modality_mask` (1 = speech token), `word_spans` and `silence_spans`",
-              "(`[start, end)` token positions of spoken words and of the speech around them), `format`.", ""]
+    lines += ["", "Columns: `input_ids`, `modality_mask` (1 = speech token), `word_spans`, `silence_spans` and",
+              "`piece_spans` (`[start, end)` token positions of spoken words, of the speech around them and of the",
+              "text BPE pieces of the words, empty where the source had no character times), `document_starts`.",
+              ""]
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
 
 
@@ -36,10 +38,11 @@ def spoken_corpus_card(name: str, facts: dict) -> DatasetCard:
                            pretty_name=name, task_categories=["text-to-speech", "automatic-speech-recognition"])
     table = ["| part | source |", "|---|---|",
              f"| text | {facts['text_source']} |",
-             "| speech | espeak-ng (voice en-us), word times from its word events |",
+             "| speech | espeak-ng (voice en-us), word times from its word events, character times from its phoneme "
+             "events (letters assigned to phonemes by `tokenization.character_times`) |",
              f"| units | {facts['extractor']} |"]
     lines = [f"# {name}", "", "A spoken corpus built offline with the `lst` package (`lst corpus`): rows `{id, text, "
-             "words, units, word_spans}`, word spans in unit frames. Its speech is synthetic.", "", "## Provenance", "",
+             "words, units, word_spans, character_starts}`, word spans and character starts in unit frames. Its speech is synthetic.", "", "## Provenance", "",
              *table, "", "## Contents", ""]
     lines += [f"- **{key}**: {value}" for key, value in facts.items() if key not in ("text_source", "extractor")]
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")

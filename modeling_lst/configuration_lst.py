@@ -46,7 +46,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 
-PATCHING_MODES = ("static", "aligned", "mixed", "curriculum", "none")
+PATCHING_MODES = ("static", "aligned", "bpe", "mixed", "curriculum", "none")
+ALIGNED_BY = ("word", "piece")  # what aligned patches follow: words, or the text BPE pieces of words
+SILENCES = ("separate", "merged")  # silences between words: patches of their own, or merged into the words
 
 
 class LSTConfig(PreTrainedConfig):
@@ -66,12 +68,16 @@ class LSTConfig(PreTrainedConfig):
         cross_attn_num_heads: heads of the encoder and decoder cross-attentions.
         cross_attn_window_encoder: patches whose tokens a patch query attends to (1 = its own tokens).
         cross_attn_window_decoder: global patch states a token attends to (1 = the last closed patch).
-        patching_mode: `static`, `aligned`, `mixed`, `curriculum` or `none` (every token its own patch).
+        patching_mode: `static`, `aligned` (words), `bpe` (text BPE pieces of words), `mixed`, `curriculum` or
+            `none` (every token its own patch); see `modeling_lst.patching`.
         patch_size: speech tokens per static patch.
         max_patch_length: longest aligned patch; longer word spans are split.
         curriculum_aligned_until, curriculum_static_from: steps t1 and t2 of the curriculum (aligned
             probability 1 until t1, linearly down to 0 at t2).
         mixed_aligned_probability: probability of aligned patching per sequence in `mixed` mode.
+        aligned_by: what aligned patches follow under `aligned`, `mixed` and `curriculum`: `word`, or `piece`
+            (the text BPE pieces of each word; `bpe` mode means `piece`).
+        aligned_silences: `separate` (silences are patches of their own) or `merged` into the words.
         use_cache: whether forwards return the generation cache by default (as `LlamaConfig.use_cache`).
     """
 
@@ -109,6 +115,8 @@ class LSTConfig(PreTrainedConfig):
         curriculum_aligned_until: int = 0,
         curriculum_static_from: int = 0,
         mixed_aligned_probability: float = 0.5,
+        aligned_by: str | None = None,
+        aligned_silences: str = "separate",
         hidden_act: str = "silu",
         rms_norm_eps: float = 1e-5,
         initializer_range: float = 0.02,
@@ -122,6 +130,12 @@ class LSTConfig(PreTrainedConfig):
     ):
         if patching_mode not in PATCHING_MODES:
             raise ValueError(f"patching_mode must be one of {PATCHING_MODES}, got {patching_mode!r}.")
+        aligned_by = aligned_by or ("piece" if patching_mode == "bpe" else "word")
+        if aligned_by not in ALIGNED_BY or aligned_silences not in SILENCES:
+            raise ValueError(f"aligned_by must be one of {ALIGNED_BY} and aligned_silences one of {SILENCES}, got "
+                             f"{aligned_by!r} and {aligned_silences!r}.")
+        if patching_mode == "bpe" and aligned_by != "piece":
+            raise ValueError("patching_mode 'bpe' patches by pieces: leave aligned_by unset or set it to 'piece'.")
         if patch_size < 1 or max_patch_length < 1:
             raise ValueError("patch_size and max_patch_length must be at least 1.")
         if curriculum_static_from < curriculum_aligned_until:
@@ -167,6 +181,8 @@ class LSTConfig(PreTrainedConfig):
         self.curriculum_aligned_until = curriculum_aligned_until
         self.curriculum_static_from = curriculum_static_from
         self.mixed_aligned_probability = mixed_aligned_probability
+        self.aligned_by = aligned_by
+        self.aligned_silences = aligned_silences
         self.hidden_act = hidden_act
         self.rms_norm_eps = rms_norm_eps
         self.initializer_range = initializer_range
@@ -229,4 +245,4 @@ class LSTConfig(PreTrainedConfig):
         return config
 
 
-__all__ = ["LSTConfig", "PRESETS", "PATCHING_MODES"]
+__all__ = ["LSTConfig", "PRESETS", "PATCHING_MODES", "ALIGNED_BY", "SILENCES"]

@@ -5,9 +5,13 @@ of its own. A patching is a boolean `(batch, length)` mask of patch starts, and 
 turns it into each token's patch index. Modes:
 
 - `static`: a speech run is cut into chunks of `patch_size` tokens, the remainder last (10 -> 4, 4, 2);
-- `aligned`: one patch per word, the silence between words a patch of its own, and any patch longer
-  than `max_patch_length` split (13 with max 8 -> 8, 5);
-- `mixed`: static or aligned, drawn per sequence;
+- `aligned`: one patch per word, and any patch longer than `max_patch_length` split (13 with max 8 -> 8, 5).
+  Silences are patches of their own (`silences="separate"`, the paper's "sil sep.") or merged into the
+  neighbouring words (`"merged"`): a silence between two words is cut in its middle (an odd frame goes to
+  the earlier word, as the data formats cut speech at a modality switch), a silence at the edge of a speech
+  run joins the word next to it;
+- `bpe`: aligned at the text BPE pieces of each word (piece spans nest inside word spans);
+- `mixed`: static or aligned (words or pieces, `aligned_by`), drawn per sequence;
 - `curriculum`: aligned with probability 1 until step t1, falling linearly to 0 at step t2;
 - `none`: every token its own patch (the model then runs like a token-level LM).
 
@@ -28,20 +32,21 @@ def static_patch_starts(speech_mask: torch.Tensor, patch_size: int) -> torch.Ten
 
 
 def aligned_patch_starts(
-    speech_mask: torch.Tensor, word_boundaries: torch.Tensor, max_patch_length: int
+    speech_mask: torch.Tensor, aligned_boundaries: torch.Tensor, max_patch_length: int
 ) -> torch.Tensor:
-    """Patch starts at word boundaries inside speech runs (silences between words become patches).
+    """Patch starts at alignment boundaries inside speech runs.
 
-    `word_boundaries` marks the first token of every word and the first token after every word (see
-    `word_boundary_mask`); boundaries on non-speech tokens change nothing.
+    `aligned_boundaries` marks where a word (or piece) patch begins: see `word_boundary_mask` (silences
+    apart) and `merged_silence_boundary_mask`; boundaries on non-speech tokens change nothing.
     """
     speech = speech_mask.bool()
-    starts = ~speech | _run_starts(speech) | (word_boundaries.bool() & speech)
+    starts = ~speech | _run_starts(speech) | (aligned_boundaries.bool() & speech)
     return _split_long_patches(starts, max_patch_length)
 
 
 def word_boundary_mask(word_spans: list, shape: tuple[int, int]) -> torch.Tensor:
-    """A `(batch, length)` mask of word starts and ends from per-sequence `[start, end)` token spans."""
+    """A `(batch, length)` mask of span starts and ends from per-sequence `[start, end)` token spans: with
+    word spans, the silences between words become patches of their own."""
     mask = np.zeros(shape, dtype=bool)
     for row, spans in enumerate(word_spans):
         if spans is None or len(spans) == 0:
@@ -50,6 +55,27 @@ def word_boundary_mask(word_spans: list, shape: tuple[int, int]) -> torch.Tensor
         mask[row, spans[:, 0]] = True
         ends = spans[:, 1]
         mask[row, ends[ends < shape[1]]] = True
+    return torch.from_numpy(mask)
+
+
+def merged_silence_boundary_mask(word_spans: list, speech_mask: np.ndarray) -> torch.Tensor:
+    """A `(batch, length)` mask of patch starts that merge each silence into its neighbouring words.
+
+    Between two words of the same speech run the patch boundary is the middle of the silence between them
+    (`(end + next_start + 1) // 2`); words that a modality switch separates get no boundary here, because the
+    run's own start and end already bound them, and the silence at the run's edge stays with its word.
+    """
+    speech = np.asarray(speech_mask, dtype=bool)
+    mask = np.zeros(speech.shape, dtype=bool)
+    outside_speech = np.cumsum(~speech, axis=1)
+    for row, spans in enumerate(word_spans):
+        if spans is None or len(spans) < 2:
+            continue
+        spans = np.asarray(spans, dtype=np.int64)
+        ends, next_starts = spans[:-1, 1], spans[1:, 0]
+        # the same run: no non-speech token from the earlier word's end to the next word's start
+        same_run = outside_speech[row, next_starts] == outside_speech[row, np.maximum(ends - 1, 0)]
+        mask[row, ((ends + next_starts + 1) // 2)[same_run]] = True
     return torch.from_numpy(mask)
 
 
@@ -67,14 +93,18 @@ def patch_starts(
     speech_mask: torch.Tensor,
     patch_size: int,
     max_patch_length: int,
-    word_boundaries: torch.Tensor | None = None,
+    aligned_boundaries: torch.Tensor | None = None,
     step: int = 0,
     aligned_until: int = 0,
     static_from: int = 0,
     mixed_aligned_probability: float = 0.5,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Patch starts for a batch under any patching mode (the training loop passes the current step)."""
+    """Patch starts for a batch under any patching mode (the training loop passes the current step).
+
+    `aligned_boundaries` are the word or piece boundaries the aligned side uses (`training.collator` builds
+    them for the run's `aligned_by` and `silences`); `bpe` is `aligned` given piece boundaries.
+    """
     if mode not in PATCHING_MODES:
         raise ValueError(f"Unknown patching mode {mode!r}; choose one of {PATCHING_MODES}.")
     if mode == "none":
@@ -82,12 +112,12 @@ def patch_starts(
     static = static_patch_starts(speech_mask, patch_size)
     if mode == "static":
         return static
-    if word_boundaries is None:
+    if aligned_boundaries is None:
         raise ValueError(
             f"Patching mode {mode!r} needs word boundaries (word spans from the data); use 'static' at inference."
         )
-    aligned = aligned_patch_starts(speech_mask, word_boundaries, max_patch_length)
-    if mode == "aligned":
+    aligned = aligned_patch_starts(speech_mask, aligned_boundaries, max_patch_length)
+    if mode in ("aligned", "bpe"):
         return aligned
     probability = (
         mixed_aligned_probability if mode == "mixed" else aligned_probability(step, aligned_until, static_from)

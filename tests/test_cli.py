@@ -128,7 +128,8 @@ def test_lst_data_builds_packed_sequences_with_a_card(tokenizer, tmp_path, sampl
     main(["data", "--recipe", "lst", "--tokenizer", str(tmp_path / "tokenizer"), "--paired", str(tmp_path / "corpus"),
           "--text", str(tmp_path / "text.txt"), "--sequence_length", "64", "--output", str(tmp_path / "packed")])
     packed = datasets.load_from_disk(str(tmp_path / "packed"))
-    assert set(packed.column_names) == {"input_ids", "modality_mask", "word_spans", "silence_spans", "document_starts"}
+    assert set(packed.column_names) == {"input_ids", "modality_mask", "word_spans", "silence_spans", "piece_spans",
+                                       "document_starts"}
     card = (tmp_path / "packed" / "README.md").read_text()
     assert "**recipe**: lst" in card and "realised source shares" in card and "| units not deduplicated | paper |" in card
 

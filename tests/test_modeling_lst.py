@@ -58,10 +58,11 @@ def starts_for(mode, ids, mask, config, boundaries, generator_seed=0):
                         generator=torch.Generator().manual_seed(generator_seed))
 
 
-@pytest.mark.parametrize("mode", ["static", "aligned", "mixed", "none"])
+@pytest.mark.parametrize("mode", ["static", "aligned", "bpe", "mixed", "curriculum", "none"])
 @pytest.mark.parametrize("side", ["left", "right"])
 def test_future_tokens_never_change_past_logits(model, tokenizer, config, mode, side):
-    rng = np.random.default_rng({"static": 0, "aligned": 1, "mixed": 2, "none": 3}[mode] + (side == "left") * 10)
+    rng = np.random.default_rng({"static": 0, "aligned": 1, "mixed": 2, "none": 3, "bpe": 4, "curriculum": 5}[mode]
+                                + (side == "left") * 10)
     for _ in range(3):
         rows = [random_mixed_ids(tokenizer, rng, int(rng.integers(24, 40))) for _ in range(2)]
         ids, mask = padded(rows, tokenizer.pad_token_id, side)

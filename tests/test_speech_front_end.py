@@ -120,7 +120,8 @@ def test_spoken_corpus_rows_feed_the_tokenizer(synthesizer, extractor, tokenizer
     from tokenization.spoken_corpus import build_spoken_corpus
 
     corpus = build_spoken_corpus(sample_verses[:5], synthesizer, extractor, progress=False)
-    assert corpus.column_names == ["id", "text", "words", "units", "word_spans"] and len(corpus) == 5
+    assert corpus.column_names == ["id", "text", "words", "units", "word_spans", "character_starts"]
+    assert len(corpus) == 5
     for row in corpus:
         spans = np.array(row["word_spans"])
         assert len(spans) == len(row["words"]) and spans[-1, 1] <= len(row["units"])

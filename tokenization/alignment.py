@@ -16,15 +16,22 @@ import numpy as np
 
 @dataclass
 class WordAlignment:
-    """Words and their `[start, end]` times in seconds, in order."""
+    """Words and their `[start, end]` times in seconds, in order; aligners that see characters (CTC) also
+    give each character's start time per word."""
 
     words: list[str]
     times: np.ndarray  # (words, 2)
+    character_times: list[np.ndarray] | None = None
 
     def __post_init__(self):
         self.times = np.asarray(self.times, dtype=np.float64).reshape(-1, 2)
         if len(self.words) != len(self.times):
             raise ValueError(f"{len(self.words)} words but {len(self.times)} time spans.")
+        if self.character_times is not None:
+            bad = [i for i, (w, t) in enumerate(zip(self.words, self.character_times)) if len(w) != len(t)]
+            if len(self.character_times) != len(self.words) or bad:
+                raise ValueError(f"character_times must give one time per character of each of the {len(self.words)} "
+                                 f"words; word {bad[0] if bad else len(self.character_times)} does not match.")
 
     def frame_spans(self, frame_rate: float, num_frames: int, duration: float | None = None) -> np.ndarray:
         return word_times_to_frame_spans(self.times, frame_rate, num_frames, duration)
@@ -37,7 +44,14 @@ class WordAlignment:
             raise ValueError(f"The groups hold {sum(counts)} words but the alignment {len(self.words)}.")
         bounds = np.cumsum([0] + counts)
         times = [(self.times[a, 0], self.times[b - 1, 1]) for a, b in zip(bounds[:-1], bounds[1:])]
-        return WordAlignment(list(groups), np.array(times))
+        characters = None
+        if self.character_times is not None:  # a group's spaces start with the word after them
+            characters = [np.concatenate([np.r_[np.asarray(self.character_times[i]), self.character_times[i + 1][:1]]
+                                          if i + 1 < b else np.asarray(self.character_times[i]) for i in range(a, b)])
+                          for a, b in zip(bounds[:-1], bounds[1:])]
+            if any(len(c) != len(g) for c, g in zip(characters, groups)):
+                characters = None  # the groups are not the words joined by single spaces: no character times
+        return WordAlignment(list(groups), np.array(times), characters)
 
     def check_transcript(self, transcript: str) -> None:
         """Raise if the aligned words are not the transcript's words (case and punctuation aside)."""

@@ -82,6 +82,7 @@ def _alignment_for(alignments: Path | None, audio_path: Path, ctm: dict | None):
 def run_extract(arguments) -> None:
     from .alignment_readers import read_ctm
     from .atomic_files import atomic_path
+    from .character_times import character_frames
     from .audio import duration_seconds, read_audio
     from .unit_extraction import load_unit_extractor
     from .unit_pieces import deduplicate_units
@@ -96,8 +97,10 @@ def run_extract(arguments) -> None:
             alignment = _alignment_for(arguments.alignments, path, ctm)
             if alignment is not None:
                 duration = duration_seconds(waveform, rate, str(path))
-                row["word_spans"] = alignment.frame_spans(extractor.frame_rate, len(units), duration).tolist()
-                row["words"] = alignment.words
+                spans = alignment.frame_spans(extractor.frame_rate, len(units), duration)
+                row["word_spans"], row["words"] = spans.tolist(), alignment.words
+                if alignment.character_times is not None:
+                    row["character_starts"] = character_frames(alignment.character_times, spans, extractor.frame_rate)
             if arguments.deduplicate:
                 units, durations = deduplicate_units(units)
                 row["durations"] = durations.tolist()

@@ -134,4 +134,10 @@ class CtcAligner:
         spans = token_frame_spans(_forced_align(log_probs, targets, self.blank), len(targets), self.blank)
         word_ends = [start + len(word) for start, word in zip(word_starts, words)]
         frames = np.array([(spans[start, 0], spans[end - 1, 1]) for start, end in zip(word_starts, word_ends)])
-        return WordAlignment(written, frames / self.frame_rate)
+        characters = []  # each written character's start; punctuation around a word takes its neighbour's
+        for text, word, start, end in zip(written, words, word_starts, word_ends):
+            first = text.index(word)
+            inner = spans[start:end, 0]
+            characters.append(np.r_[np.full(first, inner[0]), inner, np.full(len(text) - first - len(word), inner[-1])]
+                              / self.frame_rate)
+        return WordAlignment(written, frames / self.frame_rate, characters)

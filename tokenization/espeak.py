@@ -5,6 +5,8 @@ event with each word's character range and start time (ms). That makes synthesiz
 exact word alignments, for tests, demos and spoken benchmarks. Words are returned as espeak segmented them
 (it sometimes reads two short words as one, "In the"), so words and times correspond one to one. A word ends
 where the next begins, except for trailing low-energy frames, which are left to the pause between them.
+PHONEME events give each phoneme's start; `character_times.letters_from_phonemes` turns them into the
+start time of each character of each word, which BPE-aligned patching cuts words at.
 Install the library with `apt-get install espeak-ng`.
 """
 
@@ -18,8 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .character_times import letters_from_phonemes
+
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
-_EVENT_LIST_TERMINATED, _EVENT_WORD = 0, 1
+_EVENT_LIST_TERMINATED, _EVENT_WORD, _EVENT_PHONEME = 0, 1, 7
+_INITIALIZE_PHONEME_EVENTS = 0x0001
+_MODIFIERS = (";", "'", ",", "#")  # PHONEME events that mark a property of a neighbour
 _PARAMETER_RATE = 1
 _POSITION_CHARACTER = 1
 _CHARS_UTF8 = 1
@@ -52,6 +58,7 @@ class SynthesizedSpeech:
     sampling_rate: int
     words: list[str]
     word_times: np.ndarray  # (words, 2) start and end in seconds
+    character_times: list[np.ndarray]  # per word, each character's start in seconds
 
 
 class EspeakSynthesizer:
@@ -71,7 +78,8 @@ class EspeakSynthesizer:
                     raise RuntimeError(
                         "libespeak-ng is not installed; install it with `apt-get install espeak-ng`."
                     ) from error
-                EspeakSynthesizer._sampling_rate = library.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None, 0)
+                EspeakSynthesizer._sampling_rate = library.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None,
+                                                                                 _INITIALIZE_PHONEME_EVENTS)
                 if EspeakSynthesizer._sampling_rate <= 0:
                     raise RuntimeError("libespeak-ng failed to initialise (is espeak-ng-data installed?).")
                 EspeakSynthesizer._library = library
@@ -84,6 +92,7 @@ class EspeakSynthesizer:
         encoded = text.encode("utf-8")
         chunks: list[np.ndarray] = []
         starts: list[tuple[int, float]] = []  # (character position, seconds)
+        phonemes: list[tuple[int, float, str]] = []  # (its word's character position, seconds, name)
 
         def on_audio(samples, count, events):
             if count > 0:
@@ -93,6 +102,10 @@ class EspeakSynthesizer:
                 event = events[index]
                 if event.type == _EVENT_WORD:
                     starts.append((event.text_position - 1, event.audio_position / 1000.0))
+                elif event.type == _EVENT_PHONEME:
+                    name = event.id.string.decode("ascii", "replace")
+                    if name and not name.startswith("_") and name not in _MODIFIERS:  # pauses and modifiers
+                        phonemes.append((event.text_position - 1, event.audio_position / 1000.0, name))
                 index += 1
             return 0
 
@@ -108,9 +121,9 @@ class EspeakSynthesizer:
         if status != 0 or not chunks:
             raise RuntimeError(f"espeak failed to synthesize {text[:40]!r} (status {status}).")
         waveform = np.concatenate(chunks).astype(np.float32) / 32768.0
-        return self._with_word_times(text, waveform, starts)
+        return self._with_word_times(text, waveform, starts, phonemes)
 
-    def _with_word_times(self, text, waveform, starts) -> SynthesizedSpeech:
+    def _with_word_times(self, text, waveform, starts, phonemes) -> SynthesizedSpeech:
         """One word per WORD event: the text from its start to the next event's, so words espeak reads
         together ("In the") stay together and no text is lost."""
         duration = waveform.size / self.sampling_rate
@@ -125,7 +138,7 @@ class EspeakSynthesizer:
             if not monotonic or (position > monotonic[-1][0] and start >= monotonic[-1][1]):
                 monotonic.append((position, start))
         starts = monotonic
-        words, times = [], []
+        words, times, word_phonemes = [], [], []
         for index, (position, start) in enumerate(starts):
             following = starts[index + 1][0] if index + 1 < len(starts) else len(text)
             word = " ".join(text[position:following].split()).strip(".,;:!?\"'()[]")
@@ -134,9 +147,15 @@ class EspeakSynthesizer:
             end = starts[index + 1][1] if index + 1 < len(starts) else duration
             words.append(word)
             times.append([start, max(start, min(end, duration))])
+            # by time, not by text position: a dropped event's phonemes carry an earlier word's position
+            word_phonemes.append([(t, name) for _, t, name in phonemes if start <= t < end or (t == end == duration)])
         times = np.asarray(times, dtype=np.float64).reshape(-1, 2)
         times[:, 1] = [self._trim_pause(waveform, s, e) for s, e in times]
-        return SynthesizedSpeech(waveform, self.sampling_rate, words, times)
+        character_times = []
+        for word, (start, end), owned in zip(words, times, word_phonemes):
+            phoneme_starts = np.clip([t for t, _ in owned], start, end)
+            character_times.append(letters_from_phonemes(word, [n for _, n in owned], phoneme_starts, end))
+        return SynthesizedSpeech(waveform, self.sampling_rate, words, times, character_times)
 
     def _trim_pause(self, waveform: np.ndarray, start: float, end: float) -> float:
         """Move a word's end back over trailing quiet 10 ms frames (keeping at least one frame)."""

@@ -1,7 +1,8 @@
 """Offline spoken corpora: text -> espeak-ng speech with exact word times -> units -> `datasets` rows.
 
-Rows are `{id, text, words, units, word_spans}` with word spans in unit frames: the schema the pretraining
-data builders and the evaluation runners read. The built-in sample speaks King James verses (public domain,
+Rows are `{id, text, words, units, word_spans, character_starts}` with word spans in unit frames and, per
+word, the frame where each of its characters starts (from espeak's phoneme times; what BPE-aligned patching
+cuts words at): the schema the pretraining data builders and the evaluation runners read. The built-in sample speaks King James verses (public domain,
 installed with the package), fitting the MFCC k-means extractor on the first part of the corpus.
 """
 
@@ -14,6 +15,7 @@ import datasets
 from tqdm.auto import tqdm
 
 from .alignment import word_times_to_frame_spans
+from .character_times import character_frames
 from .espeak import EspeakSynthesizer
 from .mfcc_units import MfccUnitExtractor
 from .sample_text import kjv_verses
@@ -27,6 +29,7 @@ FEATURES = datasets.Features(
         "words": datasets.Sequence(datasets.Value("string")),
         "units": datasets.Sequence(datasets.Value("int32")),
         "word_spans": datasets.Sequence(datasets.Sequence(datasets.Value("int32"), length=2)),
+        "character_starts": datasets.Sequence(datasets.Sequence(datasets.Value("int32"))),
     }
 )
 
@@ -41,7 +44,8 @@ def speak(texts: Iterable[str], synthesizer: EspeakSynthesizer, extractor, ids=N
         duration = speech.waveform.size / speech.sampling_rate
         spans = word_times_to_frame_spans(speech.word_times, extractor.frame_rate, len(units), duration)
         yield {"id": identifier, "text": text, "words": speech.words, "units": units.tolist(),
-               "word_spans": spans.tolist()}
+               "word_spans": spans.tolist(),
+               "character_starts": character_frames(speech.character_times, spans, extractor.frame_rate)}
 
 
 def build_spoken_corpus(texts, synthesizer, extractor, ids=None, progress: bool = True) -> datasets.Dataset:

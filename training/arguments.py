@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import yaml
 from transformers import HfArgumentParser
 
-from modeling_lst.configuration_lst import PATCHING_MODES, PRESETS
+from modeling_lst.configuration_lst import ALIGNED_BY, PATCHING_MODES, PRESETS, SILENCES
 from tokenization.tokenizer_files import reads_as_path
 
 MODEL_TYPES = ("lst", "llama")
@@ -96,6 +96,10 @@ class PretrainingArguments:
     curriculum_aligned_until: int = field(default=0, metadata={"help": "t1: aligned patching until this step"})
     curriculum_static_from: int = field(default=0, metadata={"help": "t2: static patching from this step"})
     mixed_aligned_probability: float = 0.5
+    aligned_by: str | None = field(default=None, metadata={"help": f"one of {ALIGNED_BY}: what aligned patches "
+                                                                    "follow (default: piece for bpe, else word)"})
+    aligned_silences: str = field(default="separate", metadata={"help": f"one of {SILENCES}: silences between "
+                                                                         "words as patches, or merged into them"})
     save_steps: int = field(default=500, metadata={"help": "save_state every N steps (0: only at the end)"})
     save_total_limit: int | None = field(default=2, metadata={"help": "keep at most this many checkpoints"})
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "a checkpoint directory, or 'latest'"})
@@ -108,6 +112,12 @@ class PretrainingArguments:
     def __post_init__(self):
         if self.patching_mode not in PATCHING_MODES:
             raise ValueError(f"patching_mode must be one of {PATCHING_MODES}, got {self.patching_mode!r}.")
+        self.aligned_by = self.aligned_by or ("piece" if self.patching_mode == "bpe" else "word")
+        if self.aligned_by not in ALIGNED_BY or self.aligned_silences not in SILENCES:
+            raise ValueError(f"aligned_by must be one of {ALIGNED_BY} and aligned_silences one of {SILENCES}; got "
+                             f"{self.aligned_by!r} and {self.aligned_silences!r}.")
+        if self.patching_mode == "bpe" and self.aligned_by != "piece":
+            raise ValueError("patching_mode bpe patches by pieces: leave aligned_by unset or set it to piece.")
         if self.curriculum_static_from < self.curriculum_aligned_until:
             raise ValueError("curriculum_static_from (t2) must not come before curriculum_aligned_until (t1).")
         if self.max_steps < 1 or self.per_device_batch_size < 1 or self.gradient_accumulation_steps < 1:

@@ -28,6 +28,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epoch", type=int, default=0, help="which epoch's random draws (LST interleaving)")
     parser.add_argument("--num_proc", type=int)
+    parser.add_argument("--piece_timing", default="characters", choices=("characters", "proportional"),
+                        help="piece spans (for bpe patching) from the rows' character_starts, or also split words "
+                             "without them in proportion to their characters (no acoustic evidence)")
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--push_to_hub", help="also push to this dataset repository")
     parser.set_defaults(run=run)
@@ -82,7 +85,8 @@ def run(arguments) -> None:
         "speech": datasets.load_from_disk(str(arguments.speech)) if arguments.speech else None,
         "text": _text_source(arguments.text) if arguments.text else None,
     }
-    options = {"seed": arguments.seed, "epoch": arguments.epoch, "num_proc": arguments.num_proc}
+    options = {"seed": arguments.seed, "epoch": arguments.epoch, "num_proc": arguments.num_proc,
+               "piece_timing": arguments.piece_timing}
     mixed, weights = build_pretraining_data(recipe, tokenizer, **sources, pack_sequences=False, **options)
     packed = pack_with_recipe(mixed, recipe, arguments.num_proc)
     report = realised_ratios(mixed, tokenizer)
@@ -90,7 +94,7 @@ def run(arguments) -> None:
                   "realised source shares": report.get("source_shares"),
                   "speech:text tokens": f"{report['speech_per_text']:.3f}", "source weights": weights}
     recipe_facts = {"recipe": arguments.recipe, "sequence length": f"{recipe.sequence_length} {recipe.pack_unit}",
-                    "seed / epoch": f"{arguments.seed} / {arguments.epoch}",
+                    "seed / epoch": f"{arguments.seed} / {arguments.epoch}", "piece timing": arguments.piece_timing,
                     "sources": ", ".join(f"{k}: {getattr(arguments, k)}" for k in sources if sources[k] is not None)}
     # each preset choice, and whether the paper or we made it
     card = pretraining_data_card(arguments.output.name, recipe_facts, statistics, PROVENANCE[arguments.recipe])

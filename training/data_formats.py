@@ -9,17 +9,20 @@
 
 Every switch of modality is a new segment, so the tokenizer puts a marker there. Speech cut at a block
 boundary is split in the middle of the silence between the two words, so no frame is lost or repeated.
-Each output row has `input_ids`, `modality_mask`, and `word_spans` / `silence_spans` in token positions
-(speech words, and the speech between or around them), which is what aligned, mixed and curriculum
-patching need at training time. Documents start with BOS and end with EOS: the separators that packing
-relies on.
+Each output row has `input_ids`, `modality_mask`, and `word_spans` / `silence_spans` / `piece_spans` in
+token positions (speech words, the speech between or around them, and the text BPE pieces of each spoken
+word), which is what aligned, bpe, mixed and curriculum patching need at training time. Piece spans come
+from front-end rows with `character_starts` (the frame each character of a word starts at): the word's text
+is split by the text SentencePiece model and its frames cut where each piece's first character starts.
+Documents start with BOS and end with EOS: the separators that packing relies on.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+import sentencepiece
 
 from tokenization.segments import SpeechSegment, as_unit_array
 
@@ -103,12 +106,63 @@ def interleave_blocks(num_words: int, config: InterleaveConfig, rng: np.random.G
     return blocks
 
 
-def speech_block(units: np.ndarray, frame_spans: np.ndarray, first: int, end: int) -> SpeechSegment:
+@dataclass
+class PiecedSpeechSegment(SpeechSegment):
+    """Speech with word spans and the frame spans of the words' text pieces (nested in the words)."""
+
+    piece_spans: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
+
+
+@dataclass
+class WordPieces:
+    """A row's piece frame spans and the word each piece belongs to."""
+
+    spans: np.ndarray  # (pieces, 2)
+    word: np.ndarray  # (pieces,)
+
+    def of_words(self, first: int, end: int) -> np.ndarray:
+        return self.spans[(self.word >= first) & (self.word < end)]
+
+
+def text_piece_model(tokenizer) -> sentencepiece.SentencePieceProcessor:
+    """The tokenizer's text SentencePiece model, to split spoken words into the pieces text would use."""
+    return sentencepiece.SentencePieceProcessor(model_proto=tokenizer.text_model.model_bytes)
+
+
+def word_pieces(words: list[str], word_spans: np.ndarray, character_starts: list, piece_model,
+                where: str) -> WordPieces:
+    """Each word's text pieces as `[start, end)` frame spans that partition the word's span, cut at the frame
+    where each piece's first character starts. A piece too short to own a frame joins the piece before it."""
+    spans, owners = [], []
+    for index, (word, (start, end), characters) in enumerate(zip(words, word_spans, character_starts)):
+        characters = np.asarray(characters, dtype=np.int64)
+        if len(characters) != len(word):
+            raise ValueError(f"{where}: word {index} {word!r} has {len(word)} characters but {len(characters)} "
+                             "character starts.")
+        # SentencePiece reports byte offsets; count the characters before each piece's first byte
+        byte_ends = np.cumsum([len(c.encode("utf-8")) for c in word])
+        begins = {int(np.searchsorted(byte_ends, p.begin, side="right"))
+                  for p in piece_model.encode(word, return_type="proto").pieces}
+        cuts = np.unique(np.array([characters[c] for c in begins if 0 < c < len(word)], dtype=np.int64))
+        bounds = np.r_[start, cuts[(cuts > start) & (cuts < end)], end].astype(np.int64)
+        spans.append(np.stack([bounds[:-1], bounds[1:]], axis=1))
+        owners.append(np.full(len(bounds) - 1, index))
+    if not spans:
+        return WordPieces(np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64))
+    return WordPieces(np.concatenate(spans), np.concatenate(owners))
+
+
+def speech_block(units: np.ndarray, frame_spans: np.ndarray, first: int, end: int,
+                 pieces: WordPieces | None = None) -> SpeechSegment:
     """Words `first..end-1` as speech: from the middle of the silence before the first word to the middle of
-    the silence after the last (the utterance's edges at its ends), with word spans relative to the cut."""
+    the silence after the last (the utterance's edges at its ends), with word (and piece) spans relative to
+    the cut."""
     start_frame = 0 if first == 0 else _cut(frame_spans, first)
     end_frame = len(units) if end == len(frame_spans) else _cut(frame_spans, end)
-    return SpeechSegment(units[start_frame:end_frame], frame_spans[first:end] - start_frame)
+    words = frame_spans[first:end] - start_frame
+    if pieces is None:
+        return SpeechSegment(units[start_frame:end_frame], words)
+    return PiecedSpeechSegment(units[start_frame:end_frame], words, pieces.of_words(first, end) - start_frame)
 
 
 def _cut(frame_spans: np.ndarray, word: int) -> int:
@@ -116,8 +170,9 @@ def _cut(frame_spans: np.ndarray, word: int) -> int:
     return int(frame_spans[word - 1, 1] + frame_spans[word, 0] + 1) // 2
 
 
-def blocks_to_segments(words: list[str], units: np.ndarray, frame_spans: np.ndarray, blocks) -> list:
-    return [speech_block(units, frame_spans, first, end) if is_speech else " ".join(words[first:end])
+def blocks_to_segments(words: list[str], units: np.ndarray, frame_spans: np.ndarray, blocks,
+                       pieces: WordPieces | None = None) -> list:
+    return [speech_block(units, frame_spans, first, end, pieces) if is_speech else " ".join(words[first:end])
             for is_speech, first, end in blocks]
 
 
@@ -130,14 +185,26 @@ def _frame_spans(row_spans, units: np.ndarray, where: str) -> np.ndarray:
 
 
 def document_segments(format: str, row: dict, rng: np.random.Generator, ast: AstConfig | None = None,
-                      interleave: InterleaveConfig | None = None, where: str = "row") -> list:
-    """The segments of one document in `format`, from one front-end row."""
+                      interleave: InterleaveConfig | None = None, where: str = "row", piece_model=None) -> list:
+    """The segments of one document in `format`, from one front-end row; with `piece_model` and the row's
+    `character_starts`, speech carries the piece spans of its words too."""
     if format == "tlm":
         return [row["text"]]
     # Not np.asarray(..., dtype=int64): that would truncate float units without a word.
     units = as_unit_array(row["units"], where).astype(np.int64, copy=False)
     spans = _frame_spans(row["word_spans"], units, where) if row.get("word_spans") is not None else None
-    speech = SpeechSegment(units, spans) if spans is not None else units
+    pieces = None
+    if spans is not None and piece_model is not None and row.get("character_starts") is not None:
+        if len(row["character_starts"]) != len(spans) or len(row["words"]) != len(spans):
+            raise ValueError(f"{where}: character_starts, words and word_spans must have one entry per word; got "
+                             f"{len(row['character_starts'])}, {len(row['words'])} and {len(spans)}.")
+        pieces = word_pieces(list(row["words"]), spans, row["character_starts"], piece_model, where)
+    if spans is None:
+        speech = units
+    elif pieces is None:
+        speech = SpeechSegment(units, spans)
+    else:
+        speech = PiecedSpeechSegment(units, spans, pieces.spans)
     if format == "ulm":
         return [speech]
     if format in ("cst_speech_text", "cst_text_speech"):
@@ -150,7 +217,7 @@ def document_segments(format: str, row: dict, rng: np.random.Generator, ast: Ast
         blocks = interleave_blocks(len(spans), interleave, rng)
     else:
         raise ValueError(f"Unknown format {format!r}; choose one of {FORMATS}.")
-    return blocks_to_segments(list(row["words"]), units, spans, blocks)
+    return blocks_to_segments(list(row["words"]), units, spans, blocks, pieces)
 
 
 def silence_token_spans(modality_mask: np.ndarray, word_spans: np.ndarray) -> np.ndarray:
@@ -162,14 +229,29 @@ def silence_token_spans(modality_mask: np.ndarray, word_spans: np.ndarray) -> np
     return edges.reshape(-1, 2)
 
 
+def _piece_token_spans(tokenizer, documents: list[list]) -> list:
+    """Token spans of the pieces: the tokenizer maps any frame spans to token positions (through unit
+    deduplication and unit pieces), so the documents are encoded again with piece spans in the words' place."""
+    if not any(type(s) is PiecedSpeechSegment for document in documents for s in document):
+        return [None] * len(documents)
+    as_pieces = [[SpeechSegment(s.units, s.piece_spans) if type(s) is PiecedSpeechSegment else s for s in document]
+                 for document in documents]
+    encoded = tokenizer(segments=as_pieces, padding=True, padding_side="right", return_tensors="np")
+    return [spans if any(type(s) is PiecedSpeechSegment for s in document) else None
+            for spans, document in zip(encoded.get("word_spans", [None] * len(documents)), documents)]
+
+
 def encode_documents(tokenizer, documents: list[list]) -> dict[str, list]:
-    """Token rows for documents (lists of segments): BOS ... EOS, the modality mask, word and silence spans."""
+    """Token rows for documents (lists of segments): BOS ... EOS, the modality mask, word, silence and piece
+    spans."""
     encoded = tokenizer(segments=documents, padding=True, padding_side="right", return_tensors="np")
     lengths = encoded["attention_mask"].sum(axis=1)
     all_spans = encoded.get("word_spans", [None] * len(documents))
-    rows = {"input_ids": [], "modality_mask": [], "word_spans": [], "silence_spans": []}
+    all_pieces = _piece_token_spans(tokenizer, documents)
+    rows = {"input_ids": [], "modality_mask": [], "word_spans": [], "silence_spans": [], "piece_spans": []}
     add_eos = not tokenizer.add_eos_token
-    for ids, modality, length, spans in zip(encoded["input_ids"], encoded["modality_mask"], lengths, all_spans):
+    for ids, modality, length, spans, pieces in zip(encoded["input_ids"], encoded["modality_mask"], lengths,
+                                                    all_spans, all_pieces):
         ids, modality = ids[:length], modality[:length]
         if add_eos:
             ids, modality = np.r_[ids, tokenizer.eos_token_id], np.r_[modality, 0]
@@ -178,4 +260,5 @@ def encode_documents(tokenizer, documents: list[list]) -> dict[str, list]:
         rows["modality_mask"].append(modality.astype(np.int8))
         rows["word_spans"].append(spans.astype(np.int32))
         rows["silence_spans"].append(silence_token_spans(modality, spans).astype(np.int32))
+        rows["piece_spans"].append(np.zeros((0, 2), np.int32) if pieces is None else np.asarray(pieces, np.int32))
     return rows

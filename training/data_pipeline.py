@@ -18,7 +18,12 @@ from datasets.distributed import split_dataset_by_node
 
 from tokenization.atomic_files import atomic_path
 
-from .data_formats import FORMATS, AstConfig, InterleaveConfig, SpanSampler, document_segments, encode_documents
+from tokenization.character_times import proportional_character_starts
+
+from .data_formats import (FORMATS, AstConfig, InterleaveConfig, SpanSampler, document_segments, encode_documents,
+                           text_piece_model)
+
+PIECE_TIMINGS = ("characters", "proportional")
 
 logger = logging.getLogger(__name__)
 
@@ -29,16 +34,23 @@ FEATURES = datasets.Features(
         "modality_mask": datasets.Sequence(datasets.Value("int8")),
         "word_spans": SPANS,
         "silence_spans": SPANS,
+        "piece_spans": SPANS,
         "format": datasets.Value("string"),
     }
 )
 
 
 def _build_batch(batch: dict, indices: list[int], tokenizer, format: str, seed: int, epoch: int,
-                 ast: AstConfig | None, interleave: InterleaveConfig | None, arrow: bool):
+                 ast: AstConfig | None, interleave: InterleaveConfig | None, piece_timing: str, arrow: bool):
     rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
+    if piece_timing == "proportional":  # asked for: words without character times split by characters
+        for row in rows:
+            if row.get("character_starts") is None and row.get("word_spans") is not None:
+                row["character_starts"] = proportional_character_starts(row["words"], row["word_spans"])
+    piece_model = text_piece_model(tokenizer) if format != "tlm" else None
     documents = [
-        document_segments(format, row, np.random.default_rng([seed, epoch, index]), ast, interleave, f"row {index}")
+        document_segments(format, row, np.random.default_rng([seed, epoch, index]), ast, interleave, f"row {index}",
+                          piece_model)
         for row, index in zip(rows, indices)
     ]
     try:
@@ -74,10 +86,16 @@ def _arrow_lists(arrays: list[np.ndarray]) -> pa.ListArray:
 
 def build_format(dataset: datasets.Dataset | datasets.IterableDataset, tokenizer, format: str, seed: int = 0,
                  epoch: int = 0, ast: AstConfig | None = None, interleave: InterleaveConfig | None = None,
-                 num_proc: int | None = None, batch_size: int = 256):
-    """Token rows in `format` from front-end rows (`text`, `words`, `units`, `word_spans`, as each format needs)."""
+                 num_proc: int | None = None, batch_size: int = 256, piece_timing: str = "characters"):
+    """Token rows in `format` from front-end rows (`text`, `words`, `units`, `word_spans`, as each format needs).
+
+    Piece spans are built for rows with `character_starts`; `piece_timing="proportional"` also splits the
+    words of rows without them in proportion to their characters (a fallback without acoustic evidence).
+    """
     if format not in FORMATS:
         raise ValueError(f"Unknown format {format!r}; choose one of {FORMATS}.")
+    if piece_timing not in PIECE_TIMINGS:
+        raise ValueError(f"piece_timing must be one of {PIECE_TIMINGS}, got {piece_timing!r}.")
     needed = {"tlm": {"text"}, "ulm": {"units"}, "cst_speech_text": {"units", "text"},
               "cst_text_speech": {"units", "text"}}.get(format, {"units", "words", "word_spans"})
     columns = dataset.column_names or list(dataset.features or [])
@@ -87,7 +105,7 @@ def build_format(dataset: datasets.Dataset | datasets.IterableDataset, tokenizer
     ast = ast or AstConfig(SpanSampler())
     interleave = interleave or InterleaveConfig()
     arguments = {"tokenizer": tokenizer, "format": format, "seed": seed, "epoch": epoch, "ast": ast,
-                 "interleave": interleave}
+                 "interleave": interleave, "piece_timing": piece_timing}
     options = {"batched": True, "batch_size": batch_size, "with_indices": True, "fn_kwargs": arguments,
                "remove_columns": columns, "features": FEATURES}
     if isinstance(dataset, datasets.IterableDataset):

@@ -108,9 +108,10 @@ PROVENANCE = {
 
 
 def build_pretraining_data(recipe: DataRecipe, tokenizer, speech=None, paired=None, text=None, seed: int = 0,
-                           epoch: int = 0, num_proc: int | None = None, pack_sequences: bool = True):
+                           epoch: int = 0, num_proc: int | None = None, pack_sequences: bool = True,
+                           piece_timing: str = "characters"):
     """Format, mix and pack. Returns `(dataset, weights)`: packed rows (or mixed documents, if
-    `pack_sequences` is False) and the source weights used."""
+    `pack_sequences` is False) and the source weights used. `piece_timing` as in `build_format`."""
     has_pieces = tokenizer.unit_piece_model is not None
     if tokenizer.deduplicate_units != recipe.deduplicate_units or has_pieces != recipe.unit_pieces:
         raise ValueError(
@@ -125,7 +126,8 @@ def build_pretraining_data(recipe: DataRecipe, tokenizer, speech=None, paired=No
         if given[kind] is None:
             raise ValueError(f"The {recipe.name!r} recipe draws {weight:.0%} of its examples from {kind!r} data; pass {kind}=.")
         sources[name] = build_format(given[kind], tokenizer, format or SOURCE_FORMATS[kind], seed=seed, epoch=epoch,
-                                     ast=recipe.ast, interleave=recipe.interleave, num_proc=num_proc)
+                                     ast=recipe.ast, interleave=recipe.interleave, num_proc=num_proc,
+                                     piece_timing=piece_timing)
     weights = recipe.weights()
     if recipe.speech_per_text is not None:
         weights = token_ratio_weights(sources, tokenizer, recipe.speech_per_text, base_weights=weights)

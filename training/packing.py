@@ -10,7 +10,7 @@ cost.) `document_starts` is kept in each packed row, so a block-causal variant c
 Budgets: `unit="tokens"` cuts every `sequence_length` tokens; `unit="patches"` every `sequence_length`
 global positions under static patching (the patching used at inference; aligned patching of the same row
 may give a few more or fewer positions) and only at patch starts. A document that does not fit continues
-in the next sequence; word and silence spans cut by a boundary are split, not dropped. Each map batch's
+in the next sequence; word, silence and piece spans cut by a boundary are split, not dropped. Each map batch's
 last sequence may be shorter: it is kept (padded by the collator), never discarded.
 """
 
@@ -28,6 +28,7 @@ PACKED_FEATURES = datasets.Features(
         "modality_mask": datasets.Sequence(datasets.Value("int8")),
         "word_spans": SPANS,
         "silence_spans": SPANS,
+        "piece_spans": SPANS,
         "document_starts": datasets.Sequence(datasets.Value("int32")),
     }
 )
@@ -76,8 +77,9 @@ def pack_documents(batch: dict, sequence_length: int, unit: str = "tokens", patc
     cuts = np.r_[0, np.flatnonzero(np.diff(sequence_of_token)) + 1]
     bounds = np.r_[cuts, len(ids)]
     packed = {"input_ids": np.split(ids, cuts[1:]), "modality_mask": np.split(modality, cuts[1:])}
-    for name in ("word_spans", "silence_spans"):
-        spans = [np.asarray(s, dtype=np.int64).reshape(-1, 2) + offset for s, offset in zip(batch[name], offsets)]
+    for name in ("word_spans", "silence_spans", "piece_spans"):
+        column = batch.get(name) or [[]] * len(offsets)  # formats built before pieces existed have no piece spans
+        spans = [np.asarray(s, dtype=np.int64).reshape(-1, 2) + offset for s, offset in zip(column, offsets)]
         packed[name] = _split_spans(np.concatenate(spans), cuts)
     packed["document_starts"] = [offsets[(offsets >= a) & (offsets < b)] - a for a, b in zip(bounds[:-1], bounds[1:])]
     return packed

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 import datasets
+import numpy as np
+import pyarrow.compute as pc
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
@@ -59,21 +61,37 @@ def build_model(model_args: ModelArguments, tokenizer, args: PretrainingArgument
         config = LSTConfig.from_tokenizer(tokenizer, preset=model_args.preset, patching_mode=args.patching_mode,
                                           curriculum_aligned_until=args.curriculum_aligned_until,
                                           curriculum_static_from=args.curriculum_static_from,
-                                          mixed_aligned_probability=args.mixed_aligned_probability, **overrides)
+                                          mixed_aligned_probability=args.mixed_aligned_probability,
+                                          aligned_by=args.aligned_by, aligned_silences=args.aligned_silences,
+                                          **overrides)
         model = LSTForCausalLM(config) if model_args.model_type == "lst" else LlamaForCausalLM(config.global_llama_config())
     if args.gradient_checkpointing:
         model.activation_checkpointing_enable()
     return model
 
 
-def check_packed_columns(dataset, where: str, patching_mode: str) -> None:
-    """Packed rows hold ids and the modality mask; word-based patching also needs the word spans."""
-    needed = ["input_ids", "modality_mask"] + (["word_spans"] if patching_mode in ("aligned", "mixed", "curriculum")
-                                               else [])
+def check_packed_columns(dataset, where: str, args: PretrainingArguments) -> None:
+    """Packed rows hold ids and the modality mask; word-based patching also needs the word spans, and patching
+    by pieces the piece spans of every row that has words (data built from rows with character times)."""
+    aligned = args.patching_mode in ("aligned", "bpe", "mixed", "curriculum")
+    needed = ["input_ids", "modality_mask"] + (["word_spans"] if aligned else [])
+    needed += ["piece_spans"] if aligned and args.aligned_by == "piece" else []
     missing = [name for name in needed if name not in dataset.column_names]
     if missing:
         raise ValueError(f"{where} lacks the column(s) {missing} (it has {dataset.column_names}): train on packed "
-                         f"sequences from `lst data`{' with word spans' if 'word_spans' in missing else ''}.")
+                         f"sequences from `lst data`{' with word spans' if 'word_spans' in missing else ''}"
+                         f"{PIECE_HINT if 'piece_spans' in missing else ''}.")
+    if "piece_spans" in needed:
+        words = pc.list_value_length(dataset.data.column("word_spans")).to_numpy(zero_copy_only=False)
+        pieces = pc.list_value_length(dataset.data.column("piece_spans")).to_numpy(zero_copy_only=False)
+        lacking = np.flatnonzero((words > 0) & (pieces == 0))
+        if lacking.size:
+            raise ValueError(f"{where}: {lacking.size} of {len(words)} rows have word spans but no piece spans (the "
+                             f"first is row {lacking[0]}), so patching by pieces cannot follow them{PIECE_HINT}.")
+
+
+PIECE_HINT = ("; piece spans come from front-end rows with character_starts (the espeak corpus and the CTC "
+              "aligner give them; `lst data --piece_timing proportional` splits words by characters instead)")
 
 
 def optimizer_for(model, args: PretrainingArguments) -> torch.optim.AdamW:
@@ -100,7 +118,7 @@ def patching_for(batch: dict, config, args: PretrainingArguments, step: int, ran
     generator = torch.Generator().manual_seed(args.seed * 1_000_003 + step * 1009 + rank * 31 + micro)
     return patch_starts(
         args.patching_mode, batch["modality_mask"].cpu(), config.patch_size, config.max_patch_length,
-        batch["word_boundaries"].cpu(), step=step, aligned_until=args.curriculum_aligned_until,
+        batch["aligned_boundaries"].cpu(), step=step, aligned_until=args.curriculum_aligned_until,
         static_from=args.curriculum_static_from, mixed_aligned_probability=args.mixed_aligned_probability,
         generator=generator,
     ).to(batch["input_ids"].device)
@@ -145,7 +163,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
     checkpoint = resolve_checkpoint(output_dir, args.resume_from_checkpoint, RESUME_STATE)
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer)
     train_data = datasets.load_from_disk(data_args.train_data)
-    check_packed_columns(train_data, data_args.train_data, args.patching_mode)
+    check_packed_columns(train_data, data_args.train_data, args)
     model = build_model(model_args, tokenizer, args)
     lst_config = model.config if model_args.model_type == "lst" else None
     flops_config = model.config
@@ -168,7 +186,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         truncate_log(output_dir / LOG_FILE, step)
-    batches = Batches(train_data, accelerator, PackedCollator(tokenizer.pad_token_id), args, position)
+    collator = PackedCollator(tokenizer.pad_token_id, args.aligned_by, args.aligned_silences)
+    batches = Batches(train_data, accelerator, collator, args, position)
     if accelerator.log_with:
         accelerator.init_trackers("pretrain", config={k: v for k, v in vars(args).items() if v is not None})
 
@@ -230,6 +249,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
         save_pretrained_atomically(accelerator.unwrap_model(model), tokenizer, final, with_code=True)
         write_text_atomically(output_dir / "run.json", json.dumps({
             "model_type": model_args.model_type, "preset": model_args.preset, "patching_mode": args.patching_mode,
+            "aligned_by": args.aligned_by, "aligned_silences": args.aligned_silences,
             "hardware": hardware(), "num_processes": accelerator.num_processes,
             "mixed_precision": args.mixed_precision}, indent=2) + "\n")
         plot_losses(read_log(output_dir / LOG_FILE), output_dir / "loss.png", title=f"{model_args.model_type} pretraining")
@@ -271,7 +291,7 @@ def _log(accelerator, output_dir: Path, window: LossWindow, step: int, lr: float
     metrics = {"step": step, **window.means(accelerator), "learning_rate": lr, "grad_norm": grad_norm,
                "tokens_per_second": totals[0] / elapsed, "global_positions_per_second": totals[1] / elapsed,
                "mfu": totals[2] / elapsed / (peak * accelerator.num_processes), "window_seconds": elapsed,
-               "tokens": totals[0], "flops": totals[2]}  # the window's, on all processes (model cards sum them)
+               "tokens": totals[0], "global_positions": totals[1], "flops": totals[2]}  # the window's, all processes
     window.reset()
     if accelerator.log_with:
         accelerator.log({k: v for k, v in metrics.items() if k != "step"}, step=step)
