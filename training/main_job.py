@@ -4,13 +4,17 @@
 2. Speak verses with espeak-ng (exact word times), fit MFCC k-means units: a spoken corpus.
 3. Train the joint tokenizer on the training text; build LST's data recipe (one third interleaved speech
    and text, two thirds text), packed by global positions; the same for held-out data.
-4. Train a `small` LST (curriculum patching) and the Llama baseline of the same global shape, each for
-   `minutes_per_model` (the step count comes from a timed calibration step, so the schedule completes).
+4. Train a `small` LST (curriculum patching) and the Llama baseline of the same global shape for the same
+   `max_steps`, under the LST paper's compute-controlled protocol (`--protocol compute`): the baseline's
+   tokens per step equal LST's global positions (patches) per step, so both spend about the same compute
+   and LST sees more data. `--protocol data` gives both the same sequences instead (the same tokens; LST
+   spends less compute). The budget is a step count: wall-clock time is reported, never used to decide how
+   much to train.
 5. Evaluate both: held-out loss per modality, and a spoken topic cloze built from held-out chapters (the
    first half of a verse; its own second half against another passage's) in S->S, T->T, S->T and T->S.
 6. Write `report.md`, `report.json`, `loss_curves.png` and `topic_cloze.png`: every number from this run.
 
-    python -m training.main_job [--minutes_per_model 4] [--output_dir outputs/main_job]
+    python -m training.main_job [--max_steps 160] [--protocol compute] [--output_dir outputs/main_job]
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from tokenization.sample_text import kjv_records
 from tokenization.spoken_corpus import spoken_corpus_from_texts
 from training.data_mixing import realised_ratios
 from training.data_recipes import RECIPES, build_pretraining_data, pack_with_recipe
-from training.main_job_report import write_report
+from training.main_job_report import PROTOCOLS, write_report
 
 logger = logging.getLogger("lst.main_job")
 MODELS = ("lst", "llama")
@@ -52,13 +56,21 @@ class MainJobArguments:
     max_words: int = 30
     num_units: int = 100
     vocab_size: int = 1000
-    minutes_per_model: float = field(default=4.0, metadata={"help": "training wall time for each model"})
+    max_steps: int = field(default=160, metadata={"help": "optimizer steps for each model: the training budget"})
+    protocol: str = field(default="compute", metadata={"help": f"one of {sorted(PROTOCOLS)}: what the two models "
+                                                                "share besides the step count"})
     preset: str = field(default="small", metadata={"help": "LST shape preset (the baseline takes its global shape)"})
     sequence_length: int = field(default=128, metadata={"help": "global positions per packed sequence"})
     batch_size: int = 8
     learning_rate: float = 1e-3
     cloze_items: int = 200
     seed: int = 0
+
+    def __post_init__(self):
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}, got {self.protocol!r}.")
+        if self.max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {self.max_steps}.")
 
 
 def split_bible(held_out_every: int) -> tuple[list[dict], list[dict]]:
@@ -90,8 +102,8 @@ def topic_cloze_items(held_out: list[dict], count: int, min_words: int, max_word
     return topic_story_cloze(items, seed=seed)
 
 
-def prepare(arguments: MainJobArguments, output_dir: Path):
-    """Corpus, tokenizer and packed data (train and held-out)."""
+def prepare_corpus(arguments: MainJobArguments, output_dir: Path):
+    """The spoken corpus, the tokenizer and the held-out packed data; the training sources for the recipes."""
     train, held_out = split_bible(arguments.held_out_every)
     spoken_train = short(train, arguments.max_words)[: arguments.spoken_utterances]
     spoken_held_out = short(held_out, arguments.max_words)[: arguments.held_out_utterances]
@@ -111,74 +123,79 @@ def prepare(arguments: MainJobArguments, output_dir: Path):
                                               num_units=arguments.num_units)
     tokenizer.save_pretrained(output_dir / "tokenizer")
     recipe = RECIPES["lst"].replace(sequence_length=arguments.sequence_length)
-    text = datasets.Dataset.from_dict({"text": train_texts})
     held_out_text = datasets.Dataset.from_dict({"text": [r["text"] for r in held_out][:3 * len(corpus_held_out)]})
-    mixed, _ = build_pretraining_data(recipe, tokenizer, paired=corpus_train, text=text, seed=arguments.seed,
-                                      pack_sequences=False)
-    packed = pack_with_recipe(mixed, recipe)
-    packed.save_to_disk(output_dir / "data" / "train")
     held_packed, _ = build_pretraining_data(recipe, tokenizer, paired=corpus_held_out, text=held_out_text,
                                             seed=arguments.seed)
     held_packed.save_to_disk(output_dir / "data" / "held_out")
+    sources = {"paired": corpus_train, "text": datasets.Dataset.from_dict({"text": train_texts})}
     facts = {"spoken_train_utterances": len(corpus_train), "spoken_held_out_utterances": len(corpus_held_out),
              "speech_minutes": speech_seconds / 60, "text_train_verses": len(train_texts),
              "held_out_chapters_every": arguments.held_out_every, "vocab_size": len(tokenizer),
-             "num_units": arguments.num_units, "packed_train_sequences": len(packed),
-             "train_mixture": realised_ratios(mixed, tokenizer)}
+             "num_units": arguments.num_units}
+    return tokenizer, extractor, held_out, sources, facts
+
+
+def build_training_data(recipe, tokenizer, sources: dict, directory: Path, seed: int) -> dict:
+    """LST's sequences (`train`, packed by the recipe's global positions) and the baseline's for the compute
+    protocol (`train_tokens`: the same documents, as many tokens per sequence); returns the mixture facts."""
+    mixed, _ = build_pretraining_data(recipe, tokenizer, **sources, seed=seed, pack_sequences=False)
+    packed = pack_with_recipe(mixed, recipe)
+    packed.save_to_disk(directory / "train")
+    pack_with_recipe(mixed, recipe.replace(pack_unit="tokens")).save_to_disk(directory / "train_tokens")
+    return {"packed_train_sequences": len(packed), "train_mixture": realised_ratios(mixed, tokenizer)}
+
+
+def prepare(arguments: MainJobArguments, output_dir: Path):
+    """Corpus, tokenizer and packed data (train, the baseline's train by tokens, and held-out)."""
+    tokenizer, extractor, held_out, sources, facts = prepare_corpus(arguments, output_dir)
+    recipe = RECIPES["lst"].replace(sequence_length=arguments.sequence_length)
+    facts.update(build_training_data(recipe, tokenizer, sources, output_dir / "data", arguments.seed))
     return tokenizer, extractor, held_out, facts
 
 
-def timed_step_seconds(model_type: str, arguments: MainJobArguments, output_dir: Path) -> float:
-    """Seconds per optimizer step on a real batch: the median of three, after a warm-up step (the first
-    steps of a fresh process run slow, and one timing over-estimated the step by 25%)."""
-    from training.arguments import ModelArguments, PretrainingArguments
-    from training.collator import PackedCollator
-    from training.pretrain import build_model, token_losses
-
-    tokenizer = SpeechUnitTextTokenizer.from_pretrained(output_dir / "tokenizer")
-    model = build_model(ModelArguments(tokenizer=str(output_dir / "tokenizer"), model_type=model_type,
-                                       preset=arguments.preset),
-                        tokenizer, PretrainingArguments(output_dir=str(output_dir)))
-    data = datasets.load_from_disk(str(output_dir / "data" / "train"))
-    batch = PackedCollator(tokenizer.pad_token_id)([data[i] for i in range(arguments.batch_size)])
-    optimizer = torch.optim.AdamW(model.parameters())
-    times = []
-    for _ in range(4):
-        started = time.perf_counter()
-        losses, valid = token_losses(model, batch, None)
-        losses[valid].mean().backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        times.append(time.perf_counter() - started)
-    return float(np.median(times[1:]))
-
-
-def train(model_type: str, steps: int, arguments: MainJobArguments, output_dir: Path) -> Path:
-    run_dir = output_dir / model_type
+def pretrain_command(run_dir: Path, train_data: Path, output_dir: Path, model_type: str, arguments: MainJobArguments,
+                     seed: int, patching: dict | None = None) -> list[str]:
+    """The `training.pretrain` command of one run: `arguments.max_steps` steps on `train_data`, evaluated on
+    `output_dir/data/held_out`; `patching` holds LST's patching flags."""
+    steps = arguments.max_steps
     command = [
         sys.executable, "-m", "training.pretrain", "--tokenizer", str(output_dir / "tokenizer"),
-        "--train_data", str(output_dir / "data" / "train"), "--eval_data", str(output_dir / "data" / "held_out"),
+        "--train_data", str(train_data), "--eval_data", str(output_dir / "data" / "held_out"),
         "--output_dir", str(run_dir), "--model_type", model_type, "--preset", arguments.preset, "--max_steps", str(steps),
         "--per_device_batch_size", str(arguments.batch_size), "--learning_rate", str(arguments.learning_rate),
-        "--warmup_steps", str(max(1, steps // 10)), "--logging_steps", str(max(1, steps // 40)),
-        "--save_steps", "0", "--seed", str(arguments.seed),
-        # a safety net: the step count is calibrated to the budget, this stops a slower machine in time
-        "--max_train_minutes", str(arguments.minutes_per_model * 1.15),
+        "--warmup_steps", str(max(1, steps // 10)), "--logging_steps", str(max(1, steps // 40)), "--seed", str(seed),
     ]
-    if model_type == "lst":  # LST's best recipe: aligned patches first, static (as at inference) last
-        command += ["--patching_mode", "curriculum", "--curriculum_aligned_until", str(steps // 3),
-                    "--curriculum_static_from", str(2 * steps // 3)]
-    subprocess.run(command, check=True)
+    for flag, value in (patching or {}).items():
+        command += [f"--{flag}", str(value)]
+    return command
+
+
+def curriculum(steps: int) -> dict:
+    """LST's best recipe: aligned patches first, static (as at inference) last."""
+    return {"patching_mode": "curriculum", "curriculum_aligned_until": steps // 3,
+            "curriculum_static_from": 2 * steps // 3}
+
+
+def train(model_type: str, arguments: MainJobArguments, output_dir: Path) -> Path:
+    run_dir = output_dir / model_type
+    by_tokens = model_type == "llama" and arguments.protocol == "compute"
+    train_data = output_dir / "data" / ("train_tokens" if by_tokens else "train")
+    command = pretrain_command(run_dir, train_data, output_dir, model_type, arguments, arguments.seed,
+                               curriculum(arguments.max_steps) if model_type == "lst" else None)
+    started = time.perf_counter()
+    subprocess.run([*command, "--save_steps", "0"], check=True)
+    logger.info("%s: %d steps in %.1f minutes", model_type, arguments.max_steps, (time.perf_counter() - started) / 60)
     return run_dir
 
 
-def evaluate(run_dir: Path, items: dict, batch_size: int = 16) -> dict:
+def evaluate(run_dir: Path, items: dict, batch_size: int = 16, name: str = "") -> dict:
     model = AutoModelForCausalLM.from_pretrained(run_dir / "final").eval()
     tokenizer = SpeechUnitTextTokenizer.from_pretrained(run_dir / "final")
     results = {"held_out_loss": json.loads((run_dir / "eval_results.json").read_text()),
                "parameters": sum(p.numel() for p in model.parameters())}
     with torch.no_grad():
-        results["topic_cloze"] = {d: multiple_choice_accuracy(model, tokenizer, items[d], batch_size, context_gain=True)
+        results["topic_cloze"] = {d: multiple_choice_accuracy(model, tokenizer, items[d], batch_size,
+                                                              context_gain=True, progress=f"{name} {d}")
                                   for d in items}
     for direction in results["topic_cloze"].values():
         for key in [k for k in direction if k.startswith("choices_")]:
@@ -214,13 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     tokenizer, extractor, held_out, facts = prepare(arguments, output_dir)
 
-    runs = {}
-    for model_type in MODELS:
-        seconds = timed_step_seconds(model_type, arguments, output_dir)
-        steps = max(10, int(arguments.minutes_per_model * 60 / seconds))
-        logger.info("%s: %.2f s per step -> %d steps in %.1f minutes", model_type, seconds, steps,
-                    arguments.minutes_per_model)
-        runs[model_type] = {"run_dir": train(model_type, steps, arguments, output_dir), "planned_steps": steps}
+    runs = {model_type: {"run_dir": train(model_type, arguments, output_dir)} for model_type in MODELS}
 
     synthesizer, spoken = EspeakSynthesizer(), {}
     cloze = topic_cloze_items(held_out, arguments.cloze_items, 8, 24, arguments.seed)
@@ -228,8 +239,7 @@ def main(argv: list[str] | None = None) -> None:
              for d in DIRECTIONS}
     results = {}
     for model_type, run in runs.items():
-        results[model_type] = evaluate(run["run_dir"], items)
-        results[model_type]["planned_steps"] = run["planned_steps"]
+        results[model_type] = evaluate(run["run_dir"], items, name=model_type)
     for model_type, run in runs.items():  # the finals become releases, with cards carrying this run's numbers
         export_release(run["run_dir"], run["run_dir"] / "final", output_dir / "extractor",
                        release_facts(model_type, facts, results[model_type]))

@@ -14,16 +14,26 @@ from evaluation.multiple_choice_data import DIRECTIONS  # noqa: E402
 from evaluation.uncertainty import format_accuracy  # noqa: E402
 from training.loss_plot import plot_losses  # noqa: E402
 
+PROTOCOLS = {
+    "compute": "compute-controlled: the same steps, and the baseline's tokens per step equal LST's global positions "
+               "(patches) per step, so LST sees more data",
+    "data": "data-controlled: the same steps over the same sequences (the same tokens), so LST spends less compute",
+}
+
 NAMES = {"lst": "LST ({preset}, curriculum patching)", "llama": "Llama baseline (same global shape)"}
 NORMALIZATIONS = ("context_gain", "sum", "per_token")
 
 
 def _training_summary(log: list[dict]) -> dict:
+    """Totals over the run from the logged windows (each row holds its window's counts); FLOPs are training
+    FLOPs, three times the accounting's forward FLOPs."""
     final = log[-1]
     seconds = sum(r.get("window_seconds", 0) for r in log)
-    return {"steps": final["step"], "final_train_loss": final["loss"],
-            "tokens_per_second": sum(r["tokens_per_second"] for r in log) / len(log),
-            "global_positions_per_second": sum(r["global_positions_per_second"] for r in log) / len(log),
+    tokens, positions = sum(r["tokens"] for r in log), sum(r["global_positions"] for r in log)
+    return {"steps": final["step"], "final_train_loss": final["loss"], "tokens": tokens,
+            "global_positions": positions, "global_positions_per_step": positions / final["step"],
+            "tokens_per_step": tokens / final["step"], "training_flops": 3 * sum(r["flops"] for r in log),
+            "tokens_per_second": tokens / seconds, "global_positions_per_second": positions / seconds,
             "mfu": sum(r["mfu"] for r in log) / len(log), "train_seconds": seconds}
 
 
@@ -54,8 +64,10 @@ def _cloze_plot(results: dict, names: dict[str, str], path: Path) -> None:
 def write_report(output_dir: Path, arguments: dict, facts: dict, results: dict) -> None:
     summaries = {model: _training_summary(result["log"]) for model, result in results.items()}
     names = _names(results, arguments["preset"])
-    plot_losses([], output_dir / "loss_curves.png", title="Training loss: LST vs Llama baseline",
-                runs={names[m]: r["log"] for m, r in results.items()})
+    logs = {names[m]: r["log"] for m, r in results.items()}
+    plot_losses([], output_dir / "loss_curves.png", title="Training loss: LST vs Llama baseline", runs=logs)
+    plot_losses([], output_dir / "loss_curves_tokens.png", title="Training loss against the tokens seen", runs=logs,
+                x="tokens")
     _cloze_plot(results, names, output_dir / "topic_cloze.png")
     mixture = facts["train_mixture"]
     lines = [
@@ -73,13 +85,19 @@ def write_report(output_dir: Path, arguments: dict, facts: dict, results: dict) 
         f"| mixture (examples) | {', '.join(f'{k}: {v:.1%}' for k, v in mixture['source_shares'].items())} |",
         f"| speech : text tokens | {mixture['speech_per_text']:.2f} : 1 |", "",
         "## Training", "",
-        "| model | parameters | steps | final train loss | tokens/s | global positions/s | MFU (vs measured matmul peak) |",
-        "|---|---|---|---|---|---|---|",
+        f"Protocol: **{arguments['protocol']}** ({PROTOCOLS[arguments['protocol']]}). The budget is "
+        f"{arguments['max_steps']} optimizer steps for each model; the wall-clock time is what they took on this "
+        "machine, reported, not used to decide how much to train.", "",
+        "| model | parameters | steps | global positions / step | tokens / step | tokens in all | training FLOPs | "
+        "final train loss | minutes | MFU (vs measured matmul peak) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for model, summary in summaries.items():
         lines.append(f"| {names[model]} | {results[model]['parameters'] / 1e6:.1f}M | {summary['steps']} | "
-                     f"{summary['final_train_loss']:.3f} | {summary['tokens_per_second']:.0f} | "
-                     f"{summary['global_positions_per_second']:.0f} | {summary['mfu']:.1%} |")
+                     f"{summary['global_positions_per_step']:.0f} | {summary['tokens_per_step']:.0f} | "
+                     f"{summary['tokens']:,.0f} | {summary['training_flops']:.3g} | "
+                     f"{summary['final_train_loss']:.3f} | {summary['train_seconds'] / 60:.1f} | "
+                     f"{summary['mfu']:.1%} |")
     lines += ["", "## Held-out loss (nats per token)", "", "| model | all tokens | text tokens | speech tokens |",
               "|---|---|---|---|"]
     for model, result in results.items():
@@ -100,7 +118,8 @@ def write_report(output_dir: Path, arguments: dict, facts: dict, results: dict) 
             gain = format_accuracy(cloze["accuracy_context_gain"], cloze["accuracy_context_gain_ci95"], digits=0)
             cells.append(" / ".join([gain] + [f"{cloze[f'accuracy_{n}']:.0%}" for n in NORMALIZATIONS[1:]]))
         lines.append(f"| {names[model]} | " + " | ".join(cells) + " |")
-    lines += ["", "![training loss](loss_curves.png)", "", "![topic cloze](topic_cloze.png)", ""]
+    lines += ["", "![training loss](loss_curves.png)", "",
+              "![training loss against tokens](loss_curves_tokens.png)", "", "![topic cloze](topic_cloze.png)", ""]
     (output_dir / "report.md").write_text("\n".join(lines))
     (output_dir / "report.json").write_text(json.dumps(
         {"arguments": arguments, "data": facts, "training": summaries,

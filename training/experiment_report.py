@@ -1,0 +1,113 @@
+"""The report of `lst experiment`: one markdown table per protocol's cells, a JSON dump and a plot against the
+speech:text ratio, from the runs' own results. A cell over several seeds gives the mean and the spread (the
+lowest and highest seed); a single seed's accuracy gives its 95% Wilson interval."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from evaluation.uncertainty import format_accuracy  # noqa: E402
+from tokenization.atomic_files import write_text_atomically  # noqa: E402
+from training.main_job_report import PROTOCOLS  # noqa: E402
+
+
+def _cells(runs: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    cells: dict[tuple[str, str], list[dict]] = {}
+    for run in runs:
+        cells.setdefault((run["ratio"], run["model"]), []).append(run)
+    return dict(sorted(cells.items()))
+
+
+def _accuracy(runs: list[dict], direction: str) -> tuple[float, tuple[float, float], str]:
+    """Mean accuracy, its interval (Wilson for one seed, the seeds' range for several) and the cell's text."""
+    scores = [r["topic_cloze"][direction] for r in runs]
+    values = [s["accuracy_context_gain"] for s in scores]
+    if len(runs) == 1:
+        interval = tuple(scores[0]["accuracy_context_gain_ci95"])
+        return values[0], interval, format_accuracy(values[0], interval, digits=0)
+    mean, interval = float(np.mean(values)), (min(values), max(values))
+    return mean, interval, f"{mean:.0%} (seeds {interval[0]:.0%}-{interval[1]:.0%}, n={len(runs)})"
+
+
+def _mean_and_spread(values: list[float], digits: int = 3) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{np.mean(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+def _plot(cells: dict, directions: list[str], ratios: dict, path: Path) -> None:
+    figure, axes = plt.subplots(1, len(directions), figsize=(4.6 * len(directions), 3.4), squeeze=False)
+    models = sorted({model for _, model in cells})
+    for axis, direction in zip(axes[0], directions):
+        for model in models:
+            points = []
+            for (ratio, cell_model), runs in cells.items():
+                realised = ratios.get(ratio, {}).get("train_mixture", {}).get("speech_per_text")
+                if cell_model == model and realised is not None:
+                    mean, (low, high), _ = _accuracy(runs, direction)
+                    points.append((realised, mean, mean - low, high - mean))
+            if points:
+                points.sort()
+                x, y, below, above = zip(*points)
+                axis.errorbar(x, y, yerr=[below, above], marker="o", capsize=3, label=model)
+        axis.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+        axis.set_xscale("log")
+        axis.set_xlabel("speech : text tokens (realised)")
+        axis.set_ylabel(f"{direction} topic cloze accuracy")
+        axis.set_ylim(0, 1)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write_experiment_report(output_dir: Path, settings: dict, corpus: dict, ratios: dict, runs: list[dict]) -> None:
+    if not runs:
+        raise ValueError(f"{output_dir} holds no finished runs to report.")
+    cells = _cells(runs)
+    directions = list(settings["directions"])
+    lines = [
+        "# LST experiment", "",
+        f"Protocol: **{settings['protocol']}** ({PROTOCOLS[settings['protocol']]}). Every run trains "
+        f"{settings['max_steps']} optimizer steps of {settings['batch_size']} sequences of "
+        f"{settings['sequence_length']} global positions (LST, static packing) on the `{settings['preset']}` shape, "
+        f"from the same tokenizer ({corpus['vocab_size']} ids) and corpus ({corpus['spoken_train_utterances']} "
+        f"spoken and {corpus['text_train_verses']} text verses; every {corpus['held_out_chapters_every']}th chapter "
+        "held out). Training FLOPs are the accounting's, summed over every logged step.", "",
+        "## Data", "", "| mixture | speech:text tokens asked | realised | packed sequences |", "|---|---|---|---|",
+    ]
+    for name, facts in ratios.items():
+        asked = "the recipe's weights" if name == "recipe" else name.removeprefix("speech_per_text-")
+        lines.append(f"| {name} | {asked} | {facts['train_mixture']['speech_per_text']:.3f} | "
+                     f"{facts['packed_train_sequences']} |")
+    header = ["mixture", "model", "seeds", "global positions / step", "tokens / step", "training FLOPs",
+              "held-out loss: all", "text", "speech", *[f"{d} (context gain)" for d in directions]]
+    lines += ["", "## Results", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    summary = []
+    for (ratio, model), cell_runs in cells.items():
+        losses = {k: [r["held_out_loss"][k] for r in cell_runs] for k in ("loss", "loss_text", "loss_speech")}
+        accuracies = {d: _accuracy(cell_runs, d) for d in directions}
+        row = [ratio, model, ", ".join(str(r["seed"]) for r in cell_runs),
+               f"{np.mean([r['global_positions_per_step'] for r in cell_runs]):.0f}",
+               f"{np.mean([r['tokens_per_step'] for r in cell_runs]):.0f}",
+               f"{np.mean([r['training_flops'] for r in cell_runs]):.3g}",
+               *[_mean_and_spread(losses[k]) for k in losses], *[accuracies[d][2] for d in directions]]
+        lines.append("| " + " | ".join(row) + " |")
+        summary.append({"mixture": ratio, "model": model, "seeds": [r["seed"] for r in cell_runs],
+                        "held_out_loss": {k: float(np.mean(v)) for k, v in losses.items()},
+                        "topic_cloze": {d: {"mean": a[0], "interval": list(a[1])} for d, a in accuracies.items()},
+                        "training_flops": float(np.mean([r["training_flops"] for r in cell_runs]))})
+    lines += ["", "Intervals: one seed, the 95% Wilson interval over the cloze items; several seeds, the lowest and",
+              "highest seed (mean first). Chance is 50%.", "", "![accuracy against the ratio](ratio_sweep.png)", ""]
+    _plot(cells, directions, ratios, output_dir / "ratio_sweep.png")
+    write_text_atomically(output_dir / "report.md", "\n".join(lines))
+    write_text_atomically(output_dir / "report.json", json.dumps(
+        {"settings": settings, "corpus": corpus, "data": ratios, "cells": summary, "runs": runs}, indent=2))
