@@ -85,3 +85,14 @@ def test_bad_experiments_are_refused_before_training(tmp_path):
     assert patching_flags("curriculum:piece:merged", 9) == {
         "patching_mode": "curriculum", "curriculum_aligned_until": 3, "curriculum_static_from": 6,
         "aligned_by": "piece", "aligned_silences": "merged"}
+
+
+def test_the_data_protocol_gives_both_models_the_same_tokens(tmp_path):
+    main(["--output_dir", str(tmp_path), *TINY, "--max_steps", "2", "--protocol", "data", "--patching", "static",
+          "--directions", "T->T"])
+    lst = read_log(tmp_path / "runs" / "recipe" / "static" / "seed-0")
+    llama = read_log(tmp_path / "runs" / "recipe" / "llama" / "seed-0")
+    assert [r["tokens"] for r in lst] == [r["tokens"] for r in llama]  # the same sequences, step by step
+    assert sum(r["global_positions"] for r in lst) < sum(r["global_positions"] for r in llama)
+    assert sum(r["flops"] for r in lst) < sum(r["flops"] for r in llama)  # LST spends less compute
+    assert "Protocol: **data**" in (tmp_path / "report.md").read_text()
