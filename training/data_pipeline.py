@@ -47,7 +47,8 @@ def _build_batch(batch: dict, indices: list[int], tokenizer, format: str, seed: 
         for row in rows:
             if row.get("character_starts") is None and row.get("word_spans") is not None:
                 row["character_starts"] = proportional_character_starts(row["words"], row["word_spans"])
-    piece_model = text_piece_model(tokenizer) if format != "tlm" else None
+    has_characters = format != "tlm" and any(row.get("character_starts") is not None for row in rows)
+    piece_model = text_piece_model(tokenizer) if has_characters else None
     documents = [
         document_segments(format, row, np.random.default_rng([seed, epoch, index]), ast, interleave, f"row {index}",
                           piece_model)

@@ -37,7 +37,8 @@ from tokenization.atomic_files import write_text_atomically
 from training.arguments import parse_script_arguments
 from training.checkpoints import latest_checkpoint
 from training.main_job import (MainJobArguments, build_training_data, curriculum, evaluate, prepare_corpus,
-                               pretrain_command, split_bible, topic_cloze_items)
+                               pretrain_command, split_bible, topic_cloze_items, train_data_for)
+from training.main_job_report import training_summary
 
 logger = logging.getLogger("lst.experiment")
 VARIANT_OPTIONS = {"merged": ("aligned_silences", "merged"), "piece": ("aligned_by", "piece")}
@@ -130,10 +131,10 @@ def run_one(arguments: ExperimentArguments, output_dir: Path, run_dir: Path, mod
     results_file = run_dir / "results.json"
     if results_file.exists():
         return json.loads(results_file.read_text())
+    model_type = "llama" if model == BASELINE else "lst"
     flags = None if model == BASELINE else patching_flags(model, arguments.max_steps)
-    by_tokens = model == BASELINE and arguments.protocol == "compute"
-    command = pretrain_command(run_dir, data_dir / ("train_tokens" if by_tokens else "train"), output_dir,
-                               "llama" if model == BASELINE else "lst", arguments, seed, flags)
+    command = pretrain_command(run_dir, train_data_for(model_type, arguments.protocol, data_dir), output_dir,
+                               model_type, arguments, seed, flags)
     command += ["--save_steps", str(max(1, arguments.max_steps // 4)), "--report_to", "none"]
     if run_dir.exists() and latest_checkpoint(run_dir) is not None:
         command += ["--resume_from_checkpoint", "latest"]
@@ -143,15 +144,7 @@ def run_one(arguments: ExperimentArguments, output_dir: Path, run_dir: Path, mod
     log = results.pop("log")
     if log[-1]["step"] != arguments.max_steps:
         raise RuntimeError(f"{run_dir} stopped at step {log[-1]['step']} of {arguments.max_steps}.")
-    steps = log[-1]["step"]
-    tokens, positions = sum(r["tokens"] for r in log), sum(r["global_positions"] for r in log)
-    results.update({"steps": steps, "tokens": tokens, "global_positions": positions,
-                    "tokens_per_step": tokens / steps, "global_positions_per_step": positions / steps,
-                    "training_flops": 3 * sum(r["flops"] for r in log),  # the accounting counts forward passes
-                    "train_seconds": sum(r["window_seconds"] for r in log), "final_train_loss": log[-1]["loss"]})
-    for scores in results["topic_cloze"].values():
-        for key in [k for k in scores if k.startswith("choices_")]:
-            scores.pop(key)
+    results.update(training_summary(log))
     write_text_atomically(results_file, json.dumps(results, indent=2))
     return results
 

@@ -176,10 +176,14 @@ def curriculum(steps: int) -> dict:
             "curriculum_static_from": 2 * steps // 3}
 
 
+def train_data_for(model_type: str, protocol: str, data_dir: Path) -> Path:
+    """The sequences a model trains on: under the compute protocol the baseline's are packed by tokens."""
+    return data_dir / ("train_tokens" if model_type == "llama" and protocol == "compute" else "train")
+
+
 def train(model_type: str, arguments: MainJobArguments, output_dir: Path) -> Path:
     run_dir = output_dir / model_type
-    by_tokens = model_type == "llama" and arguments.protocol == "compute"
-    train_data = output_dir / "data" / ("train_tokens" if by_tokens else "train")
+    train_data = train_data_for(model_type, arguments.protocol, output_dir / "data")
     command = pretrain_command(run_dir, train_data, output_dir, model_type, arguments, arguments.seed,
                                curriculum(arguments.max_steps) if model_type == "lst" else None)
     started = time.perf_counter()

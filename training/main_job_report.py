@@ -24,7 +24,7 @@ NAMES = {"lst": "LST ({preset}, curriculum patching)", "llama": "Llama baseline 
 NORMALIZATIONS = ("context_gain", "sum", "per_token")
 
 
-def _training_summary(log: list[dict]) -> dict:
+def training_summary(log: list[dict]) -> dict:
     """Totals over the run from the logged windows (each row holds its window's counts); FLOPs are training
     FLOPs, three times the accounting's forward FLOPs."""
     final = log[-1]
@@ -62,7 +62,7 @@ def _cloze_plot(results: dict, names: dict[str, str], path: Path) -> None:
 
 
 def write_report(output_dir: Path, arguments: dict, facts: dict, results: dict) -> None:
-    summaries = {model: _training_summary(result["log"]) for model, result in results.items()}
+    summaries = {model: training_summary(result["log"]) for model, result in results.items()}
     names = _names(results, arguments["preset"])
     logs = {names[m]: r["log"] for m, r in results.items()}
     plot_losses([], output_dir / "loss_curves.png", title="Training loss: LST vs Llama baseline", runs=logs)
