@@ -2,9 +2,13 @@
 
     lst eval mc --model DIR --data storycloze.csv --format storycloze --directions T->T S->S --output out [--context_gain]
     lst eval cra --model DIR --corpus spoken_corpus_dir --num 100 --output out
+    lst eval pelm --model DIR --corpus spoken_corpus_dir --external_lm LM_DIR --directions T->T S->T S->S T->S \
+        --vocoder VOCODER_DIR --output out
 
 `--model` is any causal LM over the joint vocabulary (LST or the Llama baseline) saved with its tokenizer;
-spoken directions also need `--extractor` (a saved unit extractor) and speak with espeak-ng.
+spoken directions also need `--extractor` (a saved unit extractor) and speak with espeak-ng. PELM cuts the
+corpus's utterances in half (text or units), samples continuations and scores them under the external LM;
+speech continuations (->S) are vocoded (`--vocoder`, see `lst vocoder`) and transcribed (`--transcriber`).
 """
 
 from __future__ import annotations
@@ -35,7 +39,19 @@ def add_parser(subparsers) -> None:
     cra.add_argument("--corpus", type=Path, required=True, help="a spoken corpus saved with save_to_disk")
     cra.add_argument("--num", type=int, default=100, help="utterances (N of the N x N matrix)")
     cra.add_argument("--directions", nargs="+", default=["u2u", "u2t", "t2u", "t2t"])
-    for sub in (mc, cra):
+    pelm = tasks.add_parser("pelm", help="PELM: continuations scored by an external LM, in four directions")
+    pelm.add_argument("--corpus", type=Path, required=True, help="a spoken corpus saved with save_to_disk")
+    pelm.add_argument("--external_lm", required=True, help="a causal LM (and tokenizer) directory or repo id")
+    pelm.add_argument("--num", type=int, default=100, help="utterances to prompt with")
+    pelm.add_argument("--directions", nargs="+", default=["T->T", "S->T"], help="any of T->T S->S S->T T->S")
+    pelm.add_argument("--vocoder", help="a saved unit vocoder (needed for ->S directions)")
+    pelm.add_argument("--transcriber", default="pocketsphinx", help="'pocketsphinx' or a transformers ASR model")
+    pelm.add_argument("--language_model", help="pocketsphinx: an ARPA/binary LM instead of its own")
+    pelm.add_argument("--max_new_tokens", type=int, help="default: 50 for text continuations, 250 for speech")
+    pelm.add_argument("--temperature", type=float, default=0.8)
+    pelm.add_argument("--top_k", type=int, default=25)
+    pelm.add_argument("--seed", type=int, default=0)
+    for sub in (mc, cra, pelm):
         sub.add_argument("--model", type=Path, required=True, help="saved model directory (with its tokenizer)")
         sub.add_argument("--batch_size", type=int, default=16)
         sub.add_argument("--output", type=Path, required=True, help="writes OUTPUT.json and OUTPUT.md")
@@ -96,6 +112,8 @@ def run(arguments) -> dict:
             results[direction] = {k: v for k, v in result.items() if not k.startswith("choices_")}
             logger.info("%s %s: %s", arguments.format, direction, results[direction])
         title = f"{arguments.format} ({arguments.data.name}), {len(items)} items"
+    elif arguments.task == "pelm":
+        results, title = _pelm(arguments, model, tokenizer)
     else:
         import datasets
 
@@ -114,11 +132,55 @@ def run(arguments) -> dict:
     return results
 
 
+def _pelm(arguments, model, tokenizer) -> tuple[dict, str]:
+    import datasets
+
+    from .pelm_runner import DIRECTIONS, pelm, spoken_prompts
+
+    unknown = [d for d in arguments.directions if d not in DIRECTIONS]
+    if unknown:
+        raise ValueError(f"Unknown directions {unknown}; choose from {DIRECTIONS}.")
+    transcriber = None
+    if any(d.endswith("S") for d in arguments.directions):
+        if arguments.vocoder is None:
+            raise ValueError("Speech continuations (->S) are scored through a vocoder: pass --vocoder (a saved unit "
+                             "vocoder; `lst vocoder train` makes one).")
+        from transformers import AutoModel
+
+        import tokenization.vocoder  # noqa: F401  (registers the vocoder with AutoModel)
+
+        from .transcribers import UnitTranscriber, load_transcriber
+
+        options = {"language_model": arguments.language_model} if arguments.language_model else {}
+        vocoder = AutoModel.from_pretrained(arguments.vocoder).eval()
+        transcriber = UnitTranscriber(vocoder, load_transcriber(arguments.transcriber, **options),
+                                      units_are_deduplicated=tokenizer.deduplicate_units)
+    corpus = datasets.load_from_disk(str(arguments.corpus))
+    rows = [row for row in corpus.select(range(min(arguments.num, len(corpus)))) if len(row["words"]) >= 2]
+    if len(rows) < min(arguments.num, len(corpus)):
+        logger.warning("PELM: %d utterances have fewer than two words and are left out.",
+                       min(arguments.num, len(corpus)) - len(rows))
+    results = {}
+    for direction in arguments.directions:
+        prompts, transcripts, references = spoken_prompts(rows, direction)
+        output_modality = "speech" if direction.endswith("S") else "text"
+        max_new_tokens = arguments.max_new_tokens or (250 if output_modality == "speech" else 50)
+        result = pelm(model, tokenizer, prompts, transcripts, references, arguments.external_lm, output_modality,
+                      transcriber, arguments.temperature, arguments.top_k, max_new_tokens, arguments.seed,
+                      arguments.batch_size)
+        results[direction] = {k: v for k, v in result.items() if k != "continuations"}
+        results[direction]["examples"] = result["continuations"][:3]
+        logger.info("PELM %s: perplexity %.1f (reference %.1f), %d empty", direction, result["perplexity"],
+                    result["reference_perplexity"], result["num_empty"])
+    return results, f"PELM on {arguments.corpus.name}, {len(rows)} prompts, external LM {arguments.external_lm}"
+
+
 def _write(output: Path, title: str, model: str, results: dict) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.with_suffix(".json").write_text(json.dumps({"model": model, "title": title, "results": results}, indent=2))
     # An accuracy and its interval share a cell: `62.0% [48.2, 74.1]`.
-    columns = sorted({key for row in results.values() for key in row if not key.endswith("_ci95")})
+    columns = sorted({key for row in results.values() for key, value in row.items()
+                      if not key.endswith("_ci95") and not isinstance(value, (list, dict))})
     lines = [f"# {title}", "", f"model: `{model}`", "", "Accuracies with their 95% Wilson intervals.", "",
              "| direction | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for direction, row in results.items():

@@ -1,5 +1,5 @@
 """The `lst` command: one entry point, a subcommand per job (`lst eval`, `lst units`, `lst corpus`, `lst data`,
-`lst finetune`, `lst transfer`, `lst experiment`, `lst slue-stand-in`, `lst export`, `lst push`).
+`lst finetune`, `lst transfer`, `lst experiment`, `lst vocoder`, `lst slue-stand-in`, `lst export`, `lst push`).
 
 Each subcommand's module is imported only when that subcommand is asked for: the modules behind them import
 torch and transformers (seconds), and `lst --help` should answer at once.
@@ -23,13 +23,14 @@ SUBCOMMANDS = {
     "transfer": ("training.transfer_matrix", "fine-tune on {text, speech} x test on {text, speech}, LST and baseline"),
     "experiment": ("training.experiment", "LST vs the baseline under the compute or data protocol, with patching and "
                                           "speech:text ratio axes"),
+    "vocoder": ("training.vocoder_cli", "train a unit vocoder, score its intelligibility, vocode unit files"),
     "slue-stand-in": ("evaluation.slue_stand_in", "build the offline SLUE-shaped stand-in (espeak-ng)"),
     "export": ("model_cards.release", "turn a trained run into a Hub-ready release folder (card, code, extractor)"),
     "push": ("model_cards.release", "upload a release folder to the Hub (or --dry_run)"),
 }
 # Subcommands whose module parses its own arguments (HfArgumentParser dataclasses, or one YAML file), like the
 # scripts `accelerate launch` runs: `lst finetune ARGS` is `python -m training.finetune_slue ARGS`.
-OWN_ARGUMENTS = {"finetune", "transfer", "experiment"}
+OWN_ARGUMENTS = {"finetune", "transfer", "experiment", "vocoder"}
 
 
 def build_parser(command: str | None) -> argparse.ArgumentParser:
