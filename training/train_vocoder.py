@@ -57,10 +57,11 @@ class VocoderTrainingArguments:
     deduplicated: bool = field(default=False, metadata={"help": "vocode deduplicated units, predicting durations"})
     segment_frames: int = field(default=32, metadata={"help": "unit frames per training crop"})
     batch_size: int = 8
-    max_steps: int = 2000
-    adversarial_from_step: int = field(default=500, metadata={"help": "mel loss only before this step"})
+    max_steps: int = 1500
+    adversarial_from_step: int = field(default=1000, metadata={"help": "mel loss only before this step"})
     discriminator_width: int = field(default=4, metadata={"help": "channel scale of the discriminators"})
-    learning_rate: float = 2e-4
+    learning_rate: float = field(default=1e-3, metadata={"help": "peak rate, decayed linearly (HiFi-GAN's 2e-4 "
+                                                                 "learns the mel phase too slowly for a CPU budget)"})
     save_steps: int = 200
     logging_steps: int = 20
     resume_from_checkpoint: str | None = field(default="latest", metadata={"help": "'latest', a checkpoint-N "
