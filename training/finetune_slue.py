@@ -1,4 +1,4 @@
-"""Fine-tune LST (or the Llama baseline) on SLUE sentiment or NER, with LoRA through peft or in full.
+"""Fine-tune LST (or the Llama baseline) on SLUE sentiment or NER, ASR or TTS, with LoRA through peft or in full.
 
     accelerate launch -m training.finetune_slue --model_name_or_path run/final --task slue-sa \\
         --train_data sa/train.parquet --validation_data sa/validation.parquet --output_dir sa-run/ \\
@@ -6,10 +6,16 @@
     accelerate launch -m training.finetune_slue sa.yaml                 # the same arguments as YAML
     lst finetune --model_name_or_path run/final ...                     # one process
 
-Rows follow the `asapp/slue` schema (voxceleb for `slue-sa`, voxpopuli for `slue-ner`). Speech input reads a
-`units` column, or the `audio` column through `--unit_extractor` (a saved HuBERT or MFCC extractor; the units
-are cached by `datasets`). `slue-sa` puts a classification head on the LM (training.slue_sentiment);
-`slue-ner` has the LM write the tagged transcript (training.slue_ner). The validation split, in the evaluation
+    lst finetune --model_name_or_path outputs/main_job/lst/final --task asr \
+        --train_data outputs/main_job/corpus/train --validation_data outputs/main_job/corpus/held_out ...
+    lst finetune ... --task tts --vocoder vocoder/vocoder          # TTS, also scored through a vocoder
+
+SLUE rows follow the `asapp/slue` schema (voxceleb for `slue-sa`, voxpopuli for `slue-ner`); ASR and TTS read
+paired rows (training.paired_data: a `save_to_disk` folder or files with `text` and `units`). Speech input
+reads a `units` column, or the `audio` column through `--unit_extractor` (a saved HuBERT or MFCC extractor; the
+units are cached by `datasets`). `slue-sa` puts a classification head on the LM (training.slue_sentiment);
+`slue-ner` has the LM write the tagged transcript (training.slue_ner); `asr` writes the transcript of speech
+and `tts` the units of text (training.speech_text_tasks). The validation split, in the evaluation
 modality, is scored every `--eval_steps`; the best step's adapter (or model) is saved to `output_dir/best`
 with `save_pretrained`, and `--merge` also writes it merged into a plain checkpoint. Checkpoints are atomic
 and `--resume_from_checkpoint latest` continues exactly, as in pretraining; the loss of a step is the mean
@@ -42,17 +48,20 @@ from tokenization.atomic_files import write_text_atomically
 from training.lora_presets import LORA_PRESETS, lora_config
 from training.slue_ner import NerTask
 from training.slue_sentiment import SentimentTask
+from training.speech_text_tasks import AsrTask, TtsTask
 
 logger = logging.getLogger("lst.finetune")
 MODALITIES = ("text", "speech")
-TASKS = ("slue-sa", "slue-ner")
+TASKS = ("slue-sa", "slue-ner", "asr", "tts")
+FIXED_MODALITIES = {"asr": "speech", "tts": "text"}  # what ASR and TTS read
 LOG_FILE = "log.jsonl"
 
 
 @dataclass
 class FinetuningArguments:
     model_name_or_path: str = field(metadata={"help": "a pretrained LST or Llama baseline (save_pretrained dir)"})
-    train_data: str = field(metadata={"help": "SLUE-schema training rows (parquet, jsonl or csv)"})
+    train_data: str = field(metadata={"help": "training rows: SLUE-schema files (parquet, jsonl or csv); for asr "
+                                              "and tts also a save_to_disk folder of paired rows"})
     validation_data: str = field(metadata={"help": "validation rows in the same schema"})
     output_dir: str = field(metadata={"help": "logs, checkpoints, results.json and the best adapter or model"})
     task: str = field(default="slue-sa", metadata={"help": f"one of {TASKS}"})
@@ -60,11 +69,20 @@ class FinetuningArguments:
                                                                    "beyond the model's vocabulary are trained too"})
     unit_extractor: str | None = field(default=None, metadata={"help": "a saved unit extractor: speech input is "
                                                                         "then extracted from the `audio` column"})
-    train_modality: str = field(default="text", metadata={"help": f"one of {MODALITIES}"})
-    eval_modality: str = field(default="text", metadata={"help": f"one of {MODALITIES}"})
+    train_modality: str | None = field(default=None, metadata={"help": f"one of {MODALITIES} (default: text; "
+                                                                        "speech for asr)"})
+    eval_modality: str | None = field(default=None, metadata={"help": f"one of {MODALITIES} (default: as "
+                                                                       "train_modality)"})
     ner_tag_set: str = field(default="raw", metadata={"help": "NER target tags: 'raw' (18, also scored combined) "
                                                               "or 'combined' (7)"})
-    max_new_tokens: int = field(default=96, metadata={"help": "NER: the longest tagged transcript generated"})
+    max_new_tokens: int | None = field(default=None, metadata={"help": "NER, ASR, TTS: the longest output "
+                                                                        "generated (default 96; 1024 for tts)"})
+    vocoder: str | None = field(default=None, metadata={"help": "TTS: a unit vocoder (lst vocoder train) to also "
+                                                               "score the output by its transcript's CER"})
+    transcriber: str = field(default="pocketsphinx", metadata={"help": "TTS with --vocoder: 'pocketsphinx' or a "
+                                                                      "transformers ASR model's path"})
+    transcriber_language_model: str | None = field(default=None, metadata={"help": "TTS with --vocoder and "
+                                                                                  "pocketsphinx: an ARPA LM"})
     lora_preset: str = field(default="global+local", metadata={"help": "a LoRA preset of training.lora_presets, "
                                                                        "or 'full' for full fine-tuning"})
     lora_rank: int = 8
@@ -89,9 +107,18 @@ class FinetuningArguments:
     def __post_init__(self):
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}.")
+        fixed = FIXED_MODALITIES.get(self.task)
+        self.train_modality = self.train_modality or fixed or "text"
+        self.eval_modality = self.eval_modality or self.train_modality
+        self.max_new_tokens = self.max_new_tokens or (1024 if self.task == "tts" else 96)
         for name in ("train_modality", "eval_modality"):
             if getattr(self, name) not in MODALITIES:
                 raise ValueError(f"{name} must be one of {MODALITIES}, got {getattr(self, name)!r}.")
+            if fixed and getattr(self, name) != fixed:
+                raise ValueError(f"{self.task} reads {fixed} (it writes the other modality), so --{name} "
+                                 f"{getattr(self, name)} cannot be used; leave it unset.")
+        if self.vocoder is not None and self.task != "tts":
+            raise ValueError("--vocoder scores TTS output; it means nothing for --task " + self.task + ".")
         if self.max_steps < 1 or self.eval_steps < 1 or self.per_device_batch_size < 1:
             raise ValueError("max_steps, eval_steps and per_device_batch_size must be positive.")
         if not self.learning_rate > 0:
@@ -102,7 +129,8 @@ class FinetuningArguments:
         for flag, path, what in (("--train_data", self.train_data, "SLUE-schema rows"),
                                  ("--validation_data", self.validation_data, "SLUE-schema rows"),
                                  ("--tokenizer", self.tokenizer, "a saved tokenizer"),
-                                 ("--unit_extractor", self.unit_extractor, "a saved unit extractor")):
+                                 ("--unit_extractor", self.unit_extractor, "a saved unit extractor"),
+                                 ("--vocoder", self.vocoder, "a saved unit vocoder")):
             if path is not None and not any(mark in path for mark in "*?["):  # globs are data_files patterns
                 check_local_path(path, flag, what, local_only=flag != "--tokenizer")
 
@@ -112,8 +140,35 @@ def recorded_arguments(args: FinetuningArguments) -> dict:
     return {k: v for k, v in asdict(args).items() if k != "resume_from_checkpoint"}
 
 
-def task_for(args: FinetuningArguments):
-    return SentimentTask() if args.task == "slue-sa" else NerTask(args.ner_tag_set, args.max_new_tokens)
+def task_for(args: FinetuningArguments, tokenizer=None):
+    """The task object; for TTS with a vocoder, its transcriber (vocoder + recogniser) is loaded too, which
+    needs the `tokenizer` (whether it deduplicates units)."""
+    if args.task == "slue-sa":
+        return SentimentTask()
+    if args.task == "slue-ner":
+        return NerTask(args.ner_tag_set, args.max_new_tokens)
+    if args.task == "asr":
+        return AsrTask(args.max_new_tokens)
+    return TtsTask(args.max_new_tokens, transcriber=_unit_transcriber(args, tokenizer) if args.vocoder else None)
+
+
+def _unit_transcriber(args: FinetuningArguments, tokenizer):
+    from transformers import AutoModel
+
+    import tokenization.vocoder  # noqa: F401  (registers the vocoder with AutoModel)
+    from evaluation.transcribers import UnitTranscriber, load_transcriber
+
+    options = {"language_model": args.transcriber_language_model} if args.transcriber_language_model else {}
+    vocoder = AutoModel.from_pretrained(args.vocoder).eval()
+    return UnitTranscriber(vocoder, load_transcriber(args.transcriber, **options), tokenizer.deduplicate_units)
+
+
+def improves(task, scores: dict, best: dict | None) -> bool:
+    """Whether `scores` beat the best so far on the task's selection score (lower is better for error rates)."""
+    if best is None:
+        return True
+    new, old = scores[task.score_name], best[task.score_name]
+    return new > old if task.greater_is_better else new < old
 
 
 def build_model(args: FinetuningArguments, task, vocabulary_size: int | None = None):
@@ -146,15 +201,16 @@ def _count(batch: dict) -> int:
 def finetune(args: FinetuningArguments) -> dict:
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     set_seed(args.seed)
-    task = task_for(args)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model_name_or_path)
+    task = task_for(args, tokenizer)
     extractor = load_unit_extractor(args.unit_extractor) if args.unit_extractor else None
 
     def examples(path, modality):
-        return task.encode(task.rows(path, extractor if modality == "speech" else None), tokenizer, modality,
-                           args.max_length)
+        # ASR and TTS need units whatever they read: one side of every pair is speech.
+        reads_units = modality == "speech" or args.task in FIXED_MODALITIES
+        return task.encode(task.rows(path, extractor if reads_units else None), tokenizer, modality, args.max_length)
 
     train = datasets.Dataset.from_list(examples(args.train_data, args.train_modality))
     validation = examples(args.validation_data, args.eval_modality)
@@ -222,7 +278,7 @@ def finetune(args: FinetuningArguments) -> dict:
             state["log"].append({"step": step, "loss": step_loss, **scores})
             logger.info("step %d: loss %.4f, validation %s (%s input)", step, step_loss, task.summary(scores),
                         args.eval_modality)
-            if state["best"] is None or scores[task.score_name] > state["best"][task.score_name]:
+            if improves(task, scores, state["best"]):
                 state["best"] = {"step": step, **scores}
                 if accelerator.is_main_process:
                     _save_best(accelerator.unwrap_model(model), tokenizer, output_dir / "best", args, fingerprint)
@@ -239,7 +295,8 @@ def finetune(args: FinetuningArguments) -> dict:
         "modalities_seen": sorted({args.train_modality, args.eval_modality}),
         "trainable_parameters": trainable, "parameters": total, "num_processes": accelerator.num_processes,
         "train_examples_per_second": state["examples"] / state["train_seconds"],
-        "train_seconds": state["train_seconds"], "best": state["best"], "log": state["log"],
+        "train_seconds": state["train_seconds"], "best": state["best"], "best_summary": task.summary(state["best"]),
+        "log": state["log"],
         "arguments": asdict(args),
     }
     if accelerator.is_main_process:
@@ -263,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_arguments(argv)
     results = finetune(args)
     logger.info("best step %d on %s input (trained on %s): %s; %.1f examples/s", results["best"]["step"],
-                args.eval_modality, args.train_modality, task_for(args).summary(results["best"]),
+                args.eval_modality, args.train_modality, results["best_summary"],
                 results["train_examples_per_second"])
 
 

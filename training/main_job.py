@@ -12,7 +12,9 @@
    much to train.
 5. Evaluate both: held-out loss per modality, and a spoken topic cloze built from held-out chapters (the
    first half of a verse; its own second half against another passage's) in S->S, T->T, S->T and T->S.
-6. Write `report.md`, `report.json`, `loss_curves.png` and `topic_cloze.png`: every number from this run.
+6. Save the spoken corpus by split (`corpus/train`, `corpus/held_out`: text, units, word spans) for
+   fine-tuning, and write `report.md`, `report.json`, `loss_curves.png` and `topic_cloze.png`: every number
+   from this run.
 
     python -m training.main_job [--max_steps 160] [--protocol compute] [--output_dir outputs/main_job]
 """
@@ -112,7 +114,8 @@ def prepare_corpus(arguments: MainJobArguments, output_dir: Path):
                                                  seed=arguments.seed)
     corpus_train = corpus.select(range(len(spoken_train)))
     corpus_held_out = corpus.select(range(len(spoken_train), len(corpus)))
-    corpus.save_to_disk(output_dir / "corpus")
+    # By split, so that fine-tuning (ASR, TTS) can train on corpus/train and score on corpus/held_out.
+    datasets.DatasetDict({"train": corpus_train, "held_out": corpus_held_out}).save_to_disk(output_dir / "corpus")
     extractor.save_pretrained(output_dir / "extractor")
     speech_seconds = sum(len(u) for u in corpus["units"]) / extractor.frame_rate
     logger.info("spoke %d verses (%.1f min of speech) in %.0f s", len(corpus), speech_seconds / 60,

@@ -29,6 +29,7 @@ class SentimentTask:
     name = "slue-sa"
     lora_task = "classification"
     score_name = "macro_f1"  # what best-checkpoint selection maximises
+    greater_is_better = True
 
     @functools.cached_property
     def metric(self):
