@@ -5,7 +5,8 @@
   dictionary can be passed.
 - `PipelineTranscriber`: any transformers speech recogniser (`Wav2Vec2ForCTC`, Whisper, ...) by local path or
   repo id, through the library's automatic-speech-recognition pipeline.
-- `UnitTranscriber`: units -> `UnitHifiGanVocoder` -> a transcriber; what PELM needs to score speech.
+- `UnitSpeaker`: units an LM wrote -> `UnitHifiGanVocoder` -> a waveform; `UnitTranscriber`: that, then a
+  transcriber; what PELM and TTS scoring need to score speech.
 
 Audio at another sampling rate is resampled (soxr) and the conversion logged. A transcriber that hears no
 words returns "" (PELM counts those as `num_empty`, and error rates count every reference word as deleted);
@@ -68,27 +69,38 @@ def load_transcriber(name: str, **kwargs):
     return PipelineTranscriber(name, **kwargs)
 
 
-class UnitTranscriber:
-    """Speech units -> waveform (the vocoder) -> text (the transcriber): a callable from a unit array to text.
+class UnitSpeaker:
+    """Units an LM wrote -> waveform, through a `UnitHifiGanVocoder`: a callable from a unit array to samples at
+    `sampling_rate`.
 
     `units_are_deduplicated` says what the LM generates (its tokenizer's `deduplicate_units`). Frame-level units
     fed to a vocoder of deduplicated units are collapsed into their runs, whose lengths are the true durations;
     deduplicated units fed to a frame-level vocoder cannot be given their durations back, and are refused.
     """
 
-    def __init__(self, vocoder, transcriber, units_are_deduplicated: bool = False):
+    def __init__(self, vocoder, units_are_deduplicated: bool = False):
         if units_are_deduplicated and not vocoder.config.deduplicated:
             raise ValueError("The LM writes deduplicated units but this vocoder reads one unit per frame: train a "
                              "vocoder with --deduplicated true, which predicts the durations.")
-        self.vocoder, self.transcriber = vocoder, transcriber
+        self.vocoder = vocoder
+        self.sampling_rate = vocoder.config.sampling_rate
         self.collapse_runs = vocoder.config.deduplicated and not units_are_deduplicated
 
-    def __call__(self, units) -> str:
+    def __call__(self, units) -> np.ndarray:
         units = np.asarray(units)
         if units.size == 0:
-            raise ValueError("An empty speech continuation has no audio to transcribe; the model generated no units.")
+            raise ValueError("An empty speech continuation has no audio; the model generated no units.")
         durations = None
         if self.collapse_runs:
             units, durations = deduplicate_units(units)
-        waveform = self.vocoder.synthesize(units, durations)
-        return self.transcriber(waveform, self.vocoder.config.sampling_rate)
+        return self.vocoder.synthesize(units, durations)
+
+
+class UnitTranscriber:
+    """Speech units -> waveform (`UnitSpeaker`) -> text (the transcriber): a callable from a unit array to text."""
+
+    def __init__(self, vocoder, transcriber, units_are_deduplicated: bool = False):
+        self.speaker, self.transcriber = UnitSpeaker(vocoder, units_are_deduplicated), transcriber
+
+    def __call__(self, units) -> str:
+        return self.transcriber(self.speaker(units), self.speaker.sampling_rate)

@@ -1,5 +1,6 @@
-"""The `lst` command: one entry point, a subcommand per job (`lst eval`, `lst units`, `lst corpus`, `lst data`,
-`lst finetune`, `lst transfer`, `lst experiment`, `lst vocoder`, `lst slue-stand-in`, `lst export`, `lst push`).
+"""The `lst` command: one entry point, a subcommand per job (`lst eval`, `lst generate`, `lst units`, `lst corpus`,
+`lst data`, `lst finetune`, `lst transfer`, `lst experiment`, `lst vocoder`, `lst slue-stand-in`, `lst export`,
+`lst push`).
 
 Each subcommand's module is imported only when that subcommand is asked for: the modules behind them import
 torch and transformers (seconds), and `lst --help` should answer at once.
@@ -19,7 +20,8 @@ SUBCOMMANDS = {
     "units": ("tokenization.cli", "fit a unit extractor, or extract units from audio files"),
     "corpus": ("tokenization.cli", "build an offline spoken corpus with espeak-ng"),
     "data": ("training.data_cli", "build packed pretraining data with a paper's recipe"),
-    "finetune": ("training.finetune_slue", "fine-tune on SLUE sentiment or NER (LoRA or full)"),
+    "generate": ("evaluation.generation_cli", "continue a text or audio prompt in text or speech (WAV via a vocoder)"),
+    "finetune": ("training.finetune_slue", "fine-tune on SLUE sentiment or NER, ASR or TTS (LoRA or full)"),
     "transfer": ("training.transfer_matrix", "fine-tune on {text, speech} x test on {text, speech}, LST and baseline"),
     "experiment": ("training.experiment", "LST vs the baseline under the compute or data protocol, with patching and "
                                           "speech:text ratio axes"),
