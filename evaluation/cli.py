@@ -170,8 +170,9 @@ def _pelm(arguments, model, tokenizer) -> tuple[dict, str]:
                       arguments.batch_size)
         results[direction] = {k: v for k, v in result.items() if k != "continuations"}
         results[direction]["examples"] = result["continuations"][:3]
-        logger.info("PELM %s: perplexity %.1f (reference %.1f), %d empty", direction, result["perplexity"],
-                    result["reference_perplexity"], result["num_empty"])
+        logger.info("PELM %s: perplexity %.1f [%.1f, %.1f] (reference %.1f), %d empty", direction,
+                    result["perplexity"], *result["perplexity_ci95"], result["reference_perplexity"],
+                    result["num_empty"])
     return results, f"PELM on {arguments.corpus.name}, {len(rows)} prompts, external LM {arguments.external_lm}"
 
 
@@ -181,13 +182,16 @@ def _write(output: Path, title: str, model: str, results: dict) -> None:
     # An accuracy and its interval share a cell: `62.0% [48.2, 74.1]`.
     columns = sorted({key for row in results.values() for key, value in row.items()
                       if not key.endswith("_ci95") and not isinstance(value, (list, dict))})
-    lines = [f"# {title}", "", f"model: `{model}`", "", "Accuracies with their 95% Wilson intervals.", "",
+    lines = [f"# {title}", "", f"model: `{model}`", "", "Scores with their 95% intervals (Wilson for accuracies, "
+             "bootstrap over continuations for perplexities).", "",
              "| direction | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for direction, row in results.items():
         cells = []
         for column in columns:
             value = row.get(column, "")
-            if f"{column}_ci95" in row:
+            if f"{column}_ci95" in row and "perplexity" in column:
+                cells.append("%.1f [%.1f, %.1f]" % (value, *row[f"{column}_ci95"]))
+            elif f"{column}_ci95" in row:
                 cells.append(format_accuracy(value, row[f"{column}_ci95"]))
             else:
                 cells.append(f"{value:.4f}" if isinstance(value, float) else str(value))

@@ -22,6 +22,9 @@ def test_real_continuations_score_lower_than_scrambled_ones(external_lm, sample_
     scrambled = [" ".join(sorted(c.split(), key=lambda w: (len(w), w[::-1]))) for c in continuations]
     result = pelm.compute(predictions=scrambled, references=continuations, contexts=contexts, model_id=external_lm)
     assert result["reference_perplexity"] < 0.7 * result["perplexity"]
+    low, high = result["perplexity_ci95"]
+    assert low <= result["perplexity"] <= high
+    assert result["reference_perplexity_ci95"][1] < low  # the gap is wider than the noise over 24 continuations
     same = pelm.compute(predictions=continuations, references=continuations, contexts=contexts, model_id=external_lm)
     assert same["perplexity"] == pytest.approx(same["reference_perplexity"])
     assert same["num_scored"] == 24 and same["num_empty"] == 0

@@ -152,4 +152,5 @@ def test_lst_eval_pelm_scores_all_four_directions(tokenizer, external_lm, sample
     for direction, result in results.items():
         assert result["num_scored"] + result["num_empty"] == 4, direction
         assert math.isfinite(result["perplexity"]) and result["perplexity"] > 1
-    assert "| S->S |" in (tmp_path / "pelm.md").read_text()
+    table = (tmp_path / "pelm.md").read_text()
+    assert "| S->S |" in table and "bootstrap over continuations" in table

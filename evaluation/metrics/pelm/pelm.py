@@ -6,7 +6,9 @@ from collections import Counter
 
 import datasets
 import evaluate
+import numpy as np
 import torch
+from scipy.stats import bootstrap
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 _DESCRIPTION = """
@@ -15,7 +17,9 @@ on the prompt's transcript; only the continuation's tokens are scored. The groun
 perplexity is reported as a reference point. Degenerate repetition also gets a low perplexity, so the
 module reports auto-BLEU (the share of each continuation's n-grams that occur more than once in it,
 averaged over continuations) and distinct-n (distinct n-grams over all n-grams, across continuations).
-Empty continuations are counted and left out of the perplexities.
+Empty continuations are counted and left out of the perplexities. Each perplexity comes with a 95% percentile
+bootstrap interval over continuations (at least two scored ones), so two models' PELM can be told apart from
+noise.
 """
 
 _KWARGS_DESCRIPTION = """
@@ -28,7 +32,8 @@ Args:
     ngram: n of auto-BLEU (default 2).
 Returns:
     perplexity: exp of the mean negative log-likelihood per continuation token, over all continuations.
-    reference_perplexity: the same for the ground-truth continuations.
+    perplexity_ci95: its 95% bootstrap interval over continuations ([nan, nan] for a single one).
+    reference_perplexity, reference_perplexity_ci95: the same for the ground-truth continuations.
     auto_bleu, distinct_1, distinct_2, num_empty, num_scored.
 """
 
@@ -88,12 +93,14 @@ class Pelm(evaluate.Metric):
         scored = [(p, r, c) for p, r, c in zip(predictions, references, contexts) if p.strip()]
         if not scored:
             raise ValueError("Every continuation is empty; there is nothing to score.")
-        generated = self._negative_log_likelihood(model, tokenizer, [(c, p) for p, _, c in scored], batch_size)
-        reference = self._negative_log_likelihood(model, tokenizer, [(c, r) for _, r, c in scored], batch_size)
+        generated = self._negative_log_likelihoods(model, tokenizer, [(c, p) for p, _, c in scored], batch_size)
+        reference = self._negative_log_likelihoods(model, tokenizer, [(c, r) for _, r, c in scored], batch_size)
         words = [p.split() for p, _, _ in scored]
         return {
-            "perplexity": math.exp(generated),
-            "reference_perplexity": math.exp(reference),
+            "perplexity": _perplexity(*generated),
+            "perplexity_ci95": _perplexity_interval(*generated),
+            "reference_perplexity": _perplexity(*reference),
+            "reference_perplexity_ci95": _perplexity_interval(*reference),
             "auto_bleu": sum(auto_bleu(w, ngram) for w in words) / len(words),
             "distinct_1": distinct(words, 1),
             "distinct_2": distinct(words, 2),
@@ -102,9 +109,9 @@ class Pelm(evaluate.Metric):
         }
 
     @staticmethod
-    def _negative_log_likelihood(model, tokenizer, pairs, batch_size) -> float:
-        """Mean negative log-likelihood per continuation token of (context, continuation) pairs."""
-        total, count = 0.0, 0
+    def _negative_log_likelihoods(model, tokenizer, pairs, batch_size) -> tuple[np.ndarray, np.ndarray]:
+        """Per (context, continuation) pair: the continuation's summed negative log-likelihood, and its tokens."""
+        totals, counts = [], []
         for start in range(0, len(pairs), batch_size):
             rows = []
             for context, continuation in pairs[start : start + batch_size]:
@@ -124,8 +131,21 @@ class Pelm(evaluate.Metric):
                                use_cache=False).logits
             losses = torch.nn.functional.cross_entropy(
                 logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten().to(model.device),
-                ignore_index=-100, reduction="sum",
-            )
-            total += losses.item()
-            count += int((labels[:, 1:] != -100).sum())
-        return total / count
+                ignore_index=-100, reduction="none",
+            ).view(len(rows), -1)
+            totals += losses.sum(dim=1).tolist()
+            counts += (labels[:, 1:] != -100).sum(dim=1).tolist()
+        return np.asarray(totals), np.asarray(counts)
+
+
+def _perplexity(totals, counts) -> float:
+    return math.exp(float(np.sum(totals) / np.sum(counts)))
+
+
+def _perplexity_interval(totals, counts) -> list[float]:
+    """95% percentile bootstrap interval of the corpus perplexity, resampling continuations (scipy's)."""
+    if len(totals) < 2:
+        return [float("nan"), float("nan")]
+    result = bootstrap((totals, counts), _perplexity, paired=True, vectorized=False, n_resamples=1000,
+                       confidence_level=0.95, method="percentile", rng=np.random.default_rng(0))
+    return [float(result.confidence_interval.low), float(result.confidence_interval.high)]
