@@ -18,11 +18,11 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import time
 
 import numpy as np
 import torch
 from bench_generation import NUM_UNITS, SPEECH_START, models, speech_prompt
+from bench_tokenizer import median_seconds
 from transformers import AutoModel, LogitsProcessorList
 
 import tokenization.vocoder  # noqa: F401  (registers the vocoder with AutoModel)
@@ -30,15 +30,6 @@ from modeling_lst.modality import ModalityLogitsProcessor
 from tokenization.vocoder import PRESETS, UnitHifiGanVocoder, UnitVocoderConfig
 
 AUDIO_SECONDS = 10.0
-
-
-def median_seconds(function, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def vocoder_rows(extra: str | None) -> dict[str, float]:
@@ -56,7 +47,7 @@ def vocoder_rows(extra: str | None) -> dict[str, float]:
         units = np.random.default_rng(0).integers(0, vocoder.config.num_units, frames)
         with torch.no_grad():
             vocoder.synthesize(units[:50])  # warm-up
-            elapsed = median_seconds(lambda: vocoder.synthesize(units))
+            elapsed = median_seconds(lambda: vocoder.synthesize(units), repeats=3)
         factors[name] = elapsed / AUDIO_SECONDS
         parameters = sum(p.numel() for p in vocoder.parameters())
         print(f"  {name:<26} {parameters / 1e6:>9.2f}M {elapsed:>9.2f} {factors[name]:>6.3f}")

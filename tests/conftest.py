@@ -75,3 +75,18 @@ def external_lm(sample_verses, tmp_path_factory) -> str:
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return str(directory)
+
+
+@pytest.fixture(scope="session")
+def bases(tokenizer, tmp_path_factory):
+    """A tiny LST (`bases/lst`) and the Llama baseline of its global shape (`bases/llama`), with the tokenizer."""
+    from modeling_lst import LSTConfig, LSTForCausalLM
+
+    root = tmp_path_factory.mktemp("bases")
+    torch.manual_seed(0)
+    config = LSTConfig.from_tokenizer(tokenizer, preset="tiny")
+    LSTForCausalLM(config).save_pretrained(root / "lst")
+    LlamaForCausalLM(config.global_llama_config()).save_pretrained(root / "llama")
+    for name in ("lst", "llama"):
+        tokenizer.save_pretrained(root / name)
+    return root

@@ -9,10 +9,9 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from transformers import LlamaForCausalLM
 
 from evaluation.error_rates import transcript_error_rates, unit_error_rate
-from modeling_lst import LSTConfig, LSTForCausalLM
+from modeling_lst import LSTConfig
 from training.finetune_slue import FinetuningArguments, finetune
 from training.paired_data import paired_rows
 from training.speech_text_tasks import AsrTask, TtsTask
@@ -26,17 +25,13 @@ def pairs(seed: int = 0) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def workspace(tokenizer, tmp_path_factory):
-    """A tiny LST and a tiny baseline, and four pairs saved as the main job saves its corpus (by split)."""
+def workspace(bases, tmp_path_factory):
+    """The tiny bases, and four pairs saved as the main job saves its corpus (by split)."""
     root = tmp_path_factory.mktemp("speech_text")
-    torch.manual_seed(0)
-    config = LSTConfig.from_tokenizer(tokenizer, preset="tiny")
-    LSTForCausalLM(config).save_pretrained(root / "lst")
-    LlamaForCausalLM(config.global_llama_config()).save_pretrained(root / "llama")
-    for model in ("lst", "llama"):
-        tokenizer.save_pretrained(root / model)
     rows = datasets.Dataset.from_list(pairs())
     datasets.DatasetDict({"train": rows, "held_out": rows}).save_to_disk(root / "corpus")
+    for model in ("lst", "llama"):
+        (root / model).symlink_to(bases / model)
     return root
 
 

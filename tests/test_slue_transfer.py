@@ -9,11 +9,10 @@ import numpy as np
 import peft
 import pytest
 import torch
-from transformers import LlamaForCausalLM
 
 from evaluation.slue import load_slue, with_units
 from evaluation.slue_stand_in import build_slue_stand_in, normalise
-from modeling_lst import LSTConfig, LSTForCausalLM
+from modeling_lst import LSTForCausalLM
 from tokenization.mfcc_units import MfccUnitExtractor
 from training.adapters import load_finetuned
 from training.finetune_slue import FinetuningArguments, finetune
@@ -43,18 +42,6 @@ def extractor(stand_in):
     directory = stand_in[0] / "extractor"
     fitted.save_pretrained(directory)
     return directory
-
-
-@pytest.fixture(scope="module")
-def bases(tokenizer, tmp_path_factory):
-    root = tmp_path_factory.mktemp("bases")
-    torch.manual_seed(0)
-    config = LSTConfig.from_tokenizer(tokenizer, preset="tiny")
-    LSTForCausalLM(config).save_pretrained(root / "lst")
-    LlamaForCausalLM(config.global_llama_config()).save_pretrained(root / "llama")
-    for name in ("lst", "llama"):
-        tokenizer.save_pretrained(root / name)
-    return root
 
 
 def test_the_stand_in_has_the_slue_schema_vader_labels_and_faker_entity_spans(stand_in):

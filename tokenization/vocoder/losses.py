@@ -37,14 +37,19 @@ class PeriodDiscriminator(nn.Module):
         batch, samples = waveform.shape
         if samples % self.period:
             waveform = F.pad(waveform, (0, self.period - samples % self.period), mode="reflect")
-        hidden = waveform.view(batch, 1, -1, self.period)
-        features = []
-        for conv in self.convs:
-            hidden = F.leaky_relu(conv(hidden), _SLOPE)
-            features.append(hidden)
-        hidden = self.post(hidden)
+        return _convolve(self.convs, self.post, waveform.view(batch, 1, -1, self.period))
+
+
+def _convolve(convs, post, hidden) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """A discriminator's stack: leaky-ReLU convolutions, then the output convolution; every layer's output is
+    kept for the feature-matching loss."""
+    features = []
+    for conv in convs:
+        hidden = F.leaky_relu(conv(hidden), _SLOPE)
         features.append(hidden)
-        return hidden.flatten(1), features
+    hidden = post(hidden)
+    features.append(hidden)
+    return hidden.flatten(1), features
 
 
 class ScaleDiscriminator(nn.Module):
@@ -62,13 +67,7 @@ class ScaleDiscriminator(nn.Module):
         self.post = weight_norm(nn.Conv1d(8 * w, 1, 3, 1, padding=1))
 
     def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        hidden, features = waveform[:, None], []
-        for conv in self.convs:
-            hidden = F.leaky_relu(conv(hidden), _SLOPE)
-            features.append(hidden)
-        hidden = self.post(hidden)
-        features.append(hidden)
-        return hidden.flatten(1), features
+        return _convolve(self.convs, self.post, waveform[:, None])
 
 
 class HifiGanDiscriminator(nn.Module):
