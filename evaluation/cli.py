@@ -58,7 +58,8 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
-def _load(model_dir: Path):
+def load_model_and_tokenizer(model_dir: Path):
+    """A saved LST or Llama baseline (a run's final/ or a release, checked first) and its joint tokenizer."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import modeling_lst  # noqa: F401  (registers LST with the Auto classes)
@@ -85,7 +86,7 @@ def _text_items(arguments):
 
 
 def run(arguments) -> dict:
-    model, tokenizer = _load(arguments.model)
+    model, tokenizer = load_model_and_tokenizer(arguments.model)
     if arguments.task == "mc":
         from .multiple_choice import multiple_choice_accuracy
         from .multiple_choice_data import DIRECTIONS, spoken_items, text_items

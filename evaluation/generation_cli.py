@@ -81,13 +81,12 @@ def run_generate(arguments) -> dict:
     check_arguments(arguments)
     import numpy as np
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TextStreamer
+    from transformers import TextStreamer
 
-    import modeling_lst  # noqa: F401  (registers LST with the Auto classes)
+    from evaluation.cli import load_model_and_tokenizer
     from modeling_lst.modality import generate_in_modality
 
-    tokenizer = AutoTokenizer.from_pretrained(arguments.model)
-    model = AutoModelForCausalLM.from_pretrained(arguments.model).eval()
+    model, tokenizer = load_model_and_tokenizer(Path(arguments.model))
     speaker = _speaker(arguments, tokenizer) if arguments.vocoder else None  # checked before generating
     segment = prompt_segment(arguments)
     speech_out = arguments.output_modality == "speech"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,6 +13,7 @@ import soundfile
 import torch
 
 from modeling_lst import LSTConfig, LSTForCausalLM
+from modeling_lst.export import save_with_remote_code
 from modeling_lst.modality import generate_in_modality
 from tokenization.espeak import EspeakSynthesizer
 from tokenization.mfcc_units import MfccUnitExtractor
@@ -21,8 +25,10 @@ from training.cli import main
 def parts(tokenizer, sample_verses, tmp_path_factory):
     root = tmp_path_factory.mktemp("generate")
     torch.manual_seed(0)
-    LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny")).save_pretrained(root / "model")
-    tokenizer.save_pretrained(root / "model")
+    # Saved as runs and releases save their finals (with their code and auto_map), which must load without
+    # trust_remote_code where the package is installed.
+    save_with_remote_code(LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny")), root / "model",
+                          tokenizer)
     UnitHifiGanVocoder(UnitVocoderConfig.from_preset("tiny", num_units=tokenizer.num_units)).save_pretrained(
         root / "vocoder")
     synthesizer = EspeakSynthesizer()
@@ -83,3 +89,12 @@ def test_bad_generate_requests_are_refused_with_the_reason(parts, flags, message
     with pytest.raises(SystemExit) as exit_info:
         main(["generate", "--model", str(parts / "model"), *flags])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_fresh_process_loads_a_release_without_trust_remote_code(parts):
+    """The in-process tests import the tokenizer package already; a new `lst` process must register it too."""
+    finished = subprocess.run([sys.executable, "-m", "training.cli", "generate", "--model", str(parts / "model"),
+                               "--text", "In the beginning", "--max_new_tokens", "4", "--no_stream"],
+                              capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "trust_remote_code" not in finished.stderr
