@@ -104,8 +104,10 @@ def prepare(arguments: ExperimentArguments, output_dir: Path):
         extractor = load_unit_extractor(output_dir / "extractor")
         train, held_out = split_bible(arguments.held_out_every)
         corpus = datasets.load_from_disk(str(output_dir / "corpus"))
-        sources = {"paired": corpus.select(range(shared["spoken_train_utterances"])),
-                   "text": datasets.Dataset.from_dict({"text": [r["text"] for r in train]})}
+        # By split since 2026-12-03; an experiment folder from before holds one dataset, training rows first.
+        paired = (corpus["train"] if isinstance(corpus, datasets.DatasetDict)
+                  else corpus.select(range(shared["spoken_train_utterances"])))
+        sources = {"paired": paired, "text": datasets.Dataset.from_dict({"text": [r["text"] for r in train]})}
     else:
         tokenizer, extractor, held_out, sources, shared = prepare_corpus(arguments, output_dir)
         write_text_atomically(facts_file, json.dumps(shared, indent=2))
