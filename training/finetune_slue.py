@@ -6,7 +6,7 @@
     accelerate launch -m training.finetune_slue sa.yaml                 # the same arguments as YAML
     lst finetune --model_name_or_path run/final ...                     # one process
 
-    lst finetune --model_name_or_path outputs/main_job/lst/final --task asr \
+    lst finetune --model_name_or_path outputs/main_job/lst/final --task asr \\
         --train_data outputs/main_job/corpus/train --validation_data outputs/main_job/corpus/held_out ...
     lst finetune ... --task tts --vocoder vocoder/vocoder          # TTS, also scored through a vocoder
 

@@ -29,7 +29,6 @@ class AsrTask(GenerationTask):
     score_name = "wer"
     greater_is_better = False
     output_modality = "text"
-    input_modality = "speech"
 
     def rows(self, path: str, unit_extractor=None) -> list[dict]:
         return paired_rows(path, unit_extractor)
@@ -53,7 +52,6 @@ class TtsTask(GenerationTask):
     score_name = "unit_error_rate"
     greater_is_better = False
     output_modality = "speech"
-    input_modality = "text"
 
     def __init__(self, max_new_tokens: int = 1024, transcriber=None):
         super().__init__(max_new_tokens)
