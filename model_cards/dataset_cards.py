@@ -95,3 +95,21 @@ PERSON, GPE, ORG and DATE (PERSON, PLACE, ORG and WHEN in SLUE's combined set).
 {chr(10).join(table)}
 """
     return DatasetCard(body)
+
+
+def unit_shards_card(name: str, index: dict) -> DatasetCard:
+    """Units extracted by `lst units extract` into Parquet shards: what made them and what they hold, with a
+    `configs` entry so `load_dataset(folder)` or the Hub reads the shards and not the index."""
+    data = DatasetCardData(tags=["speech", "speech-units", "lst"], pretty_name=name,
+                           configs=[{"config_name": "default", "data_files": [{"split": "train",
+                                                                               "path": "units-*.parquet"}]}])
+    configuration = index["configuration"]
+    lines = [f"# {name}", "", "Discrete speech units extracted with the `lst` package (`lst units extract`), one row "
+             "per audio file: `path`, `duration` (seconds), `units`, and where asked `durations` (deduplicated "
+             "runs), `words`, `word_spans` and `character_starts` (unit frames).", "", "## Contents", "",
+             f"- **files**: {configuration['files']} ({index['rows']} extracted, {len(index['failures'])} failed, "
+             "listed in `index.json` with their reasons)",
+             f"- **hours of audio**: {index['hours']:.3f}", f"- **shards**: {len(index['shards'])}",
+             f"- **deduplicated**: {configuration['deduplicate']}",
+             f"- **extractor** (sha256 of its saved files): `{configuration['extractor_sha256']}`", ""]
+    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))

@@ -2,11 +2,14 @@
 
     lst units fit --audio a.wav b.wav ... --num_units 100 --output extractor_dir
     lst units extract --extractor extractor_dir --audio a.wav ... --output units.jsonl [--alignments DIR] [--deduplicate]
+    lst units extract --extractor extractor_dir --audio LibriSpeech/ --output units/ [--num_processes N]
+        [--shard_size 1000] [--on_error skip|stop]      # or: accelerate launch -m training.cli units extract ...
     lst corpus --output corpus_dir [--num_utterances 2000] [--texts lines.txt] [--push_to_hub org/name]
 
-`units extract` writes one JSON line per file: `{"path", "units"}`, plus `durations` with `--deduplicate`
-and `word_spans` (unit frames) with `--alignments` (a directory of `<stem>.TextGrid` / `.json` files, or a
-CTM file). `corpus` speaks text with espeak-ng (the built-in KJV sample by default, or one utterance per line
+`units extract` writes one row per file: `{"path", "duration", "units"}`, plus `durations` with
+`--deduplicate` and `words` / `word_spans` (unit frames) with `--alignments` (a directory of `<stem>.TextGrid` /
+`.json` files, or a CTM file); into one JSON lines file (`--output x.jsonl`) or, for corpora, into resumable
+Parquet shards in a folder (`tokenization.sharded_extraction`; directories of audio are searched recursively). `corpus` speaks text with espeak-ng (the built-in KJV sample by default, or one utterance per line
 of `--texts`) and saves rows `{id, text, words, units, word_spans}` with `save_to_disk` and a dataset card
 (model_cards.dataset_cards), next to the fitted extractor in `corpus_dir/extractor`.
 """
@@ -31,12 +34,17 @@ def add_parser(subparsers) -> None:
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--output", type=Path, required=True, help="directory for the extractor")
     fit.set_defaults(run=run_fit)
-    extract = tasks.add_parser("extract", help="units of audio files, as JSON lines")
+    extract = tasks.add_parser("extract", help="units of audio files, as JSON lines or Parquet shards")
     extract.add_argument("--extractor", type=Path, required=True, help="a saved extractor directory")
-    extract.add_argument("--audio", type=Path, nargs="+", required=True)
+    extract.add_argument("--audio", type=Path, nargs="+", required=True, help="audio files and/or directories")
     extract.add_argument("--alignments", type=Path, help="TextGrid/JSON directory or a CTM file: adds word_spans")
     extract.add_argument("--deduplicate", action="store_true", help="collapse repeated units, keep durations")
-    extract.add_argument("--output", type=Path, required=True, help="a .jsonl file")
+    extract.add_argument("--output", type=Path, required=True,
+                         help="a .jsonl file, or a folder for Parquet shards (resumed if run again)")
+    extract.add_argument("--shard_size", type=int, default=1000, help="audio files per Parquet shard")
+    extract.add_argument("--num_processes", type=int, default=1, help="local worker processes (Parquet shards)")
+    extract.add_argument("--on_error", choices=("stop", "skip"), default="stop",
+                         help="a file that cannot be read or aligned: stop, or skip it and list it in index.json")
     extract.set_defaults(run=run_extract)
 
     corpus = subparsers.add_parser("corpus", help="build an offline spoken corpus with espeak-ng")
@@ -63,50 +71,38 @@ def run_fit(arguments) -> None:
     logger.info("fitted %d units on %d files; saved to %s", arguments.num_units, len(audio), arguments.output)
 
 
-def _alignment_for(alignments: Path | None, audio_path: Path, ctm: dict | None):
-    from .alignment_readers import read_json_alignment, read_textgrid
-
-    if alignments is None:
-        return None
-    if ctm is not None:
-        if audio_path.stem not in ctm:
-            raise ValueError(f"The CTM file has no utterance {audio_path.stem!r} for {audio_path}.")
-        return ctm[audio_path.stem]
-    for suffix, reader in ((".TextGrid", read_textgrid), (".json", read_json_alignment)):
-        candidate = alignments / (audio_path.stem + suffix)
-        if candidate.exists():
-            return reader(candidate)
-    raise ValueError(f"No {audio_path.stem}.TextGrid or {audio_path.stem}.json in {alignments}.")
-
-
 def run_extract(arguments) -> None:
+    from .sharded_extraction import ShardedExtraction, run_extraction
+
+    if arguments.num_processes < 1:
+        raise ValueError(f"--num_processes must be at least 1, got {arguments.num_processes}.")
+    job = ShardedExtraction(arguments.extractor, arguments.audio, arguments.output, arguments.shard_size,
+                            arguments.alignments, arguments.deduplicate, arguments.on_error)
+    if arguments.output.suffix == ".jsonl":
+        if arguments.num_processes > 1 or arguments.on_error == "skip":
+            raise ValueError("--num_processes and --on_error skip write Parquet shards: give --output a folder "
+                             "name instead of a .jsonl file.")
+        _write_json_lines(job)
+        return
+    index = run_extraction(job, arguments.num_processes)
+    if index:
+        logger.info("wrote %d rows (%.3f h of audio) in %d shards to %s; %d files failed", index["rows"],
+                    index["hours"], len(index["shards"]), arguments.output, len(index["failures"]))
+
+
+def _write_json_lines(job) -> None:
+    """The whole job into one JSON lines file, in one process: the small-corpus path."""
     from .alignment_readers import read_ctm
     from .atomic_files import atomic_path
-    from .character_times import character_frames
-    from .audio import duration_seconds, read_audio
+    from .sharded_extraction import unit_row
     from .unit_extraction import load_unit_extractor
-    from .unit_pieces import deduplicate_units
 
-    extractor = load_unit_extractor(arguments.extractor)
-    ctm = read_ctm(arguments.alignments) if arguments.alignments and arguments.alignments.is_file() else None
-    with atomic_path(arguments.output) as partial, open(partial, "w") as handle:
-        for path in tqdm(arguments.audio, desc="extracting", unit="file"):
-            waveform, rate = read_audio(path)
-            units = extractor(waveform, rate)
-            row = {"path": str(path)}
-            alignment = _alignment_for(arguments.alignments, path, ctm)
-            if alignment is not None:
-                duration = duration_seconds(waveform, rate, str(path))
-                spans = alignment.frame_spans(extractor.frame_rate, len(units), duration)
-                row["word_spans"], row["words"] = spans.tolist(), alignment.words
-                if alignment.character_times is not None:
-                    row["character_starts"] = character_frames(alignment.character_times, spans, extractor.frame_rate)
-            if arguments.deduplicate:
-                units, durations = deduplicate_units(units)
-                row["durations"] = durations.tolist()
-            row["units"] = units.tolist()
-            handle.write(json.dumps(row) + "\n")
-    logger.info("wrote units of %d files to %s", len(arguments.audio), arguments.output)
+    extractor = load_unit_extractor(job.extractor_dir)
+    ctm = read_ctm(job.alignments) if job.alignments and job.alignments.is_file() else None
+    with atomic_path(job.output_dir) as partial, open(partial, "w") as handle:
+        for path in tqdm(job.audio, desc="extracting", unit="file"):
+            handle.write(json.dumps(unit_row(path, extractor, job.alignments, ctm, job.deduplicate)) + "\n")
+    logger.info("wrote units of %d files to %s", len(job.audio), job.output_dir)
 
 
 def run_corpus(arguments) -> None:

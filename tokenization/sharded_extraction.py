@@ -1,0 +1,249 @@
+"""Unit extraction as a sharded, resumable job: audio files in, Parquet shards of unit rows out.
+
+The inputs (sorted, so every process agrees) are cut into shards of `shard_size` files; shard `k` belongs to
+process `k % num_processes`, so the output is the same shard for shard whatever the number of processes.
+Each shard is written under a temporary name and renamed into place (`atomic_files`), so a shard file that
+exists is complete: a killed job run again skips the shards it finished and redoes the one it was writing.
+`extraction_config.json` records what produced the shards (the extractor's files, the inputs, the options);
+a run into a folder made with another configuration is refused instead of mixing two kinds of unit.
+Files that cannot be read or aligned stop the job (`on_error="stop"`) or are listed, with their path and the
+reason, in the shard's `.failures.json` and in `index.json` (`on_error="skip"`): never silently dropped.
+
+Processes come from `accelerate launch` (one shard set per process, the main process writes the index) or
+from `num_processes` local worker processes (`lst units extract --num_processes N`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import multiprocessing
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from .atomic_files import atomic_path, write_text_atomically
+
+logger = logging.getLogger("lst.front_end")
+
+CONFIG_FILE, INDEX_FILE = "extraction_config.json", "index.json"
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+
+
+def unit_row(path: Path, extractor, alignments: Path | None, ctm: dict | None, deduplicate: bool) -> dict:
+    """One audio file's row: `path`, `duration` (s), `units`, plus `durations` when deduplicating and
+    `words` / `word_spans` (unit frames) / `character_starts` when alignments are given."""
+    from .audio import duration_seconds, read_audio
+    from .character_times import character_frames
+    from .unit_pieces import deduplicate_units
+
+    waveform, rate = read_audio(path)
+    units = extractor(waveform, rate)
+    duration = duration_seconds(waveform, rate, str(path))
+    row = {"path": str(path), "duration": duration}
+    alignment = alignment_for(alignments, path, ctm)
+    if alignment is not None:
+        spans = alignment.frame_spans(extractor.frame_rate, len(units), duration)
+        row["word_spans"], row["words"] = spans.tolist(), alignment.words
+        if alignment.character_times is not None:
+            row["character_starts"] = character_frames(alignment.character_times, spans, extractor.frame_rate)
+    if deduplicate:
+        units, durations = deduplicate_units(units)
+        row["durations"] = durations.tolist()
+    row["units"] = units.tolist()
+    return row
+
+
+def alignment_for(alignments: Path | None, audio_path: Path, ctm: dict | None):
+    """The word alignment of `audio_path`: from the CTM file, or `<stem>.TextGrid` / `<stem>.json` in the
+    alignment directory; None without alignments."""
+    from .alignment_readers import read_json_alignment, read_textgrid
+
+    if alignments is None:
+        return None
+    if ctm is not None:
+        if audio_path.stem not in ctm:
+            raise ValueError(f"The CTM file has no utterance {audio_path.stem!r} for {audio_path}.")
+        return ctm[audio_path.stem]
+    for suffix, reader in ((".TextGrid", read_textgrid), (".json", read_json_alignment)):
+        candidate = alignments / (audio_path.stem + suffix)
+        if candidate.exists():
+            return reader(candidate)
+    raise ValueError(f"No {audio_path.stem}.TextGrid or {audio_path.stem}.json in {alignments}.")
+
+
+def audio_files(paths: list[Path]) -> list[Path]:
+    """The audio files named, with directories (a LibriSpeech / Libri-Light tree) searched recursively; sorted
+    and without repeats, so every process sees the same list."""
+    found = set()
+    for path in paths:
+        if path.is_dir():
+            found.update(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+        else:
+            found.add(path)
+    if not found:
+        raise ValueError(f"No audio files ({', '.join(AUDIO_SUFFIXES)}) under {', '.join(map(str, paths))}.")
+    return sorted(found)
+
+
+@dataclasses.dataclass
+class ShardedExtraction:
+    """What one extraction job writes, and how; every process of the job builds the same one."""
+
+    extractor_dir: Path
+    audio: list[Path]
+    output_dir: Path
+    shard_size: int = 1000
+    alignments: Path | None = None
+    deduplicate: bool = False
+    on_error: str = "stop"
+
+    def __post_init__(self):
+        if self.shard_size < 1:
+            raise ValueError(f"shard_size must be at least 1 file, got {self.shard_size}.")
+        if self.on_error not in ("stop", "skip"):
+            raise ValueError(f"on_error must be 'stop' or 'skip', got {self.on_error!r}.")
+        self.audio = audio_files([Path(p) for p in self.audio])
+
+    @property
+    def shards(self) -> list[list[Path]]:
+        return [self.audio[start : start + self.shard_size] for start in range(0, len(self.audio), self.shard_size)]
+
+    def shard_path(self, index: int) -> Path:
+        return self.output_dir / f"units-{index:05d}-of-{len(self.shards):05d}.parquet"
+
+    def configuration(self) -> dict:
+        """What makes two runs' shards interchangeable: the extractor's saved files, the inputs and options."""
+        digest = hashlib.sha256()
+        for file in sorted(Path(self.extractor_dir).iterdir()):
+            if file.is_file():
+                digest.update(file.name.encode() + b"\0" + file.read_bytes())
+        inputs = hashlib.sha256("\n".join(map(str, self.audio)).encode()).hexdigest()
+        return {"extractor_sha256": digest.hexdigest(), "inputs_sha256": inputs, "files": len(self.audio),
+                "shard_size": self.shard_size, "deduplicate": self.deduplicate,
+                "alignments": None if self.alignments is None else str(self.alignments)}
+
+    def prepare_output(self) -> None:
+        """Records the configuration in a new output folder, or checks it against the one already there."""
+        from .unit_extraction import load_unit_extractor
+
+        load_unit_extractor(self.extractor_dir)  # a clear error for a path that is not a saved extractor
+        config_path = self.output_dir / CONFIG_FILE
+        expected = self.configuration()
+        if config_path.exists():
+            recorded = json.loads(config_path.read_text())
+            differing = sorted(key for key in expected if recorded.get(key) != expected[key])
+            if differing:
+                raise ValueError(
+                    f"{self.output_dir} holds shards from another extraction configuration (differs in "
+                    f"{', '.join(differing)}): write to a new --output folder, or delete this one to start over.")
+            return
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(config_path, json.dumps(expected, indent=2))
+
+    def schema(self) -> pa.Schema:
+        """One schema for every shard (an all-failed shard included), so `load_dataset("parquet")` reads them."""
+        frames = pa.list_(pa.int32())
+        fields = [pa.field("path", pa.string()), pa.field("duration", pa.float64()), pa.field("units", frames)]
+        if self.deduplicate:
+            fields.append(pa.field("durations", frames))
+        if self.alignments is not None:
+            fields += [pa.field("words", pa.list_(pa.string())), pa.field("word_spans", pa.list_(frames)),
+                       pa.field("character_starts", pa.list_(frames))]  # null where the alignment has no characters
+        return pa.schema(fields)
+
+    def write_shard(self, index: int, extractor, ctm: dict | None, progress) -> None:
+        rows, failures = [], []
+        for path in self.shards[index]:
+            try:
+                row = unit_row(path, extractor, self.alignments, ctm, self.deduplicate)
+            except (ValueError, OSError) as error:
+                if self.on_error == "stop":
+                    raise
+                failures.append({"path": str(path), "error": str(error)})
+                logger.warning("skipped %s: %s", path, error)
+                continue
+            rows.append(row)
+            progress.update(row["duration"] / 3600)
+        shard = self.shard_path(index)
+        # The failures first: a shard file that exists always has its failure list beside it.
+        write_text_atomically(shard.with_suffix(".failures.json"), json.dumps(failures, indent=1))
+        with atomic_path(shard) as partial:
+            pq.write_table(pa.Table.from_pylist(rows, schema=self.schema()), partial)
+
+    def run_process(self, process_index: int = 0, num_processes: int = 1) -> list[int]:
+        """Writes this process's unfinished shards; returns their indices."""
+        from .alignment_readers import read_ctm
+        from .unit_extraction import load_unit_extractor
+
+        extractor = load_unit_extractor(self.extractor_dir)
+        ctm = read_ctm(self.alignments) if self.alignments is not None and self.alignments.is_file() else None
+        mine = range(process_index, len(self.shards), num_processes)
+        todo = [index for index in mine if not self.shard_path(index).exists()]
+        if len(todo) < len(mine):
+            logger.info("process %d: %d of its %d shards are already written; resuming", process_index,
+                        len(mine) - len(todo), len(mine))
+        with tqdm(desc=f"extracting (process {process_index})", unit="h audio", position=process_index,
+                  bar_format="{desc}: {n:.3f} {unit} [{elapsed}, {rate_fmt}]") as progress:
+            for index in todo:
+                self.write_shard(index, extractor, ctm, progress)
+        return todo
+
+    def write_index(self) -> dict:
+        """`index.json` (shards, rows, hours, every failure with its reason) and a dataset card, once all
+        shards exist."""
+        missing = [str(self.shard_path(i)) for i in range(len(self.shards)) if not self.shard_path(i).exists()]
+        if missing:
+            raise ValueError(f"{len(missing)} shards are not written yet (first: {missing[0]}); run the "
+                             "extraction again to finish them.")
+        shards, failures = [], []
+        for index in range(len(self.shards)):
+            path = self.shard_path(index)
+            table = pq.read_table(path, columns=["duration"])
+            shards.append({"file": path.name, "rows": table.num_rows,
+                           "hours": sum(table.column("duration").to_pylist()) / 3600})
+            failures += json.loads(path.with_suffix(".failures.json").read_text())
+        index = {"shards": shards, "rows": sum(s["rows"] for s in shards),
+                 "hours": sum(s["hours"] for s in shards), "failures": failures,
+                 "configuration": self.configuration()}
+        write_text_atomically(self.output_dir / INDEX_FILE, json.dumps(index, indent=2))
+        from model_cards.dataset_cards import unit_shards_card
+
+        unit_shards_card(self.output_dir.name, index).save(self.output_dir / "README.md")
+        if failures:
+            logger.warning("%d of %d files failed and are listed in %s", len(failures), len(self.audio),
+                           self.output_dir / INDEX_FILE)
+        return index
+
+
+def _run_worker(job: ShardedExtraction, process_index: int, num_processes: int) -> list[int]:
+    return job.run_process(process_index, num_processes)
+
+
+def run_extraction(job: ShardedExtraction, num_processes: int = 1) -> dict:
+    """The whole job on this machine: under `accelerate launch` each launched process takes its shards and the
+    main process writes the index; otherwise `num_processes` local workers (spawned, so no state is shared)."""
+    from accelerate import PartialState
+
+    state = PartialState()
+    if state.num_processes > 1:
+        if num_processes > 1:
+            raise ValueError("Under accelerate launch the processes come from the launcher; drop --num_processes.")
+        if state.is_main_process:
+            job.prepare_output()
+        state.wait_for_everyone()
+        job.prepare_output()
+        job.run_process(state.process_index, state.num_processes)
+        state.wait_for_everyone()
+        return job.write_index() if state.is_main_process else {}
+    job.prepare_output()
+    if num_processes == 1:
+        job.run_process()
+    else:
+        with multiprocessing.get_context("spawn").Pool(num_processes) as pool:
+            pool.starmap(_run_worker, [(job, index, num_processes) for index in range(num_processes)])
+    return job.write_index()
