@@ -2,6 +2,9 @@
 number of processes, resumption after a kill, failures reported, foreign shard folders refused."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -129,3 +132,17 @@ def test_the_command_writes_shards_and_keeps_json_lines_to_one_process(audio_tre
         main(["units", "extract", "--extractor", str(audio_tree / "extractor"), "--audio", str(audio_tree / "audio"),
               "--output", str(audio_tree / "u.jsonl"), "--num_processes", "2"])
     assert "give --output a folder name" in capsys.readouterr().err
+
+
+def test_accelerate_launch_with_two_processes_equals_one_process(audio_tree):
+    run_extraction(_job(audio_tree, "one"))
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "training.cli"]
+    command = ["units", "extract", "--extractor", str(audio_tree / "extractor"), "--audio", str(audio_tree / "audio"),
+               "--output", str(audio_tree / "launched"), "--shard_size", "3"]
+    environment = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([*launch, *command], env=environment, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "extracting (process 1)" in result.stderr  # the shards were split, not written twice
+    assert _tables(audio_tree / "launched") == _tables(audio_tree / "one")
+    assert json.loads((audio_tree / "launched" / "index.json").read_text())["rows"] == 7

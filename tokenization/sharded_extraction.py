@@ -227,9 +227,13 @@ def _run_worker(job: ShardedExtraction, process_index: int, num_processes: int) 
 def run_extraction(job: ShardedExtraction, num_processes: int = 1) -> dict:
     """The whole job on this machine: under `accelerate launch` each launched process takes its shards and the
     main process writes the index; otherwise `num_processes` local workers (spawned, so no state is shared)."""
+    import torch
     from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
 
-    state = PartialState()
+    # PartialState, unlike Accelerator, does not read ACCELERATE_USE_CPU: without `cpu` a CPU-launched job
+    # would see one process in each worker, and every worker would write every shard.
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available())
     if state.num_processes > 1:
         if num_processes > 1:
             raise ValueError("Under accelerate launch the processes come from the launcher; drop --num_processes.")
