@@ -9,8 +9,8 @@
 `units extract` writes one row per file: `{"path", "duration", "units"}`, plus `durations` with
 `--deduplicate` and `words` / `word_spans` (unit frames) with `--alignments` (a directory of `<stem>.TextGrid` /
 `.json` files, or a CTM file); into one JSON lines file (`--output x.jsonl`) or, for corpora, into resumable
-Parquet shards in a folder (`tokenization.sharded_extraction`; directories of audio are searched recursively). `corpus` speaks text with espeak-ng (the built-in KJV sample by default, or one utterance per line
-of `--texts`) and saves rows `{id, text, words, units, word_spans}` with `save_to_disk` and a dataset card
+Parquet shards in a folder (`tokenization.sharded_extraction`; directories of audio are searched recursively).
+`corpus` speaks text with espeak-ng (the built-in KJV sample by default, or one utterance per line of `--texts`) and saves rows `{id, text, words, units, word_spans}` with `save_to_disk` and a dataset card
 (model_cards.dataset_cards), next to the fitted extractor in `corpus_dir/extractor`.
 """
 
@@ -92,13 +92,10 @@ def run_extract(arguments) -> None:
 
 def _write_json_lines(job) -> None:
     """The whole job into one JSON lines file, in one process: the small-corpus path."""
-    from .alignment_readers import read_ctm
     from .atomic_files import atomic_path
     from .sharded_extraction import unit_row
-    from .unit_extraction import load_unit_extractor
 
-    extractor = load_unit_extractor(job.extractor_dir)
-    ctm = read_ctm(job.alignments) if job.alignments and job.alignments.is_file() else None
+    extractor, ctm = job.load_inputs()
     with atomic_path(job.output_dir) as partial, open(partial, "w") as handle:
         for path in tqdm(job.audio, desc="extracting", unit="file"):
             handle.write(json.dumps(unit_row(path, extractor, job.alignments, ctm, job.deduplicate)) + "\n")

@@ -16,6 +16,7 @@ from `num_processes` local worker processes (`lst units extract --num_processes 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -109,7 +110,7 @@ class ShardedExtraction:
             raise ValueError(f"on_error must be 'stop' or 'skip', got {self.on_error!r}.")
         self.audio = audio_files([Path(p) for p in self.audio])
 
-    @property
+    @functools.cached_property
     def shards(self) -> list[list[Path]]:
         return [self.audio[start : start + self.shard_size] for start in range(0, len(self.audio), self.shard_size)]
 
@@ -129,9 +130,9 @@ class ShardedExtraction:
 
     def prepare_output(self) -> None:
         """Records the configuration in a new output folder, or checks it against the one already there."""
-        from .unit_extraction import load_unit_extractor
+        from .unit_extraction import check_unit_extractor_directory
 
-        load_unit_extractor(self.extractor_dir)  # a clear error for a path that is not a saved extractor
+        check_unit_extractor_directory(self.extractor_dir)
         config_path = self.output_dir / CONFIG_FILE
         expected = self.configuration()
         if config_path.exists():
@@ -156,6 +157,14 @@ class ShardedExtraction:
                        pa.field("character_starts", pa.list_(frames))]  # null where the alignment has no characters
         return pa.schema(fields)
 
+    def load_inputs(self):
+        """The extractor, and the CTM file's alignments when `alignments` is one (read once, not per file)."""
+        from .alignment_readers import read_ctm
+        from .unit_extraction import load_unit_extractor
+
+        ctm = read_ctm(self.alignments) if self.alignments is not None and self.alignments.is_file() else None
+        return load_unit_extractor(self.extractor_dir), ctm
+
     def write_shard(self, index: int, extractor, ctm: dict | None, progress) -> None:
         rows, failures = [], []
         for path in self.shards[index]:
@@ -177,11 +186,7 @@ class ShardedExtraction:
 
     def run_process(self, process_index: int = 0, num_processes: int = 1) -> list[int]:
         """Writes this process's unfinished shards; returns their indices."""
-        from .alignment_readers import read_ctm
-        from .unit_extraction import load_unit_extractor
-
-        extractor = load_unit_extractor(self.extractor_dir)
-        ctm = read_ctm(self.alignments) if self.alignments is not None and self.alignments.is_file() else None
+        extractor, ctm = self.load_inputs()
         mine = range(process_index, len(self.shards), num_processes)
         todo = [index for index in mine if not self.shard_path(index).exists()]
         if len(todo) < len(mine):
@@ -220,10 +225,6 @@ class ShardedExtraction:
         return index
 
 
-def _run_worker(job: ShardedExtraction, process_index: int, num_processes: int) -> list[int]:
-    return job.run_process(process_index, num_processes)
-
-
 def run_extraction(job: ShardedExtraction, num_processes: int = 1) -> dict:
     """The whole job on this machine: under `accelerate launch` each launched process takes its shards and the
     main process writes the index; otherwise `num_processes` local workers (spawned, so no state is shared)."""
@@ -240,7 +241,6 @@ def run_extraction(job: ShardedExtraction, num_processes: int = 1) -> dict:
         if state.is_main_process:
             job.prepare_output()
         state.wait_for_everyone()
-        job.prepare_output()
         job.run_process(state.process_index, state.num_processes)
         state.wait_for_everyone()
         return job.write_index() if state.is_main_process else {}
@@ -249,5 +249,5 @@ def run_extraction(job: ShardedExtraction, num_processes: int = 1) -> dict:
         job.run_process()
     else:
         with multiprocessing.get_context("spawn").Pool(num_processes) as pool:
-            pool.starmap(_run_worker, [(job, index, num_processes) for index in range(num_processes)])
+            pool.starmap(job.run_process, [(index, num_processes) for index in range(num_processes)])
     return job.write_index()

@@ -96,11 +96,9 @@ class KMeansUnitExtractor:
         write_text_atomically(directory / CONFIG_FILE, json.dumps(self.config(), indent=2))
 
 
-def load_unit_extractor(directory: str | os.PathLike) -> KMeansUnitExtractor:
-    """A saved extractor of any kind."""
-    from .hubert_units import HubertUnitExtractor
-    from .mfcc_units import MfccUnitExtractor
-
+def check_unit_extractor_directory(directory: str | os.PathLike) -> Path:
+    """`directory` if it holds a saved extractor's files, else an error saying what to pass; cheaper than
+    loading it (a HuBERT extractor loads a model)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"There is no unit extractor directory {os.fspath(directory)!r}: fit one with "
@@ -109,6 +107,15 @@ def load_unit_extractor(directory: str | os.PathLike) -> KMeansUnitExtractor:
     if missing:
         raise FileNotFoundError(f"{directory} lacks {missing}: it is not a saved unit extractor (`lst units fit` "
                                 "writes both).")
+    return directory
+
+
+def load_unit_extractor(directory: str | os.PathLike) -> KMeansUnitExtractor:
+    """A saved extractor of any kind."""
+    from .hubert_units import HubertUnitExtractor
+    from .mfcc_units import MfccUnitExtractor
+
+    directory = check_unit_extractor_directory(directory)
     try:
         config = json.loads((directory / CONFIG_FILE).read_text())
         centroids = np.load(directory / CENTROIDS_FILE)
