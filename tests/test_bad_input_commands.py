@@ -56,7 +56,7 @@ def arguments(saved_tokenizer, packed, tmp_path, **changes):
     ({"model_type": "gpt"}, r"model_type must be one of"),
     ({"preset": "lst-2b"}, r"preset must be one of"),
     ({"train_data": "/no/such/data"}, r"--train_data /no/such/data does not exist: build packed sequences"),
-    ({"eval_data": "TOKENIZER"}, r"--eval_data .* is not a dataset saved with save_to_disk"),
+    ({"eval_data": "TOKENIZER"}, r"--eval_data .* is neither a dataset saved with save_to_disk nor a folder of Parquet shards"),
     ({"learning_rate": 0}, r"learning_rate must be positive"),
     ({"warmup_steps": -1}, r"warmup_steps and save_steps at least 0"),
     ({"logging_steps": 0}, r"logging_steps at least 1"),

@@ -14,10 +14,10 @@ from transformers import HfArgumentParser
 
 from modeling_lst.configuration_lst import ALIGNED_BY, PATCHING_MODES, PRESETS, SILENCES
 from tokenization.tokenizer_files import reads_as_path
+from training.dataset_files import describe_problem
 
 MODEL_TYPES = ("lst", "llama")
 MIXED_PRECISIONS = ("no", "bf16", "fp16")
-SAVED_DATASET_FILES = ("dataset_info.json", "state.json", "dataset_dict.json")  # what save_to_disk writes
 
 
 def check_local_path(value: str, flag: str, what: str, local_only: bool = False) -> None:
@@ -65,15 +65,19 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
-    train_data: str = field(metadata={"help": "packed training sequences saved with save_to_disk "
-                                              "(training.packing / training.data_recipes)"})
+    train_data: str = field(metadata={"help": "packed training sequences: a save_to_disk folder or a folder of "
+                                              "Parquet shards from `lst data`, or with --streaming a Hub dataset"})
     eval_data: str | None = field(default=None, metadata={"help": "held-out packed sequences, scored at the end"})
+    streaming: bool = field(default=False, metadata={"help": "stream --train_data (an IterableDataset split over "
+                                                             "processes by file or row) instead of memory-mapping it"})
 
     def __post_init__(self):
-        for flag, path in (("--train_data", self.train_data), ("--eval_data", self.eval_data)):
-            if path is not None and not any(os.path.isfile(os.path.join(path, name)) for name in SAVED_DATASET_FILES):
-                what = "does not exist" if not os.path.exists(path) else "is not a dataset saved with save_to_disk"
-                raise ValueError(f"{flag} {path} {what}: build packed sequences with `lst data` (or save_to_disk).")
+        for flag, path, streamed in (("--train_data", self.train_data, self.streaming),
+                                     ("--eval_data", self.eval_data, False)):
+            problem = None if path is None else describe_problem(path, streamed)
+            if problem:
+                raise ValueError(f"{flag} {path} {problem}: build packed sequences with `lst data` (a save_to_disk "
+                                 "folder, or Parquet shards with --streaming).")
 
 
 @dataclass
@@ -105,6 +109,8 @@ class PretrainingArguments:
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "a checkpoint directory, or 'latest'"})
     logging_steps: int = 10
     seed: int = 0
+    shuffle_buffer_size: int = field(default=1000, metadata={"help": "streaming: rows shuffled together, window "
+                                                                      "by window (0 keeps the stream's order)"})
     peak_tflops: float | None = field(default=None, metadata={"help": "the device's peak for MFU (default: "
                                                                        "measured matmul peak on CPU)"})
     report_to: str = field(default="tensorboard", metadata={"help": "Accelerate tracker, or 'none'"})
@@ -126,6 +132,9 @@ class PretrainingArguments:
             raise ValueError(f"learning_rate must be positive, warmup_steps and save_steps at least 0 and "
                              f"logging_steps at least 1; got {self.learning_rate}, {self.warmup_steps}, {self.save_steps} and "
                              f"{self.logging_steps}.")
+        if self.shuffle_buffer_size < 0:
+            raise ValueError(f"shuffle_buffer_size must be at least 0 (0 keeps the stream's order), got "
+                             f"{self.shuffle_buffer_size}.")
         if self.mixed_precision not in MIXED_PRECISIONS:
             raise ValueError(f"mixed_precision must be one of {MIXED_PRECISIONS}, got {self.mixed_precision!r}.")
 

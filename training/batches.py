@@ -1,7 +1,12 @@
-"""Micro-batches in an order that is a function of (seed, position), so a resumed run continues exactly."""
+"""Micro-batches in an order that is a function of (seed, position), so a resumed run continues exactly: from a
+memory-mapped `Dataset` (`Batches`) or from a stream (`StreamingBatches`)."""
 
 from __future__ import annotations
 
+import itertools
+
+import numpy as np
+from datasets.distributed import split_dataset_by_node
 from torch.utils.data import DataLoader
 
 
@@ -36,3 +41,64 @@ class Batches:
             batch = next(self._iterator)
         self.position += 1
         return batch
+
+    def state(self) -> dict:
+        return {"micro_batches": self.position}
+
+
+class StreamingBatches:
+    """Micro-batches from an `IterableDataset` (Parquet shards, a Hub dataset), resumed from a small state.
+
+    Each process reads its part of the stream (`split_dataset_by_node`: whole files when the shards divide
+    evenly over the processes, else every n-th row). Rows are shuffled window by window: `shuffle_buffer_size`
+    rows are read and permuted by a generator seeded with (seed, epoch, process, window). datasets' own
+    `shuffle(buffer_size=...)` is not used because its buffer is lost on resume (its documentation says so); here
+    the state is the stream's own `state_dict()` at the window's start and the number of the window's rows
+    taken, so resuming re-reads at most one window, never the consumed batches. A stream that runs out starts
+    its next epoch (`set_epoch`) and the batch goes on filling: no row is dropped, no batch is short.
+    `check_row` (optional) raises for a row training cannot use, before it reaches a batch.
+    """
+
+    def __init__(self, dataset, accelerator, collator, args, state: dict | None = None, check_row=None):
+        self.stream = split_dataset_by_node(dataset, rank=accelerator.process_index,
+                                            world_size=accelerator.num_processes)
+        self.rank, self.num_processes, self.device = (accelerator.process_index, accelerator.num_processes,
+                                                      accelerator.device)
+        self.collator, self.args, self.check_row = collator, args, check_row
+        state = dict(state or {"micro_batches": 0, "epoch": 0, "window": 0, "window_start": None, "taken": 0})
+        self.position = state.pop("micro_batches")
+        self.cursor = state
+        self._rows = self._stream_rows()
+
+    def _stream_rows(self):
+        cursor, size = self.cursor, max(self.args.shuffle_buffer_size, 1)
+        while True:
+            self.stream.set_epoch(cursor["epoch"])
+            if cursor["window_start"] is not None:
+                self.stream.load_state_dict(cursor["window_start"])
+            rows = iter(self.stream)
+            while window := list(itertools.islice(rows, size)):
+                order = np.arange(len(window))
+                if self.args.shuffle_buffer_size > 1:
+                    order = np.random.default_rng([self.args.seed, cursor["epoch"], self.rank,
+                                                   cursor["window"]]).permutation(len(window))
+                for index in order[cursor["taken"]:]:
+                    cursor["taken"] += 1
+                    yield window[index]
+                cursor.update(window=cursor["window"] + 1, taken=0, window_start=self.stream.state_dict())
+            if cursor["window"] == 0:
+                raise ValueError(f"The training stream gives process {self.rank} (of {self.num_processes}) no rows: "
+                                 "it is empty, or has fewer rows than processes.")
+            cursor.update(epoch=cursor["epoch"] + 1, window=0, window_start=None, taken=0)
+
+    def next(self) -> dict:
+        rows = [next(self._rows) for _ in range(self.args.per_device_batch_size)]
+        if self.check_row is not None:
+            for row in rows:
+                self.check_row(row)
+        self.position += 1
+        return {name: tensor.to(self.device) for name, tensor in self.collator(rows).items()}
+
+    def state(self) -> dict:
+        """What resumes this process's stream exactly (JSON-serialisable)."""
+        return {"micro_batches": self.position, **self.cursor}

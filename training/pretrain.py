@@ -10,6 +10,10 @@ config). The loss of every optimizer step is the mean over all its target tokens
 accumulation and processes, so a run with 2 processes of batch B equals one process of batch 2B.
 Checkpoints (`save_state`) are atomic and `--resume_from_checkpoint latest` continues exactly: data order
 and patching draws are functions of (seed, step), and every random state is restored.
+
+`--streaming` reads `--train_data` (Parquet shards from `lst data --streaming`, or a Hub dataset) as an
+`IterableDataset` split over the processes, never loading it whole; its checkpoints hold each process's
+stream position (`batches.StreamingBatches`), so a resume continues without replaying the consumed data.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import pyarrow.compute as pc
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import gather_object, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, LlamaForCausalLM, get_scheduler
@@ -37,7 +41,8 @@ from modeling_lst import LSTConfig, LSTForCausalLM
 from modeling_lst.patching import patch_starts
 
 from training.arguments import DataArguments, ModelArguments, PretrainingArguments, parse_script_arguments
-from training.batches import Batches
+from training.batches import Batches, StreamingBatches
+from training.dataset_files import open_dataset
 from tokenization.atomic_files import write_text_atomically
 from training.checkpoints import (load_checkpoint, read_log, resolve_checkpoint, save_checkpoint,
                                   save_pretrained_atomically, truncate_log)
@@ -72,22 +77,36 @@ def build_model(model_args: ModelArguments, tokenizer, args: PretrainingArgument
 
 def check_packed_columns(dataset, where: str, args: PretrainingArguments) -> None:
     """Packed rows hold ids and the modality mask; word-based patching also needs the word spans, and patching
-    by pieces the piece spans of every row that has words (data built from rows with character times)."""
+    by pieces the piece spans of every row that has words (data built from rows with character times). A
+    streamed dataset is checked by its columns here and row by row as it is read (`piece_span_problem`)."""
     aligned = args.patching_mode in ("aligned", "bpe", "mixed", "curriculum")
     needed = ["input_ids", "modality_mask"] + (["word_spans"] if aligned else [])
     needed += ["piece_spans"] if aligned and args.aligned_by == "piece" else []
-    missing = [name for name in needed if name not in dataset.column_names]
+    columns = dataset.column_names
+    if columns is None:  # a stream whose features are only known once read
+        columns = list(next(iter(dataset)))
+    missing = [name for name in needed if name not in columns]
     if missing:
-        raise ValueError(f"{where} lacks the column(s) {missing} (it has {dataset.column_names}): train on packed "
+        raise ValueError(f"{where} lacks the column(s) {missing} (it has {columns}): train on packed "
                          f"sequences from `lst data`{' with word spans' if 'word_spans' in missing else ''}"
                          f"{PIECE_HINT if 'piece_spans' in missing else ''}.")
-    if "piece_spans" in needed:
+    if "piece_spans" in needed and isinstance(dataset, datasets.Dataset):
         words = pc.list_value_length(dataset.data.column("word_spans")).to_numpy(zero_copy_only=False)
         pieces = pc.list_value_length(dataset.data.column("piece_spans")).to_numpy(zero_copy_only=False)
         lacking = np.flatnonzero((words > 0) & (pieces == 0))
         if lacking.size:
             raise ValueError(f"{where}: {lacking.size} of {len(words)} rows have word spans but no piece spans (the "
                              f"first is row {lacking[0]}), so patching by pieces cannot follow them{PIECE_HINT}.")
+
+
+def piece_span_problem(where: str):
+    """The row check of a streamed dataset under patching by pieces: a row with words but no pieces stops
+    training with the reason (the stream cannot be scanned up front)."""
+    def check(row: dict) -> None:
+        if row.get("word_spans") and not row.get("piece_spans"):
+            raise ValueError(f"{where}: a streamed row has word spans but no piece spans, so patching by pieces "
+                             f"cannot follow it{PIECE_HINT}.")
+    return check
 
 
 PIECE_HINT = ("; piece spans come from front-end rows with character_starts (the espeak corpus and the CTC "
@@ -162,7 +181,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
     # The cheap checks first: the checkpoint to resume from and the data, before a model is built.
     checkpoint = resolve_checkpoint(output_dir, args.resume_from_checkpoint, RESUME_STATE)
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer)
-    train_data = datasets.load_from_disk(data_args.train_data)
+    train_data = open_dataset(data_args.train_data, streaming=data_args.streaming)
     check_packed_columns(train_data, data_args.train_data, args)
     model = build_model(model_args, tokenizer, args)
     lst_config = model.config if model_args.model_type == "lst" else None
@@ -176,10 +195,10 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)
 
-    step, position = 0, 0
+    step, state = 0, {}
     if checkpoint is not None:
         state = load_checkpoint(accelerator, checkpoint, RESUME_STATE)
-        step, position = state["step"], state["micro_batches"]
+        step = state["step"]
         logger.info("resumed from %s at step %d", checkpoint, step)
     elif args.resume_from_checkpoint == "latest":
         logger.info("no checkpoint in %s yet: starting from scratch", output_dir)
@@ -187,7 +206,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
         output_dir.mkdir(parents=True, exist_ok=True)
         truncate_log(output_dir / LOG_FILE, step)
     collator = PackedCollator(tokenizer.pad_token_id, args.aligned_by, args.aligned_silences)
-    batches = Batches(train_data, accelerator, collator, args, position)
+    batches = make_batches(train_data, data_args, accelerator, collator, args, state)
     if accelerator.log_with:
         accelerator.init_trackers("pretrain", config={k: v for k, v in vars(args).items() if v is not None})
 
@@ -227,7 +246,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
         if step % args.logging_steps == 0 or step == args.max_steps or out_of_time:
             _log(accelerator, output_dir, window, step, scheduler.get_last_lr()[0], float(grad_norm), peak, progress)
         if (args.save_steps and step % args.save_steps == 0) or step == args.max_steps or out_of_time:
-            save_checkpoint(accelerator, output_dir, step, {"step": step, "micro_batches": batches.position},
+            save_checkpoint(accelerator, output_dir, step, trainer_state(step, batches, accelerator),
                             args.save_total_limit)
             last_saved = step
         if out_of_time:
@@ -235,7 +254,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
             break
     progress.close()
     if last_saved != step:
-        save_checkpoint(accelerator, output_dir, step, {"step": step, "micro_batches": batches.position},
+        save_checkpoint(accelerator, output_dir, step, trainer_state(step, batches, accelerator),
                         args.save_total_limit)
     # Each process records what it trained on, so multi-process runs can be checked rank by rank.
     ranks = output_dir / "ranks"
@@ -254,7 +273,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
             "mixed_precision": args.mixed_precision}, indent=2) + "\n")
         plot_losses(read_log(output_dir / LOG_FILE), output_dir / "loss.png", title=f"{model_args.model_type} pretraining")
     if data_args.eval_data:
-        results = evaluate_loss(model, datasets.load_from_disk(data_args.eval_data), tokenizer, accelerator, args,
+        results = evaluate_loss(model, open_dataset(data_args.eval_data), tokenizer, accelerator, args,
                                 lst_config)
         if accelerator.is_main_process:
             write_text_atomically(output_dir / "eval_results.json", json.dumps(results, indent=2))
@@ -262,6 +281,33 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return final
+
+
+def make_batches(train_data, data_args, accelerator, collator, args, state: dict):
+    """Map-style batches resumed at a micro-batch count, or streamed batches resumed from each process's stream
+    state (a checkpoint of a streamed run holds one per process)."""
+    if not data_args.streaming:
+        if "streams" in state:
+            raise ValueError("The checkpoint is from a run that streamed its data: resume it with --streaming.")
+        return Batches(train_data, accelerator, collator, args, state.get("micro_batches", 0))
+    streams = state.get("streams")
+    if state and streams is None:
+        raise ValueError("The checkpoint is from a run that memory-mapped its data: resume it without --streaming.")
+    if streams is not None and len(streams) != accelerator.num_processes:
+        raise ValueError(f"The checkpoint holds the stream positions of {len(streams)} processes and this run has "
+                         f"{accelerator.num_processes}: resume a streamed run with as many processes as it had.")
+    check_row = piece_span_problem(data_args.train_data) if args.aligned_by == "piece" and args.patching_mode in (
+        "aligned", "bpe", "mixed", "curriculum") else None
+    return StreamingBatches(train_data, accelerator, collator, args,
+                            streams[accelerator.process_index] if streams else None, check_row)
+
+
+def trainer_state(step: int, batches, accelerator) -> dict:
+    """The checkpoint's trainer state: the step and where the data is (every process's stream when streaming;
+    a collective call, so every process makes it)."""
+    if isinstance(batches, StreamingBatches):
+        return {"step": step, "micro_batches": batches.position, "streams": gather_object([batches.state()])}
+    return {"step": step, **batches.state()}
 
 
 def evaluate_loss(model, dataset, tokenizer, accelerator, args, lst_config) -> dict[str, float]:
