@@ -11,10 +11,14 @@ from huggingface_hub import DatasetCard, DatasetCardData
 STAND_IN_SPLITS = ("train", "validation", "test")
 
 
-def pretraining_data_card(name: str, recipe: dict, statistics: dict, provenance: dict | None = None) -> DatasetCard:
+def pretraining_data_card(name: str, recipe: dict, statistics: dict, provenance: dict | None = None,
+                          data_files: str | None = None) -> DatasetCard:
     """How packed pretraining data was built (the recipe, and for each of its choices whether a paper or this
-    package made it) and what it holds (the realised mixture)."""
-    data = DatasetCardData(tags=["speech", "speech-units", "lst"], pretty_name=name)
+    package made it) and what it holds (the realised mixture). `data_files` (a glob of Parquet shards) becomes
+    the card's `configs`, so `load_dataset(folder)` and the Hub read the shards."""
+    configs = None if data_files is None else [{"config_name": "default",
+                                                "data_files": [{"split": "train", "path": data_files}]}]
+    data = DatasetCardData(tags=["speech", "speech-units", "lst"], pretty_name=name, configs=configs)
     lines = [f"# {name}", "",
              "Joint speech-unit / text pretraining sequences built with the `lst` package (`training.data_pipeline`).",
              "", "## Recipe", ""]

@@ -3,9 +3,14 @@
     lst data --recipe lst --tokenizer tok/ --paired corpus/ --text verses.txt --output packed/ [--num_proc 2]
     lst data --recipe sutlm --tokenizer tok/ --speech units/ --paired corpus/ --text verses.txt --output packed/
 
-Sources: `--paired` and `--speech` are datasets saved with `save_to_disk` (e.g. by `lst corpus`); `--text`
-is a text file (one document per line) or a saved dataset with a `text` column. The output is saved with a
-dataset card recording the recipe and the realised mixture; `--push_to_hub` uploads it too.
+Sources: `--paired` and `--speech` are datasets saved with `save_to_disk` (e.g. by `lst corpus`) or folders of
+Parquet shards (e.g. from `lst units extract --output FOLDER`); `--text` is a text file (one document per line)
+or a saved dataset with a `text` column. The output is saved with a dataset card recording the recipe and the
+realised mixture; `--push_to_hub` uploads it too.
+
+`--streaming` builds without loading any source: every source is read as a stream, formatted, mixed and packed
+on the fly, and the output is written as Parquet shards of `--rows_per_shard` rows (what `pretrain.py
+--streaming` reads), with the realised mixture counted as the rows go by.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--piece_timing", default="characters", choices=("characters", "proportional"),
                         help="piece spans (for bpe patching) from the rows' character_starts, or also split words "
                              "without them in proportion to their characters (no acoustic evidence)")
+    parser.add_argument("--streaming", action="store_true",
+                        help="read the sources as streams and write Parquet shards (for corpora larger than memory)")
+    parser.add_argument("--rows_per_shard", type=int, default=2000, help="with --streaming: packed rows per shard")
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--push_to_hub", help="also push to this dataset repository")
     parser.set_defaults(run=run)
@@ -43,62 +51,90 @@ def _check_paths(arguments) -> None:
     check_local_path(str(arguments.tokenizer), "--tokenizer", "a saved SpeechUnitTextTokenizer")
     if not any(getattr(arguments, flag) for flag in ("paired", "speech", "text")):
         raise ValueError("No sources: pass at least one of --paired, --speech and --text.")
-    for flag, what in (("paired", "a saved dataset of {text, words, units, word_spans} (`lst corpus` makes one)"),
-                       ("speech", "a saved dataset of {units}"),
+    for flag, what in (("paired", "a saved dataset or Parquet shards of {text, words, units, word_spans} "
+                                  "(`lst corpus` makes one)"),
+                       ("speech", "a saved dataset or Parquet shards of {units}"),
                        ("text", "a text file or a saved dataset with a 'text' column")):
         if getattr(arguments, flag) is not None:
             check_local_path(str(getattr(arguments, flag)), f"--{flag}", what, local_only=True)
 
 
-def _text_source(path: Path):
+def _text_source(path: Path, streaming: bool):
     import datasets
 
+    from .dataset_files import open_dataset
+
     if path.is_dir():
-        return datasets.load_from_disk(str(path))
+        return open_dataset(str(path), streaming=streaming)
+    with open(path) as handle:  # reads up to the first line with text, not the file
+        if not any(line.strip() for line in handle):
+            raise ValueError(f"{path} holds no text.")
+    if streaming:
+        lines = datasets.load_dataset("text", data_files=str(path), split="train", streaming=True)
+        stripped = lines.map(lambda row: {"text": row["text"].strip()}, features=lines.features)
+        return stripped.filter(lambda row: bool(row["text"]))
     lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    if not lines:
-        raise ValueError(f"{path} holds no text.")
     return datasets.Dataset.from_dict({"text": lines})
 
 
 def run(arguments) -> None:
-    import datasets
     from transformers import AutoTokenizer
 
     import tokenization  # noqa: F401  (registers the joint tokenizer)
 
-    from .data_mixing import realised_ratios
+    from .data_mixing import RealisedRatios
     from model_cards.dataset_cards import pretraining_data_card
 
     from .data_pipeline import push_with_card, save_with_card
     from .data_recipes import PROVENANCE, RECIPES, build_pretraining_data, pack_with_recipe
+    from .dataset_files import SHARD_PATTERN, open_dataset, write_parquet_shards
+    from .packing import PACKED_FEATURES
 
     if arguments.recipe not in RECIPES:
         raise ValueError(f"Unknown recipe {arguments.recipe!r}; choose one of {sorted(RECIPES)}.")
+    if arguments.rows_per_shard < 1:
+        raise ValueError(f"--rows_per_shard must be at least 1, got {arguments.rows_per_shard}.")
+    if arguments.streaming and arguments.push_to_hub:
+        raise ValueError("--push_to_hub uploads a saved dataset; upload a --streaming output folder with "
+                         "`hf upload --repo-type dataset REPO FOLDER` (its card reads the shards).")
     _check_paths(arguments)
     recipe = RECIPES[arguments.recipe]
     if arguments.sequence_length:
         recipe = recipe.replace(sequence_length=arguments.sequence_length)
     tokenizer = AutoTokenizer.from_pretrained(arguments.tokenizer)
+    streaming = arguments.streaming
     sources = {
-        "paired": datasets.load_from_disk(str(arguments.paired)) if arguments.paired else None,
-        "speech": datasets.load_from_disk(str(arguments.speech)) if arguments.speech else None,
-        "text": _text_source(arguments.text) if arguments.text else None,
+        "paired": open_dataset(str(arguments.paired), streaming) if arguments.paired else None,
+        "speech": open_dataset(str(arguments.speech), streaming) if arguments.speech else None,
+        "text": _text_source(arguments.text, streaming) if arguments.text else None,
     }
-    options = {"seed": arguments.seed, "epoch": arguments.epoch, "num_proc": arguments.num_proc,
+    options = {"seed": arguments.seed, "epoch": arguments.epoch, "num_proc": None if streaming else arguments.num_proc,
                "piece_timing": arguments.piece_timing}
     mixed, weights = build_pretraining_data(recipe, tokenizer, **sources, pack_sequences=False, **options)
-    packed = pack_with_recipe(mixed, recipe, arguments.num_proc)
-    report = realised_ratios(mixed, tokenizer)
-    statistics = {"packed sequences": len(packed), "documents": report["examples"],
-                  "realised source shares": report.get("source_shares"),
-                  "speech:text tokens": f"{report['speech_per_text']:.3f}", "source weights": weights}
+    tally = RealisedRatios(tokenizer)
     recipe_facts = {"recipe": arguments.recipe, "sequence length": f"{recipe.sequence_length} {recipe.pack_unit}",
                     "seed / epoch": f"{arguments.seed} / {arguments.epoch}", "piece timing": arguments.piece_timing,
                     "sources": ", ".join(f"{k}: {getattr(arguments, k)}" for k in sources if sources[k] is not None)}
-    # each preset choice, and whether the paper or we made it
-    card = pretraining_data_card(arguments.output.name, recipe_facts, statistics, PROVENANCE[arguments.recipe])
-    save_with_card(packed, arguments.output, card)
-    logger.info("saved %d packed sequences to %s; realised: %s", len(packed), arguments.output, report)
+
+    def card(rows: int):
+        report = tally.report()
+        statistics = {"packed sequences": rows, "documents": report["examples"],
+                      "realised source shares": report.get("source_shares"),
+                      "speech:text tokens": f"{report['speech_per_text']:.3f}", "source weights": weights}
+        # each preset choice, and whether the paper or we made it
+        return pretraining_data_card(arguments.output.name, recipe_facts, statistics, PROVENANCE[arguments.recipe],
+                                     data_files=SHARD_PATTERN if streaming else None)
+
+    if streaming:  # counted while the rows are packed and written: nothing is held but one row group
+        packed = pack_with_recipe(mixed.map(tally.observe, batched=True, features=mixed.features), recipe)
+        index = write_parquet_shards(packed, arguments.output, PACKED_FEATURES, arguments.rows_per_shard,
+                                     card=lambda index: card(index["rows"]))
+        logger.info("wrote %d packed sequences in %d shards to %s; realised: %s", index["rows"],
+                    len(index["shards"]), arguments.output, tally.report())
+        return
+    packed = pack_with_recipe(mixed, recipe, arguments.num_proc)
+    tally.add(mixed)
+    save_with_card(packed, arguments.output, card(len(packed)))
+    logger.info("saved %d packed sequences to %s; realised: %s", len(packed), arguments.output, tally.report())
     if arguments.push_to_hub:
-        push_with_card(packed, arguments.push_to_hub, card)
+        push_with_card(packed, arguments.push_to_hub, card(len(packed)))

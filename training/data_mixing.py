@@ -98,15 +98,42 @@ def token_ratio_weights(sources: dict, tokenizer, speech_per_text: float, base_w
     return {name: float(w) for name, w in zip(names, weights)}
 
 
+class RealisedRatios:
+    """Running counts of examples by source and format, and of speech and text tokens: the realised mixture of
+    rows seen so far. `observe` is a batched `map` function that counts and passes the batch on, so a stream
+    is measured while it is written rather than read twice or held in memory."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.examples = self.speech_tokens = self.text_tokens = 0
+        self.shares = {"source": {}, "format": {}}
+
+    def add(self, rows) -> None:
+        rows = list(rows)
+        speech, text = token_counts(rows, self.tokenizer)
+        self.examples += len(rows)
+        self.speech_tokens, self.text_tokens = self.speech_tokens + int(speech.sum()), self.text_tokens + int(text.sum())
+        for key, counts in self.shares.items():
+            for row in rows:
+                if key in row:
+                    counts[row[key]] = counts.get(row[key], 0) + 1
+
+    def observe(self, batch: dict) -> dict:
+        self.add(dict(zip(batch, values)) for values in zip(*batch.values()))
+        return batch
+
+    def report(self) -> dict:
+        report = {"examples": self.examples, "speech_tokens": self.speech_tokens, "text_tokens": self.text_tokens,
+                  "speech_per_text": self.speech_tokens / self.text_tokens if self.text_tokens else math.inf}
+        for key, counts in self.shares.items():
+            if counts:
+                report[f"{key}_shares"] = {str(n): c / self.examples for n, c in sorted(counts.items())}
+        return report
+
+
 def realised_ratios(rows, tokenizer, limit: int | None = None) -> dict:
     """Shares of examples by source and by format, and the speech:text token ratio, over `rows` (or the
     first `limit`)."""
-    rows = list(itertools.islice(iter(rows), limit) if limit else rows)
-    speech, text = token_counts(rows, tokenizer)
-    report = {"examples": len(rows), "speech_tokens": int(speech.sum()), "text_tokens": int(text.sum()),
-              "speech_per_text": float(speech.sum() / text.sum()) if text.sum() else math.inf}
-    for key in ("source", "format"):
-        if rows and key in rows[0]:
-            names, counts = np.unique([row[key] for row in rows], return_counts=True)
-            report[f"{key}_shares"] = {str(n): float(c / len(rows)) for n, c in zip(names, counts)}
-    return report
+    tally = RealisedRatios(tokenizer)
+    tally.add(itertools.islice(iter(rows), limit) if limit else rows)
+    return tally.report()

@@ -100,6 +100,8 @@ def build_format(dataset: datasets.Dataset | datasets.IterableDataset, tokenizer
     needed = {"tlm": {"text"}, "ulm": {"units"}, "cst_speech_text": {"units", "text"},
               "cst_text_speech": {"units", "text"}}.get(format, {"units", "words", "word_spans"})
     columns = dataset.column_names or list(dataset.features or [])
+    if not columns and isinstance(dataset, datasets.IterableDataset):  # a stream whose features are unknown
+        columns = list(next(iter(dataset), {}))
     missing = needed - set(columns)
     if missing:
         raise ValueError(f"Format {format!r} needs columns {sorted(needed)}; the dataset lacks {sorted(missing)}.")

@@ -62,32 +62,45 @@ def open_dataset(path: str, streaming: bool = False, split: str = "train"):
 
 
 def write_parquet_shards(rows, folder: str | os.PathLike, features: datasets.Features, rows_per_shard: int,
-                         card=None) -> dict:
+                         card=None, row_group_size: int = 256) -> dict:
     """Write the rows of an iterable as `data-XXXXX.parquet` shards of `rows_per_shard` rows, plus `index.json`
-    (shards and row counts) and `card` as README.md. Only one shard is held in memory. The folder appears whole
-    or not at all (written under a temporary name, renamed when the last shard is done)."""
+    (shards and row counts) and README.md from `card(index)` when given. Rows go out in Parquet row groups, so
+    only one group is ever in memory. The folder appears whole or not at all (written under a temporary name,
+    renamed when the last shard is done)."""
     if rows_per_shard < 1:
         raise ValueError(f"rows_per_shard must be at least 1, got {rows_per_shard}.")
     schema = features.arrow_schema
     shards: list[dict] = []
     with atomic_path(folder) as partial:
         partial.mkdir(parents=True)
-        pending: list[dict] = []
+        writer, group, in_shard = None, [], 0
 
-        def flush():
-            name = f"data-{len(shards):05d}.parquet"
-            pq.write_table(pa.Table.from_pylist(pending, schema=schema), partial / name)
-            shards.append({"file": name, "rows": len(pending)})
-            pending.clear()
+        def write_group():
+            nonlocal writer
+            if writer is None:
+                writer = pq.ParquetWriter(partial / f"data-{len(shards):05d}.parquet", schema)
+            writer.write_table(pa.Table.from_pylist(group, schema=schema))
+            group.clear()
+
+        def close_shard():
+            nonlocal writer, in_shard
+            if group or writer is None:
+                write_group()
+            writer.close()
+            shards.append({"file": f"data-{len(shards):05d}.parquet", "rows": in_shard})
+            writer, in_shard = None, 0
 
         for row in rows:
-            pending.append(row)
-            if len(pending) == rows_per_shard:
-                flush()
-        if pending or not shards:
-            flush()
+            group.append(features.encode_example(row))  # numpy arrays (a 2-D span array) as lists
+            in_shard += 1
+            if in_shard == rows_per_shard:
+                close_shard()
+            elif len(group) == row_group_size:
+                write_group()
+        if in_shard or not shards:
+            close_shard()
         index = {"shards": shards, "rows": sum(shard["rows"] for shard in shards)}
         (partial / INDEX_FILE).write_text(json.dumps(index, indent=2))
         if card is not None:
-            (partial / "README.md").write_text(str(card))
+            (partial / "README.md").write_text(str(card(index)))
     return index

@@ -1,0 +1,99 @@
+"""Building pretraining data from streams: `lst data --streaming` writes Parquet shards with the realised
+mixture counted on the way, and no builder reads a whole streamed source before giving its first rows."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import datasets
+import numpy as np
+import pytest
+
+from training.cli import main
+from training.data_cli import _text_source
+from training.data_mixing import token_counts
+from training.data_recipes import RECIPES, build_pretraining_data, pack_with_recipe
+from training.dataset_files import open_dataset
+
+PAIRED_FEATURES = datasets.Features({"text": datasets.Value("string"), "words": datasets.Sequence(datasets.Value("string")),
+                                     "units": datasets.Sequence(datasets.Value("int32")),
+                                     "word_spans": datasets.Sequence(datasets.Sequence(datasets.Value("int32")))})
+
+
+def paired_rows(verses, seed=0):
+    rng = np.random.default_rng(seed)
+    for verse in verses:
+        words = verse.split()
+        ends = np.cumsum(rng.integers(2, 5, len(words)))
+        yield {"text": verse, "words": words, "units": rng.integers(0, 50, int(ends[-1])).tolist(),
+               "word_spans": np.stack([np.r_[0, ends[:-1]], ends], 1).tolist()}
+
+
+def test_lst_data_streaming_writes_shards_that_train_and_load(tokenizer, tmp_path, sample_verses):
+    shards = tmp_path / "corpus"
+    shards.mkdir()
+    rows = list(paired_rows(sample_verses[:90]))
+    for part in range(3):  # a paired corpus as Parquet shards, as `lst units extract` writes them
+        datasets.Dataset.from_list(rows[part * 30:(part + 1) * 30], features=PAIRED_FEATURES).to_parquet(
+            shards / f"part-{part}.parquet")
+    tokenizer.save_pretrained(tmp_path / "tokenizer")
+    (tmp_path / "text.txt").write_text("\n".join(sample_verses[100:400]) + "\n\n")
+    main(["data", "--recipe", "lst", "--tokenizer", str(tmp_path / "tokenizer"), "--paired", str(shards),
+          "--text", str(tmp_path / "text.txt"), "--sequence_length", "64", "--streaming", "--rows_per_shard", "20",
+          "--output", str(tmp_path / "packed")])
+
+    index = json.loads((tmp_path / "packed" / "index.json").read_text())
+    assert all(shard["rows"] == 20 for shard in index["shards"][:-1]) and 1 <= index["shards"][-1]["rows"] <= 20
+    written = list(datasets.load_dataset(str(tmp_path / "packed"), split="train"))  # through the card's configs
+    assert len(written) == index["rows"] > 20
+    # What was written is what the same recipe gives on the same streams.
+    recipe = RECIPES["lst"].replace(sequence_length=64)
+    mixed, _ = build_pretraining_data(recipe, tokenizer, paired=open_dataset(str(shards), streaming=True),
+                                      text=_text_source(tmp_path / "text.txt", streaming=True), pack_sequences=False)
+    rebuilt = [np.asarray(row["input_ids"]).tolist() for row in pack_with_recipe(mixed, recipe)]
+    assert rebuilt == [row["input_ids"] for row in written]
+    # The mixture counted while writing equals the tokens in the shards (packing moves no token).
+    speech, text_tokens = token_counts(written, tokenizer)
+    card = (tmp_path / "packed" / "README.md").read_text()
+    assert f"**speech:text tokens**: {speech.sum() / text_tokens.sum():.3f}" in card
+    assert f"**packed sequences**: {len(written)}" in card and "data-*.parquet" in card
+
+
+def guarded(rows: list[dict], features):
+    """A stream that raises if anything reads it to the end: what a builder that materialised it would do."""
+    def generate():  # a closure: a list in gen_kwargs would become one shard per row
+        yield from rows
+        raise RuntimeError("the whole streamed source was read")
+    return datasets.IterableDataset.from_generator(generate, features=features)
+
+
+def test_builders_give_rows_without_reading_a_whole_stream(tokenizer, sample_verses):
+    paired = guarded(list(paired_rows(sample_verses[:1500])), PAIRED_FEATURES)
+    text = guarded([{"text": verse} for verse in sample_verses[1500:3000]],
+                   datasets.Features({"text": datasets.Value("string")}))
+    with pytest.raises(RuntimeError, match="whole streamed source"):
+        list(text)  # the guard works
+    for recipe in (RECIPES["lst"].replace(sequence_length=64),
+                   RECIPES["lst"].replace(sequence_length=64, pack_unit="tokens")):
+        mixed, _ = build_pretraining_data(recipe, tokenizer, paired=paired, text=text, pack_sequences=False)
+        packed = pack_with_recipe(mixed, recipe)
+        first = list(itertools.islice(packed, 3))
+        assert len(first) == 3 and all(len(row["input_ids"]) > 0 for row in first)
+
+
+def test_streaming_bad_input_is_named(tokenizer, tmp_path, monkeypatch):
+    monkeypatch.setenv("LST_DEBUG", "1")  # the error itself, not the one-line exit
+    tokenizer.save_pretrained(tmp_path / "tokenizer")
+    (tmp_path / "blank.txt").write_text("\n  \n")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("x")
+    base = ["data", "--recipe", "lst", "--tokenizer", str(tmp_path / "tokenizer"), "--streaming",
+            "--output", str(tmp_path / "o")]
+    with pytest.raises(ValueError, match="blank.txt holds no text"):
+        main([*base, "--text", str(tmp_path / "blank.txt")])
+    with pytest.raises(ValueError, match="neither a dataset saved with save_to_disk nor a folder of Parquet shards"):
+        main([*base, "--paired", str(tmp_path / "notes")])
+    with pytest.raises(ValueError, match="--rows_per_shard must be at least 1"):
+        main([*base, "--text", str(tmp_path / "blank.txt"), "--rows_per_shard", "0"])
+    assert not (tmp_path / "o").exists()
