@@ -96,7 +96,9 @@ def test_lst_units_fit_extract_and_corpus(tmp_path, sample_verses):
     main(["units", "extract", "--extractor", str(tmp_path / "extractor"), "--audio", *map(str, paths),
           "--alignments", str(tmp_path), "--deduplicate", "--output", str(tmp_path / "units.jsonl")])
     rows = [json.loads(line) for line in (tmp_path / "units.jsonl").read_text().splitlines()]
-    assert len(rows) == 6 and all(set(r) == {"path", "duration", "units", "durations", "word_spans", "words"} for r in rows)
+    assert len(rows) == 6 and all(set(r) == {"path", "duration", "units", "durations", "text", "word_spans", "words"}
+                                  for r in rows)
+    assert all(r["text"] == " ".join(r["words"]) for r in rows)
     frames = sum(rows[0]["durations"])
     assert rows[0]["word_spans"][-1][1] <= frames and max(max(r["units"]) for r in rows) < 20
     assert np.all(np.diff(rows[0]["units"]) != 0)

@@ -4,12 +4,17 @@
     lst units extract --extractor extractor_dir --audio a.wav ... --output units.jsonl [--alignments DIR] [--deduplicate]
     lst units extract --extractor extractor_dir --audio LibriSpeech/ --output units/ [--num_processes N]
         [--shard_size 1000] [--on_error skip|stop]      # or: accelerate launch -m training.cli units extract ...
+    lst units extract ... --alignments mfa_output/      # MFA TextGrids, matched to the audio by file name
+    lst units extract ... --aligner pocketsphinx        # or ctc:<checkpoint>; transcripts beside the audio
     lst corpus --output corpus_dir [--num_utterances 2000] [--texts lines.txt] [--push_to_hub org/name]
 
 `units extract` writes one row per file: `{"path", "duration", "units"}`, plus `durations` with
-`--deduplicate` and `words` / `word_spans` (unit frames) with `--alignments` (a directory of `<stem>.TextGrid` /
-`.json` files, or a CTM file); into one JSON lines file (`--output x.jsonl`) or, for corpora, into resumable
-Parquet shards in a folder (`tokenization.sharded_extraction`; directories of audio are searched recursively).
+`--deduplicate` and `text` / `words` / `word_spans` (unit frames) with `--alignments` (a directory tree of
+`<stem>.TextGrid` / `.json` files, or a CTM file) or `--aligner` (`tokenization.alignment_sources`); into one
+JSON lines file (`--output x.jsonl`) or, for corpora, into resumable Parquet shards in a folder
+(`tokenization.sharded_extraction`; directories of audio are searched recursively). Files that fail to align
+stop the job or, with `--on_error skip`, are listed with the reason in `index.json`, beside the alignments that
+matched no audio.
 `corpus` speaks text with espeak-ng (the built-in KJV sample by default, or one utterance per line of `--texts`) and saves rows `{id, text, words, units, word_spans}` with `save_to_disk` and a dataset card
 (model_cards.dataset_cards), next to the fitted extractor in `corpus_dir/extractor`.
 """
@@ -38,6 +43,11 @@ def add_parser(subparsers) -> None:
     extract.add_argument("--extractor", type=Path, required=True, help="a saved extractor directory")
     extract.add_argument("--audio", type=Path, nargs="+", required=True, help="audio files and/or directories")
     extract.add_argument("--alignments", type=Path, help="TextGrid/JSON directory or a CTM file: adds word_spans")
+    extract.add_argument("--aligner", help="align each file with its transcript instead: pocketsphinx, or "
+                                           "ctc:<Wav2Vec2ForCTC checkpoint> (adds character times)")
+    extract.add_argument("--transcripts", type=Path, nargs="+",
+                         help="with --aligner: LibriSpeech *.trans.txt files or <stem>.lab/.txt files, or folders of "
+                              "them (default: searched beside the audio)")
     extract.add_argument("--deduplicate", action="store_true", help="collapse repeated units, keep durations")
     extract.add_argument("--output", type=Path, required=True,
                          help="a .jsonl file, or a folder for Parquet shards (resumed if run again)")
@@ -76,8 +86,11 @@ def run_extract(arguments) -> None:
 
     if arguments.num_processes < 1:
         raise ValueError(f"--num_processes must be at least 1, got {arguments.num_processes}.")
+    if arguments.transcripts and not arguments.aligner:
+        raise ValueError("--transcripts are for --aligner; alignments made elsewhere go in --alignments.")
     job = ShardedExtraction(arguments.extractor, arguments.audio, arguments.output, arguments.shard_size,
-                            arguments.alignments, arguments.deduplicate, arguments.on_error)
+                            arguments.alignments, arguments.deduplicate, arguments.on_error, arguments.aligner,
+                            arguments.transcripts)
     if arguments.output.suffix == ".jsonl":
         if arguments.num_processes > 1 or arguments.on_error == "skip":
             raise ValueError("--num_processes and --on_error skip write Parquet shards: give --output a folder "
@@ -95,10 +108,10 @@ def _write_json_lines(job) -> None:
     from .atomic_files import atomic_path
     from .sharded_extraction import unit_row
 
-    extractor, ctm = job.load_inputs()
+    extractor, alignments = job.load_inputs()
     with atomic_path(job.output_dir) as partial, open(partial, "w") as handle:
         for path in tqdm(job.audio, desc="extracting", unit="file"):
-            handle.write(json.dumps(unit_row(path, extractor, job.alignments, ctm, job.deduplicate)) + "\n")
+            handle.write(json.dumps(unit_row(path, extractor, alignments, job.deduplicate)) + "\n")
     logger.info("wrote units of %d files to %s", len(job.audio), job.output_dir)
 
 

@@ -14,7 +14,7 @@ import logging
 import numpy as np
 
 from .alignment import WordAlignment, normalise_words
-from .audio import prepare_waveform
+from .audio import duration_seconds, prepare_waveform
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,9 @@ class PocketsphinxAligner:
             times = self._decode(words, pcm, **_WIDE_BEAMS)
         if times is None:
             raise RuntimeError(f"pocketsphinx could not align {transcript[:60]!r}, even with wide beams.")
-        duration = audio.size / self.sampling_rate
+        # Clipped to the original audio: resampling to 16 kHz can add a fraction of a sample, which would put the
+        # last word's end just past the audio that its frames are counted in.
+        duration = min(audio.size / self.sampling_rate, duration_seconds(waveform, sampling_rate))
         times = [(min(s, duration), min(e, duration)) for s, e in times]
         return WordAlignment(written, np.array(times))
 

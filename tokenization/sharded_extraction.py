@@ -35,9 +35,9 @@ CONFIG_FILE, INDEX_FILE = "extraction_config.json", "index.json"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
 
-def unit_row(path: Path, extractor, alignments: Path | None, ctm: dict | None, deduplicate: bool) -> dict:
-    """One audio file's row: `path`, `duration` (s), `units`, plus `durations` when deduplicating and
-    `words` / `word_spans` (unit frames) / `character_starts` when alignments are given."""
+def unit_row(path: Path, extractor, alignments, deduplicate: bool) -> dict:
+    """One audio file's row: `path`, `duration` (s), `units`, plus `durations` when deduplicating and `text` /
+    `words` / `word_spans` (unit frames) / `character_starts` from an `alignment_sources` source."""
     from .audio import duration_seconds, read_audio
     from .character_times import character_frames
     from .unit_pieces import deduplicate_units
@@ -46,8 +46,8 @@ def unit_row(path: Path, extractor, alignments: Path | None, ctm: dict | None, d
     units = extractor(waveform, rate)
     duration = duration_seconds(waveform, rate, str(path))
     row = {"path": str(path), "duration": duration}
-    alignment = alignment_for(alignments, path, ctm)
-    if alignment is not None:
+    if alignments is not None:
+        alignment, row["text"] = alignments.alignment(path, waveform, rate)
         spans = alignment.frame_spans(extractor.frame_rate, len(units), duration)
         row["word_spans"], row["words"] = spans.tolist(), alignment.words
         if alignment.character_times is not None:
@@ -57,24 +57,6 @@ def unit_row(path: Path, extractor, alignments: Path | None, ctm: dict | None, d
         row["durations"] = durations.tolist()
     row["units"] = units.tolist()
     return row
-
-
-def alignment_for(alignments: Path | None, audio_path: Path, ctm: dict | None):
-    """The word alignment of `audio_path`: from the CTM file, or `<stem>.TextGrid` / `<stem>.json` in the
-    alignment directory; None without alignments."""
-    from .alignment_readers import read_json_alignment, read_textgrid
-
-    if alignments is None:
-        return None
-    if ctm is not None:
-        if audio_path.stem not in ctm:
-            raise ValueError(f"The CTM file has no utterance {audio_path.stem!r} for {audio_path}.")
-        return ctm[audio_path.stem]
-    for suffix, reader in ((".TextGrid", read_textgrid), (".json", read_json_alignment)):
-        candidate = alignments / (audio_path.stem + suffix)
-        if candidate.exists():
-            return reader(candidate)
-    raise ValueError(f"No {audio_path.stem}.TextGrid or {audio_path.stem}.json in {alignments}.")
 
 
 def audio_files(paths: list[Path]) -> list[Path]:
@@ -102,13 +84,25 @@ class ShardedExtraction:
     alignments: Path | None = None
     deduplicate: bool = False
     on_error: str = "stop"
+    aligner: str | None = None  # run an aligner instead of reading alignments: pocketsphinx or ctc:<checkpoint>
+    transcripts: list[Path] | None = None  # where the aligner's transcripts are (default: beside the audio)
 
     def __post_init__(self):
         if self.shard_size < 1:
             raise ValueError(f"shard_size must be at least 1 file, got {self.shard_size}.")
         if self.on_error not in ("stop", "skip"):
             raise ValueError(f"on_error must be 'stop' or 'skip', got {self.on_error!r}.")
+        if self.alignments is not None and self.aligner is not None:
+            raise ValueError("Give either --alignments (files made by another aligner) or --aligner, not both.")
+        if self.aligner is not None and self.transcripts is None:
+            self.transcripts = [Path(p) for p in self.audio]
         self.audio = audio_files([Path(p) for p in self.audio])
+
+    @functools.cached_property
+    def transcript_texts(self) -> dict[str, str] | None:
+        from .alignment_sources import find_transcripts
+
+        return None if self.aligner is None else find_transcripts([Path(p) for p in self.transcripts])
 
     @functools.cached_property
     def shards(self) -> list[list[Path]]:
@@ -124,9 +118,12 @@ class ShardedExtraction:
             if file.is_file():
                 digest.update(file.name.encode() + b"\0" + file.read_bytes())
         inputs = hashlib.sha256("\n".join(map(str, self.audio)).encode()).hexdigest()
+        from .alignment_sources import transcripts_digest
+
         return {"extractor_sha256": digest.hexdigest(), "inputs_sha256": inputs, "files": len(self.audio),
                 "shard_size": self.shard_size, "deduplicate": self.deduplicate,
-                "alignments": None if self.alignments is None else str(self.alignments)}
+                "alignments": None if self.alignments is None else str(self.alignments), "aligner": self.aligner,
+                "transcripts_sha256": None if self.aligner is None else transcripts_digest(self.transcript_texts)}
 
     def prepare_output(self) -> None:
         """Records the configuration in a new output folder, or checks it against the one already there."""
@@ -152,24 +149,25 @@ class ShardedExtraction:
         fields = [pa.field("path", pa.string()), pa.field("duration", pa.float64()), pa.field("units", frames)]
         if self.deduplicate:
             fields.append(pa.field("durations", frames))
-        if self.alignments is not None:
-            fields += [pa.field("words", pa.list_(pa.string())), pa.field("word_spans", pa.list_(frames)),
+        if self.alignments is not None or self.aligner is not None:
+            fields += [pa.field("text", pa.string()), pa.field("words", pa.list_(pa.string())),
+                       pa.field("word_spans", pa.list_(frames)),
                        pa.field("character_starts", pa.list_(frames))]  # null where the alignment has no characters
         return pa.schema(fields)
 
     def load_inputs(self):
-        """The extractor, and the CTM file's alignments when `alignments` is one (read once, not per file)."""
-        from .alignment_readers import read_ctm
+        """The extractor and the alignment source (an alignment index, a CTM file or an aligner), loaded once."""
+        from .alignment_sources import alignment_source
         from .unit_extraction import load_unit_extractor
 
-        ctm = read_ctm(self.alignments) if self.alignments is not None and self.alignments.is_file() else None
-        return load_unit_extractor(self.extractor_dir), ctm
+        return (load_unit_extractor(self.extractor_dir),
+                alignment_source(self.alignments, self.aligner, self.transcript_texts))
 
-    def write_shard(self, index: int, extractor, ctm: dict | None, progress) -> None:
+    def write_shard(self, index: int, extractor, alignments, progress) -> None:
         rows, failures = [], []
         for path in self.shards[index]:
             try:
-                row = unit_row(path, extractor, self.alignments, ctm, self.deduplicate)
+                row = unit_row(path, extractor, alignments, self.deduplicate)
             except (ValueError, OSError) as error:
                 if self.on_error == "stop":
                     raise
@@ -186,7 +184,7 @@ class ShardedExtraction:
 
     def run_process(self, process_index: int = 0, num_processes: int = 1) -> list[int]:
         """Writes this process's unfinished shards; returns their indices."""
-        extractor, ctm = self.load_inputs()
+        extractor, alignments = self.load_inputs()
         mine = range(process_index, len(self.shards), num_processes)
         todo = [index for index in mine if not self.shard_path(index).exists()]
         if len(todo) < len(mine):
@@ -195,7 +193,7 @@ class ShardedExtraction:
         with tqdm(desc=f"extracting (process {process_index})", unit="h audio", position=process_index,
                   bar_format="{desc}: {n:.3f} {unit} [{elapsed}, {rate_fmt}]") as progress:
             for index in todo:
-                self.write_shard(index, extractor, ctm, progress)
+                self.write_shard(index, extractor, alignments, progress)
         return todo
 
     def write_index(self) -> dict:
@@ -214,7 +212,7 @@ class ShardedExtraction:
             failures += json.loads(path.with_suffix(".failures.json").read_text())
         index = {"shards": shards, "rows": sum(s["rows"] for s in shards),
                  "hours": sum(s["hours"] for s in shards), "failures": failures,
-                 "configuration": self.configuration()}
+                 "unmatched_alignments": self.unmatched_alignments(), "configuration": self.configuration()}
         write_text_atomically(self.output_dir / INDEX_FILE, json.dumps(index, indent=2))
         from model_cards.dataset_cards import unit_shards_card
 
@@ -222,7 +220,19 @@ class ShardedExtraction:
         if failures:
             logger.warning("%d of %d files failed and are listed in %s", len(failures), len(self.audio),
                            self.output_dir / INDEX_FILE)
+        if index["unmatched_alignments"]:
+            logger.warning("%d alignments match no audio file and are listed in %s", len(index["unmatched_alignments"]),
+                           self.output_dir / INDEX_FILE)
         return index
+
+    def unmatched_alignments(self) -> list[str]:
+        """Alignment files (or CTM utterances) that no audio file of the job matched: audio missing from the
+        input, or a naming mismatch, either way worth knowing."""
+        from .alignment_sources import alignment_source
+
+        if self.alignments is None:
+            return []
+        return alignment_source(self.alignments, None, None).unmatched(self.audio)
 
 
 def run_extraction(job: ShardedExtraction, num_processes: int = 1) -> dict:
