@@ -146,3 +146,46 @@ def test_accelerate_launch_with_two_processes_equals_one_process(audio_tree):
     assert "extracting (process 1)" in result.stderr  # the shards were split, not written twice
     assert _tables(audio_tree / "launched") == _tables(audio_tree / "one")
     assert json.loads((audio_tree / "launched" / "index.json").read_text())["rows"] == 7
+
+
+@pytest.fixture
+def hubert_tree(tmp_path, sample_verses):
+    """Four espeak utterances, one 0.01 s clip (shorter than HuBERT's receptive field) and a fitted tiny
+    layer-norm HuBERT extractor (one that takes padded batches)."""
+    from test_hubert_units import tiny_hubert
+
+    from tokenization.espeak import EspeakSynthesizer
+    from tokenization.hubert_units import HubertUnitExtractor
+
+    root, synthesizer, waveforms = tmp_path / "hubert_tree", EspeakSynthesizer(), []
+    (root / "audio").mkdir(parents=True)
+    for index, verse in enumerate(sample_verses[:4]):
+        speech = synthesizer.synthesize(verse)
+        soundfile.write(root / "audio" / f"utt{index}.wav", speech.waveform, speech.sampling_rate)
+        waveforms.append(speech.waveform)
+    soundfile.write(root / "audio" / "utt2b.wav", waveforms[0][:220], speech.sampling_rate)
+    extractor = HubertUnitExtractor(tiny_hubert(root / "hubert", norm="layer"), layer=2, num_units=8)
+    extractor.fit(waveforms, speech.sampling_rate).save_pretrained(root / "extractor")
+    return root
+
+
+def test_hubert_batches_by_duration_give_the_units_of_one_file_at_a_time(hubert_tree):
+    one_by_one = run_extraction(_job(hubert_tree, "single", on_error="skip"))
+    batched = run_extraction(_job(hubert_tree, "batched", on_error="skip", batch_seconds=30.0))
+    # The clip too short for HuBERT fails alone: its batch is redone file by file, and only it is listed.
+    for index in (one_by_one, batched):
+        assert [f["path"].rsplit("/", 1)[1] for f in index["failures"]] == ["utt2b.wav"] and index["rows"] == 4
+        assert "shorter than one analysis window" in index["failures"][0]["error"]
+    assert _tables(hubert_tree / "single") == _tables(hubert_tree / "batched")
+
+
+def test_hubert_in_bf16_keeps_most_units_and_mfcc_refuses_it(hubert_tree, audio_tree):
+    run_extraction(_job(hubert_tree, "fp32", on_error="skip", batch_seconds=30.0))
+    run_extraction(_job(hubert_tree, "bf16", on_error="skip", batch_seconds=30.0, dtype="bf16"))
+    full = [u for table in _tables(hubert_tree / "fp32").values() for row in table for u in row["units"]]
+    half = [u for table in _tables(hubert_tree / "bf16").values() for row in table for u in row["units"]]
+    assert len(full) == len(half) > 500
+    # bf16 rounds the features (8 bits of mantissa): frames near a k-means boundary may change unit, most do not.
+    assert np.mean(np.array(full) == np.array(half)) > 0.8
+    with pytest.raises(ValueError, match="bf16 is for neural feature models"):
+        run_extraction(_job(audio_tree, "mfcc-bf16", dtype="bf16"))

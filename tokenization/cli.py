@@ -52,6 +52,11 @@ def add_parser(subparsers) -> None:
     extract.add_argument("--output", type=Path, required=True,
                          help="a .jsonl file, or a folder for Parquet shards (resumed if run again)")
     extract.add_argument("--shard_size", type=int, default=1000, help="audio files per Parquet shard")
+    extract.add_argument("--batch_seconds", type=float, default=0.0,
+                         help="seconds of audio per padded batch through the feature model (HuBERT on a GPU: e.g. "
+                              "200; 0: one file at a time)")
+    extract.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32",
+                         help="of the feature model: bf16 for HuBERT on a GPU")
     extract.add_argument("--num_processes", type=int, default=1, help="local worker processes (Parquet shards)")
     extract.add_argument("--on_error", choices=("stop", "skip"), default="stop",
                          help="a file that cannot be read or aligned: stop, or skip it and list it in index.json")
@@ -90,7 +95,7 @@ def run_extract(arguments) -> None:
         raise ValueError("--transcripts are for --aligner; alignments made elsewhere go in --alignments.")
     job = ShardedExtraction(arguments.extractor, arguments.audio, arguments.output, arguments.shard_size,
                             arguments.alignments, arguments.deduplicate, arguments.on_error, arguments.aligner,
-                            arguments.transcripts)
+                            arguments.transcripts, arguments.batch_seconds, arguments.dtype)
     if arguments.output.suffix == ".jsonl":
         if arguments.num_processes > 1 or arguments.on_error == "skip":
             raise ValueError("--num_processes and --on_error skip write Parquet shards: give --output a folder "
@@ -106,12 +111,13 @@ def run_extract(arguments) -> None:
 def _write_json_lines(job) -> None:
     """The whole job into one JSON lines file, in one process: the small-corpus path."""
     from .atomic_files import atomic_path
-    from .sharded_extraction import unit_row
+    from .sharded_extraction import default_device
 
     extractor, alignments = job.load_inputs()
+    extractor.to(default_device(0), job.dtype)
     with atomic_path(job.output_dir) as partial, open(partial, "w") as handle:
-        for path in tqdm(job.audio, desc="extracting", unit="file"):
-            handle.write(json.dumps(unit_row(path, extractor, alignments, job.deduplicate)) + "\n")
+        for row in job.extracted_rows(tqdm(job.audio, desc="extracting", unit="file"), extractor, alignments, []):
+            handle.write(json.dumps(row) + "\n")
     logger.info("wrote units of %d files to %s", len(job.audio), job.output_dir)
 
 

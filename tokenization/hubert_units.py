@@ -15,7 +15,7 @@ import torch
 from transformers import HubertModel
 
 from .audio import feature_encoder_receptive_field, prepare_waveform
-from .unit_extraction import KMeansUnitExtractor
+from .unit_extraction import KMeansUnitExtractor, check_placement
 
 
 class HubertUnitExtractor(KMeansUnitExtractor):
@@ -39,6 +39,21 @@ class HubertUnitExtractor(KMeansUnitExtractor):
             centroids = np.load(centroids)
         super().__init__(num_units, centroids)
 
+    def to(self, device: str = "cpu", dtype: str = "fp32") -> HubertUnitExtractor:
+        """The model on `device` in `dtype` (bf16 halves its memory and, on a GPU, runs on the tensor cores);
+        features come back as fp32 for the k-means assignment."""
+        check_placement(device, dtype)
+        self.model.to(device=device, dtype=torch.bfloat16 if dtype == "bf16" else torch.float32)
+        return self
+
+    def _hidden(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None) -> np.ndarray:
+        """The chosen layer's states (fp32, on the CPU) for a batch of waveforms."""
+        inputs = inputs.to(device=self.model.device, dtype=self.model.dtype)
+        mask = None if attention_mask is None else attention_mask.to(self.model.device)
+        with torch.no_grad():
+            outputs = self.model(inputs, attention_mask=mask, output_hidden_states=True)
+        return outputs.hidden_states[self.layer].float().cpu().numpy()
+
     @property
     def _takes_padded_batches(self) -> bool:
         """Layer-norm feature encoders (HuBERT-large, mHuBERT) honour an attention mask; group-norm ones
@@ -53,10 +68,7 @@ class HubertUnitExtractor(KMeansUnitExtractor):
         return audio
 
     def features(self, waveform, sampling_rate: int) -> np.ndarray:
-        audio = self._prepared(waveform, sampling_rate)
-        with torch.no_grad():
-            outputs = self.model(torch.from_numpy(audio)[None], output_hidden_states=True)
-        return outputs.hidden_states[self.layer][0].numpy().astype(np.float32)
+        return self._hidden(torch.from_numpy(self._prepared(waveform, sampling_rate))[None])[0]
 
     def batch_features(self, waveforms, sampling_rate: int) -> list[np.ndarray]:
         if not self._takes_padded_batches:
@@ -67,10 +79,8 @@ class HubertUnitExtractor(KMeansUnitExtractor):
         for row, audio in enumerate(audios):
             padded[row, : audio.size] = torch.from_numpy(audio)
         attention_mask = (torch.arange(padded.shape[1])[None] < lengths[:, None]).long()
-        with torch.no_grad():
-            outputs = self.model(padded, attention_mask=attention_mask, output_hidden_states=True)
+        hidden = self._hidden(padded, attention_mask)
         frames = self.model._get_feat_extract_output_lengths(lengths).tolist()
-        hidden = outputs.hidden_states[self.layer].numpy().astype(np.float32)
         return [hidden[row, :count] for row, count in enumerate(frames)]
 
     def config(self) -> dict:

@@ -35,15 +35,14 @@ CONFIG_FILE, INDEX_FILE = "extraction_config.json", "index.json"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
 
-def unit_row(path: Path, extractor, alignments, deduplicate: bool) -> dict:
-    """One audio file's row: `path`, `duration` (s), `units`, plus `durations` when deduplicating and `text` /
-    `words` / `word_spans` (unit frames) / `character_starts` from an `alignment_sources` source."""
-    from .audio import duration_seconds, read_audio
+def unit_row(path: Path, waveform, rate: int, units, extractor, alignments, deduplicate: bool) -> dict:
+    """One audio file's row from its waveform and units: `path`, `duration` (s), `units`, plus `durations` when
+    deduplicating and `text` / `words` / `word_spans` (unit frames) / `character_starts` from an
+    `alignment_sources` source."""
+    from .audio import duration_seconds
     from .character_times import character_frames
     from .unit_pieces import deduplicate_units
 
-    waveform, rate = read_audio(path)
-    units = extractor(waveform, rate)
     duration = duration_seconds(waveform, rate, str(path))
     row = {"path": str(path), "duration": duration}
     if alignments is not None:
@@ -57,6 +56,21 @@ def unit_row(path: Path, extractor, alignments, deduplicate: bool) -> dict:
         row["durations"] = durations.tolist()
     row["units"] = units.tolist()
     return row
+
+
+def batch_units(extractor, waveforms: list, rate: int) -> list:
+    """Units of each waveform, through the feature model in one padded batch; when the batch fails (one file too
+    short, say) each file again on its own, so the error is that file's: an exception in its place."""
+    try:
+        return extractor.batch(waveforms, rate)
+    except ValueError:
+        results = []
+        for waveform in waveforms:
+            try:
+                results.append(extractor(waveform, rate))
+            except ValueError as error:
+                results.append(error)
+        return results
 
 
 def audio_files(paths: list[Path]) -> list[Path]:
@@ -86,12 +100,16 @@ class ShardedExtraction:
     on_error: str = "stop"
     aligner: str | None = None  # run an aligner instead of reading alignments: pocketsphinx or ctc:<checkpoint>
     transcripts: list[Path] | None = None  # where the aligner's transcripts are (default: beside the audio)
+    batch_seconds: float = 0.0  # audio per padded batch through the feature model (0: one file at a time)
+    dtype: str = "fp32"  # of the feature model (bf16: HuBERT on a GPU)
 
     def __post_init__(self):
         if self.shard_size < 1:
             raise ValueError(f"shard_size must be at least 1 file, got {self.shard_size}.")
         if self.on_error not in ("stop", "skip"):
             raise ValueError(f"on_error must be 'stop' or 'skip', got {self.on_error!r}.")
+        if self.batch_seconds < 0:
+            raise ValueError(f"batch_seconds must be at least 0 (0: one file at a time), got {self.batch_seconds}.")
         if self.alignments is not None and self.aligner is not None:
             raise ValueError("Give either --alignments (files made by another aligner) or --aligner, not both.")
         if self.aligner is not None and self.transcripts is None:
@@ -123,6 +141,7 @@ class ShardedExtraction:
         return {"extractor_sha256": digest.hexdigest(), "inputs_sha256": inputs, "files": len(self.audio),
                 "shard_size": self.shard_size, "deduplicate": self.deduplicate,
                 "alignments": None if self.alignments is None else str(self.alignments), "aligner": self.aligner,
+                "dtype": self.dtype, "batch_seconds": self.batch_seconds,
                 "transcripts_sha256": None if self.aligner is None else transcripts_digest(self.transcript_texts)}
 
     def prepare_output(self) -> None:
@@ -163,28 +182,62 @@ class ShardedExtraction:
         return (load_unit_extractor(self.extractor_dir),
                 alignment_source(self.alignments, self.aligner, self.transcript_texts))
 
-    def write_shard(self, index: int, extractor, alignments, progress) -> None:
-        rows, failures = [], []
-        for path in self.shards[index]:
+    def extracted_rows(self, paths: list[Path], extractor, alignments, failures: list, progress=None):
+        """The rows of `paths`, in order, the audio batched by duration (files of one sampling rate, up to
+        `batch_seconds` a batch). A file that cannot be read, extracted or aligned raises (`on_error="stop"`) or
+        is appended to `failures` with its reason (`"skip"`)."""
+        from .audio import duration_seconds, read_audio
+
+        def failed(path, error):
+            if self.on_error == "stop":
+                raise error
+            failures.append({"path": str(path), "error": str(error)})
+            logger.warning("skipped %s: %s", path, error)
+
+        def finish(batch):
+            units = batch_units(extractor, [waveform for _, waveform, _ in batch], batch[0][2])
+            for (path, waveform, rate), result in zip(batch, units):
+                try:
+                    if isinstance(result, Exception):
+                        raise result
+                    row = unit_row(path, waveform, rate, result, extractor, alignments, self.deduplicate)
+                except (ValueError, OSError) as error:
+                    failed(path, error)
+                    continue
+                if progress is not None:
+                    progress.update(row["duration"] / 3600)
+                yield row
+
+        batch, seconds = [], 0.0
+        for path in paths:
             try:
-                row = unit_row(path, extractor, alignments, self.deduplicate)
+                waveform, rate = read_audio(path)
+                duration = duration_seconds(waveform, rate, str(path))
             except (ValueError, OSError) as error:
-                if self.on_error == "stop":
-                    raise
-                failures.append({"path": str(path), "error": str(error)})
-                logger.warning("skipped %s: %s", path, error)
+                failed(path, error)
                 continue
-            rows.append(row)
-            progress.update(row["duration"] / 3600)
+            if batch and (rate != batch[0][2] or seconds + duration > self.batch_seconds):
+                yield from finish(batch)
+                batch, seconds = [], 0.0
+            batch.append((path, waveform, rate))
+            seconds += duration
+        if batch:
+            yield from finish(batch)
+
+    def write_shard(self, index: int, extractor, alignments, progress) -> None:
+        failures = []
+        rows = list(self.extracted_rows(self.shards[index], extractor, alignments, failures, progress))
         shard = self.shard_path(index)
         # The failures first: a shard file that exists always has its failure list beside it.
         write_text_atomically(shard.with_suffix(".failures.json"), json.dumps(failures, indent=1))
         with atomic_path(shard) as partial:
             pq.write_table(pa.Table.from_pylist(rows, schema=self.schema()), partial)
 
-    def run_process(self, process_index: int = 0, num_processes: int = 1) -> list[int]:
-        """Writes this process's unfinished shards; returns their indices."""
+    def run_process(self, process_index: int = 0, num_processes: int = 1, device: str | None = None) -> list[int]:
+        """Writes this process's unfinished shards, the feature model on `device` (default: this process's GPU
+        when there is one); returns their indices."""
         extractor, alignments = self.load_inputs()
+        extractor.to(device or default_device(process_index), self.dtype)
         mine = range(process_index, len(self.shards), num_processes)
         todo = [index for index in mine if not self.shard_path(index).exists()]
         if len(todo) < len(mine):
@@ -235,6 +288,13 @@ class ShardedExtraction:
         return alignment_source(self.alignments, None, None).unmatched(self.audio)
 
 
+def default_device(process_index: int) -> str:
+    """Process k on GPU k mod the GPUs there are, or the CPU."""
+    import torch
+
+    return f"cuda:{process_index % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
+
+
 def run_extraction(job: ShardedExtraction, num_processes: int = 1) -> dict:
     """The whole job on this machine: under `accelerate launch` each launched process takes its shards and the
     main process writes the index; otherwise `num_processes` local workers (spawned, so no state is shared)."""
@@ -251,7 +311,7 @@ def run_extraction(job: ShardedExtraction, num_processes: int = 1) -> dict:
         if state.is_main_process:
             job.prepare_output()
         state.wait_for_everyone()
-        job.run_process(state.process_index, state.num_processes)
+        job.run_process(state.process_index, state.num_processes, str(state.device))
         state.wait_for_everyone()
         return job.write_index() if state.is_main_process else {}
     job.prepare_output()

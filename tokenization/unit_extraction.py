@@ -21,6 +21,11 @@ from .unit_pieces import deduplicate_units
 CONFIG_FILE, CENTROIDS_FILE = "unit_extractor.json", "centroids.npy"
 
 
+def check_placement(device: str, dtype: str) -> None:
+    if not device.startswith(("cpu", "cuda")) or dtype not in ("fp32", "bf16"):
+        raise ValueError(f"device must be cpu or cuda[:N] and dtype fp32 or bf16, got {device!r} and {dtype!r}.")
+
+
 class KMeansUnitExtractor:
     """Frame features -> nearest centroid. Subclasses set `kind`, `feature_size`, `frame_rate`, `features`."""
 
@@ -55,6 +60,14 @@ class KMeansUnitExtractor:
             frames = frames[np.random.default_rng(seed).choice(len(frames), max_frames, replace=False)]
         kmeans = KMeans(n_clusters=self.num_units, n_init=1, random_state=seed).fit(frames)
         self.centroids = kmeans.cluster_centers_.astype(np.float32)
+        return self
+
+    def to(self, device: str = "cpu", dtype: str = "fp32") -> KMeansUnitExtractor:
+        """Where the feature model runs; extractors without a neural model (MFCC) run on the CPU in fp32."""
+        check_placement(device, dtype)
+        if dtype != "fp32":
+            raise ValueError(f"The {self.kind} extractor computes its features in fp32 on the CPU; bf16 is for "
+                             "neural feature models (HuBERT).")
         return self
 
     def batch_features(self, waveforms, sampling_rate: int) -> list[np.ndarray]:
