@@ -120,3 +120,37 @@ def test_a_checkpoint_resumes_only_with_the_data_reading_it_was_made_with(worksp
         make_batches(stream, streamed, accelerator, collator, args, {"step": 3, "micro_batches": 6})
     with pytest.raises(ValueError, match="streamed its data: resume it with --streaming"):
         make_batches(open_dataset(str(corpus / "mapped")), mapped, accelerator, collator, args, two)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def launch_on_two_machines(argv, port):
+    """`accelerate launch` as two machines of one process each (machine ranks 0 and 1, rendezvous on loopback):
+    the multi-node path of the README, on one host."""
+    processes = [subprocess.Popen(
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "2", "--machine_rank",
+         str(rank), "--main_process_ip", "127.0.0.1", "--main_process_port", str(port), "--num_processes", "2",
+         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "training.pretrain", *argv],
+        env={**ENV, "ACCELERATE_USE_CPU": "true"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for rank in (0, 1)]
+    for process in processes:
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr[-3000:]
+
+
+def test_two_machines_stream_their_shares_and_resume_from_a_shared_folder(workspace, corpus, tmp_path):  # noqa: F811
+    run = tmp_path / "shared-disk" / "run"
+    argv = streamed_arguments(workspace, corpus, run, "--per_device_batch_size", "2", "--save_steps", "3")
+    launch_on_two_machines([*argv, "--max_steps", "3"], free_port())  # the last --max_steps counts
+    first = json.loads((run / "checkpoint-3" / "trainer_state.json").read_text())["streams"]
+    assert [stream["micro_batches"] for stream in first] == [6, 6]
+    launch_on_two_machines([*argv, "--max_steps", "5", "--resume_from_checkpoint", "latest"], free_port())
+    assert [row["step"] for row in read_log(run)] == [1, 2, 3, 4, 5]
+    ranks = [json.loads((run / "ranks" / f"rank-{rank}.json").read_text()) for rank in (0, 1)]
+    assert [rank["micro_batches"] for rank in ranks] == [10, 10] and all(r["num_processes"] == 2 for r in ranks)
