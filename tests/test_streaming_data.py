@@ -60,6 +60,26 @@ def test_lst_data_streaming_writes_shards_that_train_and_load(tokenizer, tmp_pat
     assert f"**packed sequences**: {len(written)}" in card and "data-*.parquet" in card
 
 
+def test_parts_of_the_sources_build_in_parallel_into_folders_read_together(tokenizer, tmp_path, sample_verses):
+    shards = tmp_path / "corpus"
+    shards.mkdir()
+    rows = list(paired_rows(sample_verses[:80]))
+    for part in range(4):
+        datasets.Dataset.from_list(rows[part * 20:(part + 1) * 20], features=PAIRED_FEATURES).to_parquet(
+            shards / f"part-{part}.parquet")
+    tokenizer.save_pretrained(tmp_path / "tokenizer")
+    (tmp_path / "text.txt").write_text("\n".join(sample_verses[100:400]))
+    base = ["data", "--recipe", "lst", "--tokenizer", str(tmp_path / "tokenizer"), "--paired", str(shards), "--text",
+            str(tmp_path / "text.txt"), "--sequence_length", "64", "--streaming"]
+    for part in ("0/2", "1/2"):
+        main([*base, "--part", part, "--output", str(tmp_path / "packed" / part.replace("/", "-of-"))])
+    parts = [list(open_dataset(str(tmp_path / "packed" / name))["input_ids"]) for name in ("0-of-2", "1-of-2")]
+    assert parts[0] and parts[1] and not {tuple(r) for r in parts[0]} & {tuple(r) for r in parts[1]}
+    together = open_dataset(str(tmp_path / "packed"), streaming=True)  # the parent folder reads both parts
+    assert together.n_shards == 2 and sum(1 for _ in together) == len(parts[0]) + len(parts[1])
+    assert "**part**: 1 of 2 (0-based)" in (tmp_path / "packed" / "1-of-2" / "README.md").read_text()
+
+
 def guarded(rows: list[dict], features):
     """A stream that raises if anything reads it to the end: what a builder that materialised it would do."""
     def generate():  # a closure: a list in gen_kwargs would become one shard per row
@@ -94,6 +114,8 @@ def test_streaming_bad_input_is_named(tokenizer, tmp_path, monkeypatch):
         main([*base, "--text", str(tmp_path / "blank.txt")])
     with pytest.raises(ValueError, match="neither a dataset saved with save_to_disk nor a folder of Parquet shards"):
         main([*base, "--paired", str(tmp_path / "notes")])
+    with pytest.raises(ValueError, match="--part '2/2': write I/N with 0 <= I < N"):
+        main([*base, "--text", str(tmp_path / "blank.txt"), "--part", "2/2"])
     with pytest.raises(ValueError, match="--rows_per_shard must be at least 1"):
         main([*base, "--text", str(tmp_path / "blank.txt"), "--rows_per_shard", "0"])
     assert not (tmp_path / "o").exists()

@@ -10,7 +10,9 @@ realised mixture; `--push_to_hub` uploads it too.
 
 `--streaming` builds without loading any source: every source is read as a stream, formatted, mixed and packed
 on the fly, and the output is written as Parquet shards of `--rows_per_shard` rows (what `pretrain.py
---streaming` reads), with the realised mixture counted as the rows go by.
+--streaming` reads), with the realised mixture counted as the rows go by. `--part I/N` builds the I-th of N
+disjoint parts of every source, so N jobs build in parallel into N folders, which `pretrain.py` reads together
+when they sit under one parent folder (its Parquet files are found recursively).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--streaming", action="store_true",
                         help="read the sources as streams and write Parquet shards (for corpora larger than memory)")
     parser.add_argument("--rows_per_shard", type=int, default=2000, help="with --streaming: packed rows per shard")
+    parser.add_argument("--part", help="with --streaming: build part I of N (I/N, from 0) of every source, so N "
+                                       "jobs build a corpus in parallel, each into its own --output")
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--push_to_hub", help="also push to this dataset repository")
     parser.set_defaults(run=run)
@@ -57,6 +61,18 @@ def _check_paths(arguments) -> None:
                        ("text", "a text file or a saved dataset with a 'text' column")):
         if getattr(arguments, flag) is not None:
             check_local_path(str(getattr(arguments, flag)), f"--{flag}", what, local_only=True)
+
+
+def _part(arguments) -> tuple[int, int] | None:
+    """`--part I/N` as (I, N), checked."""
+    if arguments.part is None:
+        return None
+    index, _, count = arguments.part.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise ValueError(f"--part {arguments.part!r}: write I/N with 0 <= I < N, e.g. 0/8 ... 7/8.")
+    if not arguments.streaming:
+        raise ValueError("--part splits streamed sources: add --streaming.")
+    return int(index), int(count)
 
 
 def _text_source(path: Path, streaming: bool):
@@ -97,6 +113,7 @@ def run(arguments) -> None:
     if arguments.streaming and arguments.push_to_hub:
         raise ValueError("--push_to_hub uploads a saved dataset; upload a --streaming output folder with "
                          "`hf upload --repo-type dataset REPO FOLDER` (its card reads the shards).")
+    part = _part(arguments)
     _check_paths(arguments)
     recipe = RECIPES[arguments.recipe]
     if arguments.sequence_length:
@@ -108,12 +125,18 @@ def run(arguments) -> None:
         "speech": open_dataset(str(arguments.speech), streaming) if arguments.speech else None,
         "text": _text_source(arguments.text, streaming) if arguments.text else None,
     }
+    if part is not None:  # whole files of each source when they divide evenly, else every N-th row
+        from datasets.distributed import split_dataset_by_node
+
+        sources = {name: None if source is None else split_dataset_by_node(source, rank=part[0], world_size=part[1])
+                   for name, source in sources.items()}
     options = {"seed": arguments.seed, "epoch": arguments.epoch, "num_proc": None if streaming else arguments.num_proc,
                "piece_timing": arguments.piece_timing}
     mixed, weights = build_pretraining_data(recipe, tokenizer, **sources, pack_sequences=False, **options)
     tally = RealisedRatios(tokenizer)
     recipe_facts = {"recipe": arguments.recipe, "sequence length": f"{recipe.sequence_length} {recipe.pack_unit}",
                     "seed / epoch": f"{arguments.seed} / {arguments.epoch}", "piece timing": arguments.piece_timing,
+                    **({"part": f"{part[0]} of {part[1]} (0-based)"} if part else {}),
                     "sources": ", ".join(f"{k}: {getattr(arguments, k)}" for k in sources if sources[k] is not None)}
 
     def card(rows: int):
