@@ -47,6 +47,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 PATCHING_MODES = ("static", "aligned", "bpe", "mixed", "curriculum", "none")
+WORD_SPAN_MODES = ("aligned", "bpe", "mixed", "curriculum")  # the modes whose patches follow word spans
 ALIGNED_BY = ("word", "piece")  # what aligned patches follow: words, or the text BPE pieces of words
 SILENCES = ("separate", "merged")  # silences between words: patches of their own, or merged into the words
 

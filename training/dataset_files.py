@@ -75,10 +75,13 @@ def write_parquet_shards(rows, folder: str | os.PathLike, features: datasets.Fea
         partial.mkdir(parents=True)
         writer, group, in_shard = None, [], 0
 
+        def shard_name() -> str:
+            return f"data-{len(shards):05d}.parquet"
+
         def write_group():
             nonlocal writer
             if writer is None:
-                writer = pq.ParquetWriter(partial / f"data-{len(shards):05d}.parquet", schema)
+                writer = pq.ParquetWriter(partial / shard_name(), schema)
             writer.write_table(pa.Table.from_pylist(group, schema=schema))
             group.clear()
 
@@ -87,7 +90,7 @@ def write_parquet_shards(rows, folder: str | os.PathLike, features: datasets.Fea
             if group or writer is None:
                 write_group()
             writer.close()
-            shards.append({"file": f"data-{len(shards):05d}.parquet", "rows": in_shard})
+            shards.append({"file": shard_name(), "rows": in_shard})
             writer, in_shard = None, 0
 
         for row in rows:

@@ -38,6 +38,7 @@ from transformers import AutoTokenizer, LlamaForCausalLM, get_scheduler
 import modeling_lst  # noqa: F401  (registers LST with the Auto classes)
 import tokenization  # noqa: F401  (registers the joint tokenizer)
 from modeling_lst import LSTConfig, LSTForCausalLM
+from modeling_lst.configuration_lst import WORD_SPAN_MODES
 from modeling_lst.patching import patch_starts
 
 from training.arguments import DataArguments, ModelArguments, PretrainingArguments, parse_script_arguments
@@ -79,7 +80,7 @@ def check_packed_columns(dataset, where: str, args: PretrainingArguments) -> Non
     """Packed rows hold ids and the modality mask; word-based patching also needs the word spans, and patching
     by pieces the piece spans of every row that has words (data built from rows with character times). A
     streamed dataset is checked by its columns here and row by row as it is read (`piece_span_problem`)."""
-    aligned = args.patching_mode in ("aligned", "bpe", "mixed", "curriculum")
+    aligned = args.patching_mode in WORD_SPAN_MODES
     needed = ["input_ids", "modality_mask"] + (["word_spans"] if aligned else [])
     needed += ["piece_spans"] if aligned and args.aligned_by == "piece" else []
     columns = dataset.column_names
@@ -296,8 +297,7 @@ def make_batches(train_data, data_args, accelerator, collator, args, state: dict
     if streams is not None and len(streams) != accelerator.num_processes:
         raise ValueError(f"The checkpoint holds the stream positions of {len(streams)} processes and this run has "
                          f"{accelerator.num_processes}: resume a streamed run with as many processes as it had.")
-    check_row = piece_span_problem(data_args.train_data) if args.aligned_by == "piece" and args.patching_mode in (
-        "aligned", "bpe", "mixed", "curriculum") else None
+    check_row = piece_span_problem(data_args.train_data) if args.aligned_by == "piece" and args.patching_mode in WORD_SPAN_MODES else None
     return StreamingBatches(train_data, accelerator, collator, args,
                             streams[accelerator.process_index] if streams else None, check_row)
 
