@@ -4,18 +4,21 @@ streamed training steps over synthetic corpora spanning 100x, and a projection t
 Each measured stage runs in its own process (its peak resident memory is its own), on corpora made here:
 
 - extraction (MFCC on the CPU): noise-excited tones of 12 s at 16 kHz written as WAV files, extracted with
-  `lst units extract --output FOLDER` (Parquet shards), 1 process, and 2 processes at the largest size;
+  `lst units extract --output FOLDER` (Parquet shards), 1 process, and at the largest size 2 workers at once;
 - building: paired rows (KJV words, 0.2-0.4 s per word, units at `--frame_rate` Hz, word spans, 0-0.1 s
   silences) as Parquet shards, plus twice as many text lines, built with `lst data --recipe lst --streaming`
   (formats + mixing only, then formats + mixing + packing + writing the shards);
 - training: `training.pretrain --streaming` (tiny preset) for a few steps from each size's packed shards.
 
 Time should grow linearly with the corpus (the streaming stages) or stay flat (training's first steps), and
-peak memory stay flat. The projection to 60k hours multiplies the measured per-process rates; training time
-comes from the FLOPs accounting of `--projection_preset` over the built data's tokens at an assumed GPU peak
-and MFU (stated in the output): it is a projection, not a measurement.
+peak memory stay flat. Growth is judged on time per unit of corpus between sizes, and building's rate is taken
+between the two largest sizes, so that fixed costs (process start, imports, loading a tokenizer) are not mistaken
+for throughput or for poor scaling; the 2 extraction workers are each timed from their own start. The projection
+to 60k hours multiplies the measured per-process rates; training time comes from the FLOPs accounting of
+`--projection_preset` over the built data's tokens at an assumed GPU peak and MFU (stated in the output): it is a
+projection, not a measurement.
 
-    python benchmarks/bench_corpus_scale.py [--extraction_hours 0.05 0.5 5] [--building_hours 0.5 5 50]
+    python benchmarks/bench_corpus_scale.py [--extraction_hours 0.1 1 10] [--building_hours 0.5 5 50]
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -38,6 +42,27 @@ SAMPLING_RATE, CLIP_SECONDS = 16000, 12.0
 def peak_mib() -> float:
     """Peak resident memory of this process and its finished children (ru_maxrss is in KiB on Linux)."""
     return max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
+
+
+class ResidentMemoryWatch:
+    """Samples this process's resident memory while a stage runs, so that a plateau can be told from growth:
+    a streaming stage's memory should stop rising once its working set (imports, model, buffers) is in."""
+
+    def __init__(self, interval: float = 0.2):
+        self.samples: list[float] = []
+        self.interval = interval
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            with open("/proc/self/status") as status:
+                self.samples.append(next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024)
+            time.sleep(self.interval)
+
+    def late_growth_mib(self) -> float:
+        """Peak over the second half of the run minus the peak over the first half (0 or less: flat)."""
+        half = len(self.samples) // 2
+        return max(self.samples[half:]) - max(self.samples[:half] or self.samples[:1])
 
 
 def write_audio(folder: Path, hours: float, seed: int = 0) -> int:
@@ -93,14 +118,57 @@ def write_paired_corpus(folder: Path, hours: float, frame_rate: int, num_units: 
 
 # Stages: each runs in a child process (`--stage NAME`) and prints one JSON line.
 
-def stage_extract(arguments) -> dict:
-    from tokenization.sharded_extraction import ShardedExtraction, run_extraction
+def extraction_job(arguments):
+    from tokenization.sharded_extraction import ShardedExtraction
 
-    job = ShardedExtraction(Path(arguments.extractor), [Path(arguments.input)], Path(arguments.output),
-                            shard_size=100)
+    return ShardedExtraction(Path(arguments.extractor), [Path(arguments.input)], Path(arguments.output), shard_size=100)
+
+
+def stage_extract(arguments) -> dict:
+    """The whole job (`run_extraction`: configuration check, shards, index) in this process."""
+    from tokenization.sharded_extraction import run_extraction
+
+    job = extraction_job(arguments)
     start = time.perf_counter()
-    index = run_extraction(job, num_processes=arguments.num_processes)
+    index = run_extraction(job, num_processes=1)
     return {"seconds": time.perf_counter() - start, "hours": index["hours"], "rows": index["rows"]}
+
+
+def stage_extract_part(arguments) -> dict:
+    """Process `process_index` of `num_processes`' shards (what one worker of a job does), timed once this
+    process has started, so that start-up does not count against the rate."""
+    job = extraction_job(arguments)
+    start = time.perf_counter()
+    written = job.run_process(arguments.process_index, arguments.num_processes)
+    import pyarrow.parquet as pq
+
+    hours = sum(sum(pq.read_table(job.shard_path(i), columns=["duration"]).column("duration").to_pylist())
+                for i in written) / 3600
+    return {"seconds": time.perf_counter() - start, "hours": hours}
+
+
+def concurrent_extraction(folder: Path, output: Path, extractor: Path, num_processes: int) -> dict:
+    """`num_processes` workers at once, each timed from its own start: the job's rate is all audio over the
+    slowest worker's time. The index written at the end checks that the workers covered every shard."""
+    from tokenization.sharded_extraction import ShardedExtraction
+
+    job = ShardedExtraction(extractor, [folder], output, shard_size=100)
+    job.prepare_output()
+    # Output to files, not pipes: a worker blocked on a full pipe that nobody reads yet would be timed waiting.
+    logs = [(tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")) for _ in range(num_processes)]
+    workers = [subprocess.Popen(stage_command("extract_part", input=folder, output=output, extractor=extractor,
+                                              process_index=index, num_processes=num_processes),
+                                stdout=stdout, stderr=stderr, text=True)
+               for index, (stdout, stderr) in enumerate(logs)]
+    results = []
+    for worker, files in zip(workers, logs):
+        returncode = worker.wait()
+        for file in files:
+            file.seek(0)
+        results.append(stage_result("extract_part", returncode, files[0].read(), files[1].read()))
+    index = job.write_index()
+    return {"hours": index["hours"], "seconds": max(result["seconds"] for result in results),
+            "peak_mib": max(result["peak_mib"] for result in results)}
 
 
 def stage_build(arguments) -> dict:
@@ -138,27 +206,44 @@ def stage_train(arguments) -> dict:
     return {"seconds": time.perf_counter() - start}
 
 
-STAGES = {"extract": stage_extract, "build": stage_build, "train": stage_train}
+STAGES = {"extract": stage_extract, "extract_part": stage_extract_part, "build": stage_build, "train": stage_train}
 
 
-def run_stage(stage: str, **options) -> dict:
-    """One stage in a fresh process: its result, and its peak memory."""
+def stage_command(stage: str, **options) -> list[str]:
     command = [sys.executable, __file__, "--stage", stage]
     for key, value in options.items():
         if value is True:
             command.append(f"--{key}")
         elif value is not None and value is not False:
             command += [f"--{key}", str(value)]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"stage {stage} failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return command
+
+
+def stage_result(stage: str, returncode: int, stdout: str, stderr: str) -> dict:
+    if returncode != 0:
+        raise RuntimeError(f"stage {stage} failed:\n{stderr[-3000:]}")
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def run_stage(stage: str, **options) -> dict:
+    """One stage in a fresh process: its result, and its peak memory."""
+    result = subprocess.run(stage_command(stage, **options), capture_output=True, text=True)
+    return stage_result(stage, result.returncode, result.stdout, result.stderr)
+
+
+def marginal_rate(rows: list[dict], size_key: str) -> float:
+    """Corpus per second between the two largest sizes: the rate once fixed costs (process start, imports,
+    loading the model or tokenizer) are paid, which is what a long job runs at."""
+    return (rows[-1][size_key] - rows[-2][size_key]) / (rows[-1]["seconds"] - rows[-2]["seconds"])
 
 
 def growth(rows: list[dict], size_key: str) -> str:
-    """Time per unit of corpus at the largest size over the smallest: 1.0 is linear growth."""
-    first, last = rows[0], rows[-1]
-    return f"{(last['seconds'] / last[size_key]) / (first['seconds'] / first[size_key]):.2f}"
+    """Seconds per unit of corpus between the two largest sizes over that between the two smallest: 1.00 is
+    linear growth (time = fixed cost + rate x size), above 1 is faster than linear."""
+    def slope(a, b):
+        return (b["seconds"] - a["seconds"]) / (b[size_key] - a[size_key])
+
+    return f"{slope(rows[-2], rows[-1]) / slope(rows[0], rows[1]):.2f}"
 
 
 def flops_per_token(tokenizer, packed: Path, preset: str) -> float:
@@ -182,7 +267,7 @@ def flops_per_token(tokenizer, packed: Path, preset: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--extraction_hours", type=float, nargs="+", default=[0.05, 0.5, 5.0])
+    parser.add_argument("--extraction_hours", type=float, nargs="+", default=[0.1, 1.0, 10.0])
     parser.add_argument("--building_hours", type=float, nargs="+", default=[0.5, 5.0, 50.0])
     parser.add_argument("--frame_rate", type=int, default=50, choices=(25, 50))
     parser.add_argument("--training_steps", type=int, default=10)
@@ -196,6 +281,7 @@ def main() -> None:
     parser.add_argument("--stage", choices=sorted(STAGES))
     for name in ("input", "output", "extractor", "tokenizer"):
         parser.add_argument(f"--{name}")
+    parser.add_argument("--process_index", type=int, default=0)
     parser.add_argument("--num_processes", type=int, default=1)
     parser.add_argument("--pack", action="store_true")
     parser.add_argument("--steps", type=int, default=10)
@@ -204,7 +290,9 @@ def main() -> None:
         import datasets
 
         datasets.disable_progress_bars()
-        print(json.dumps({**STAGES[arguments.stage](arguments), "peak_mib": peak_mib()}))
+        watch = ResidentMemoryWatch()
+        result = STAGES[arguments.stage](arguments)
+        print(json.dumps({**result, "peak_mib": peak_mib(), "late_growth_mib": watch.late_growth_mib()}))
         return
     if arguments.workdir is None:
         with tempfile.TemporaryDirectory() as workdir:
@@ -221,7 +309,8 @@ def report(arguments, workdir: Path) -> None:
     import soundfile
 
     print("## Extraction (MFCC k-means on the CPU, 1 process; 12 s clips)\n")
-    print("| audio hours | files | seconds | audio hours / s | peak MiB |\n|---|---|---|---|---|")
+    print("| audio hours | files | seconds | audio hours / s | peak MiB | 2nd-half peak - 1st-half peak, MiB |\n"
+          "|---|---|---|---|---|---|")
     extraction = []
     for hours in arguments.extraction_hours:
         folder = workdir / f"audio-{hours}"
@@ -233,21 +322,22 @@ def report(arguments, workdir: Path) -> None:
         result = run_stage("extract", input=folder, output=workdir / f"units-{hours}", extractor=extractor)
         extraction.append({**result, "files": files})
         print(f"| {result['hours']:.3f} | {files} | {result['seconds']:.1f} | {result['hours'] / result['seconds']:.4f} "
-              f"| {result['peak_mib']:.0f} |")
+              f"| {result['peak_mib']:.0f} | {result['late_growth_mib']:+.0f} |")
     largest = arguments.extraction_hours[-1]
-    two = run_stage("extract", input=workdir / f"audio-{largest}", output=workdir / f"units-{largest}-2",
-                    extractor=workdir / "extractor", num_processes=2)
+    two = concurrent_extraction(workdir / f"audio-{largest}", workdir / f"units-{largest}-2", workdir / "extractor", 2)
     one_rate, two_rate = extraction[-1]["hours"] / extraction[-1]["seconds"], two["hours"] / two["seconds"]
-    print(f"\ntime per audio hour, largest / smallest size: {growth(extraction, 'hours')} (1.00 = linear)")
-    print(f"2 processes at {largest} h: {two_rate:.4f} audio hours / s, {two_rate / one_rate:.2f}x one process "
-          f"(peak {two['peak_mib']:.0f} MiB of the largest process)\n")
+    print(f"\ntime per audio hour between the two largest sizes over that between the two smallest: "
+          f"{growth(extraction, 'hours')} (1.00 = linear)")
+    print(f"2 processes at once at {largest:g} h, each timed from its own start: {two_rate:.4f} audio hours / s, "
+          f"{two_rate / one_rate:.2f}x one process (peak {two['peak_mib']:.0f} MiB of the largest process)\n")
 
     verses = list(kjv_verses(20_000))
     tokenizer = SpeechUnitTextTokenizer.train(verses[:5000], vocab_size=2000, model_type="unigram", num_units=500)
     tokenizer.save_pretrained(workdir / "tokenizer")
     print(f"## Building and packing (`lst data --recipe lst --streaming`, 1 process; units at {arguments.frame_rate} Hz)\n")
     print("| speech hours | paired utterances | build s | build + pack + write s | packed rows | speech hours / s "
-          "| peak MiB (build, + pack) | training steps s | training peak MiB |\n|---|---|---|---|---|---|---|---|---|")
+          "| peak MiB (build, + pack) | pack: 2nd-half peak - 1st-half peak, MiB | training steps s | training peak MiB |"
+          "\n|---|---|---|---|---|---|---|---|---|---|")
     building = []
     for hours in arguments.building_hours:
         corpus = workdir / f"corpus-{hours}"
@@ -260,9 +350,11 @@ def report(arguments, workdir: Path) -> None:
         building.append({"hours": hours, "seconds": packed["seconds"], "build_seconds": built["seconds"]})
         print(f"| {hours:g} | {index['rows']} | {built['seconds']:.1f} | {packed['seconds']:.1f} | {packed['rows']} "
               f"| {hours / packed['seconds']:.3f} | {built['peak_mib']:.0f}, {packed['peak_mib']:.0f} "
-              f"| {trained['seconds']:.1f} | {trained['peak_mib']:.0f} |")
-    print(f"\ntime per speech hour (build + pack + write), largest / smallest size: {growth(building, 'hours')} "
-          "(1.00 = linear)\n")
+              f"| {packed['late_growth_mib']:+.0f} | {trained['seconds']:.1f} | {trained['peak_mib']:.0f} |")
+    build_rate = marginal_rate(building, "hours")
+    print(f"\ntime per speech hour (build + pack + write) between the two largest sizes over that between the two "
+          f"smallest: {growth(building, 'hours')} (1.00 = linear); rate once started: {build_rate:.3f} speech "
+          "hours / s\n")
 
     largest_build = arguments.building_hours[-1]
     packed_dir = workdir / f"packed-{largest_build}"
@@ -273,7 +365,7 @@ def report(arguments, workdir: Path) -> None:
     print(f"## Projection to {hours:,.0f} hours (a projection from the rates above, not a measurement)\n")
     print(f"- extraction, MFCC on CPU processes: {hours / one_rate / 3600:,.0f} process-hours "
           f"(measured {one_rate:.4f} audio h/s per process; 2 processes gave {two_rate / one_rate:.2f}x)")
-    print(f"- building + packing: {hours / (largest_build / building[-1]['seconds']) / 3600:,.0f} process-hours "
+    print(f"- building + packing: {hours / build_rate / 3600:,.0f} process-hours "
           f"(streaming, one process per shard set)")
     print(f"- data: {tokens_per_hour * hours:.3g} tokens under the LST recipe ({tokens_per_hour:,.0f} per speech "
           f"hour, speech + the recipe's text); {arguments.projection_preset}: {flops:.3g} training FLOPs per token "
