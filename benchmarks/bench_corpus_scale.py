@@ -118,17 +118,17 @@ def write_paired_corpus(folder: Path, hours: float, frame_rate: int, num_units: 
 
 # Stages: each runs in a child process (`--stage NAME`) and prints one JSON line.
 
-def extraction_job(arguments):
+def extraction_job(extractor, audio, output):
     from tokenization.sharded_extraction import ShardedExtraction
 
-    return ShardedExtraction(Path(arguments.extractor), [Path(arguments.input)], Path(arguments.output), shard_size=100)
+    return ShardedExtraction(Path(extractor), [Path(audio)], Path(output), shard_size=100)
 
 
 def stage_extract(arguments) -> dict:
     """The whole job (`run_extraction`: configuration check, shards, index) in this process."""
     from tokenization.sharded_extraction import run_extraction
 
-    job = extraction_job(arguments)
+    job = extraction_job(arguments.extractor, arguments.input, arguments.output)
     start = time.perf_counter()
     index = run_extraction(job, num_processes=1)
     return {"seconds": time.perf_counter() - start, "hours": index["hours"], "rows": index["rows"]}
@@ -137,22 +137,16 @@ def stage_extract(arguments) -> dict:
 def stage_extract_part(arguments) -> dict:
     """Process `process_index` of `num_processes`' shards (what one worker of a job does), timed once this
     process has started, so that start-up does not count against the rate."""
-    job = extraction_job(arguments)
+    job = extraction_job(arguments.extractor, arguments.input, arguments.output)
     start = time.perf_counter()
-    written = job.run_process(arguments.process_index, arguments.num_processes)
-    import pyarrow.parquet as pq
-
-    hours = sum(sum(pq.read_table(job.shard_path(i), columns=["duration"]).column("duration").to_pylist())
-                for i in written) / 3600
-    return {"seconds": time.perf_counter() - start, "hours": hours}
+    job.run_process(arguments.process_index, arguments.num_processes)
+    return {"seconds": time.perf_counter() - start}
 
 
 def concurrent_extraction(folder: Path, output: Path, extractor: Path, num_processes: int) -> dict:
     """`num_processes` workers at once, each timed from its own start: the job's rate is all audio over the
     slowest worker's time. The index written at the end checks that the workers covered every shard."""
-    from tokenization.sharded_extraction import ShardedExtraction
-
-    job = ShardedExtraction(extractor, [folder], output, shard_size=100)
+    job = extraction_job(extractor, folder, output)
     job.prepare_output()
     # Output to files, not pipes: a worker blocked on a full pipe that nobody reads yet would be timed waiting.
     logs = [(tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")) for _ in range(num_processes)]
@@ -231,19 +225,21 @@ def run_stage(stage: str, **options) -> dict:
     return stage_result(stage, result.returncode, result.stdout, result.stderr)
 
 
+def seconds_per_unit(smaller: dict, larger: dict, size_key: str) -> float:
+    """Extra seconds per extra unit of corpus between two sizes: fixed costs (process start, imports, loading
+    the model or tokenizer) cancel out."""
+    return (larger["seconds"] - smaller["seconds"]) / (larger[size_key] - smaller[size_key])
+
+
 def marginal_rate(rows: list[dict], size_key: str) -> float:
-    """Corpus per second between the two largest sizes: the rate once fixed costs (process start, imports,
-    loading the model or tokenizer) are paid, which is what a long job runs at."""
-    return (rows[-1][size_key] - rows[-2][size_key]) / (rows[-1]["seconds"] - rows[-2]["seconds"])
+    """Corpus per second between the two largest sizes: the rate a long job runs at."""
+    return 1 / seconds_per_unit(rows[-2], rows[-1], size_key)
 
 
 def growth(rows: list[dict], size_key: str) -> str:
     """Seconds per unit of corpus between the two largest sizes over that between the two smallest: 1.00 is
     linear growth (time = fixed cost + rate x size), above 1 is faster than linear."""
-    def slope(a, b):
-        return (b["seconds"] - a["seconds"]) / (b[size_key] - a[size_key])
-
-    return f"{slope(rows[-2], rows[-1]) / slope(rows[0], rows[1]):.2f}"
+    return f"{seconds_per_unit(rows[-2], rows[-1], size_key) / seconds_per_unit(rows[0], rows[1], size_key):.2f}"
 
 
 def flops_per_token(tokenizer, packed: Path, preset: str) -> float:
