@@ -83,6 +83,9 @@ def main() -> None:
         }
     with open(os.path.join(output_dir, f"rank-{rank}.json"), "w", encoding="utf-8") as handle:
         json.dump(result, handle)
+    # Tear down together: a rank that destroyed its gloo group while rank 0 was still training the unsharded
+    # reference aborted now and then ("terminate called without an active exception").
+    dist.barrier()
     dist.destroy_process_group()
 
 
