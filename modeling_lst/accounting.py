@@ -1,4 +1,5 @@
-"""Size and compute accounting for LST and its Llama baseline: parameters per part, matmul FLOPs per part.
+"""Size and compute accounting for LST and its Llama baseline: parameters per part, matmul FLOPs per part, and
+the weights a cached decoding step reads.
 
 FLOPs count multiply-adds of matrix products as 2 FLOPs, for one forward pass (a training step costs
 about 3x). Attention scores count only the keys a query may see (causal, windowed), as the algorithm
@@ -28,6 +29,33 @@ def parameter_counts(model: torch.nn.Module) -> dict[str, int]:
     }
     counts["total"] = sum(p.numel() for p in model.parameters())
     return counts
+
+
+# The linear layers of LST that a cached step runs only when a patch closes: the pooling into the patch, the
+# global transformer, the projection of its state for the decoder, and the decoder cross-attentions' keys and
+# values of that slot (`LSTCache.cross_projections`).
+_PER_PATCH_PREFIXES = ("model.encoder.query_projection", "model.encoder.pooling.", "model.encoder.patch_projection",
+                       "model.global_transformer.", "model.decoder.global_projection")
+
+
+def decoding_weight_reads(model: torch.nn.Module) -> list[tuple[str, tuple[int, int], float]]:
+    """Every linear layer's (name, weight shape, times it runs per generated speech token) in cached decoding.
+
+    At batch 1 a linear layer is a matrix-vector product bound by reading its weight, so this is what caps a
+    model's decoding speed. For an `LSTForCausalLM` the layers that run per closed patch count
+    `1 / patch_size` (static patching of a speech run); for any other model (the Llama baseline) every linear
+    layer runs per token.
+    """
+    patch_size = model.config.patch_size if isinstance(model.config, LSTConfig) else None
+    reads = []
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            per_patch = patch_size is not None and (
+                name.startswith(_PER_PATCH_PREFIXES)
+                or (".cross_attention." in name and name.endswith(("k_proj", "v_proj")))
+            )
+            reads.append((name, tuple(module.weight.shape), 1 / patch_size if per_patch else 1.0))
+    return reads
 
 
 @dataclass(frozen=True)

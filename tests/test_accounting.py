@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import LlamaForCausalLM
 
 from modeling_lst import LSTConfig, LSTForCausalLM
-from modeling_lst.accounting import SequenceShape, llama_flops, lst_flops, parameter_counts
+from modeling_lst.accounting import SequenceShape, decoding_weight_reads, llama_flops, lst_flops, parameter_counts
 from modeling_lst.patching import patch_lengths_from_starts, static_patch_starts
 
 
@@ -71,3 +73,35 @@ def test_paper_composition_shrinks_the_global_sequence_to_0_81():
     ratio = (patches + 2 * 4200) / (3 * 4200)
     assert interleaved.float().mean().item() == pytest.approx(0.77)
     assert ratio == pytest.approx(0.81, abs=0.005)
+
+
+def linear_calls_per_token(model, prompt, new_tokens) -> Counter:
+    """How often each linear layer runs per token while `new_tokens` are fed one at a time to a warm cache."""
+    calls = Counter()
+    with torch.no_grad():
+        cache = model(prompt, use_cache=True).cache
+        cache = model(new_tokens[:, :1], cache=cache, use_cache=True).cache  # the first step catches up the prefill
+        hooks = [module.register_forward_hook(lambda *_, name=name: calls.update([name]))
+                 for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)]
+        for index in range(1, new_tokens.shape[1]):
+            cache = model(new_tokens[:, index : index + 1], cache=cache, use_cache=True).cache
+    for hook in hooks:
+        hook.remove()
+    return Counter({name: count / (new_tokens.shape[1] - 1) for name, count in calls.items()})
+
+
+def test_decoding_weight_reads_are_the_linear_layers_a_cached_step_runs(config):
+    """Counted on real cached speech steps: global, pooling and slot projections once per patch of 4, the rest
+    once per token, and every Llama layer once per token."""
+    torch.manual_seed(0)
+    speech = config.speech_token_range[0] + torch.arange(11)[None] % 50
+    prompt = torch.cat([torch.tensor([[1, config.text_marker_id, 10, 11, config.speech_marker_id]]), speech[:, :2]], 1)
+    # Fed: the 3rd speech token (warm-up), then the 4th to 11th, of which the 5th and 9th close patches.
+    for model in (LSTForCausalLM(config).eval(), LlamaForCausalLM(config.global_llama_config()).eval()):
+        reads = decoding_weight_reads(model)
+        assert {name: per_token for name, _, per_token in reads} == linear_calls_per_token(model, prompt, speech[:, 2:])
+        assert len(reads) == sum(isinstance(m, torch.nn.Linear) for m in model.modules())
+    lst_reads = decoding_weight_reads(LSTForCausalLM(config))
+    global_part = sum(np.prod(shape) * per_token for name, shape, per_token in lst_reads
+                      if ".global_transformer." in name)
+    assert global_part == (parameter_counts(LSTForCausalLM(config))["global_transformer"] - 2 * 2 * 64 - 64) / 4
