@@ -9,11 +9,18 @@ call per shape compiles and is not timed). The verdict uses the raw times; the g
 vocabulary cross-entropy is printed beside it.
 
     python benchmarks/bench_training_step.py [--batch_size 4] [--length 1024] [--repeats 5] [--compile]
+
+On CPU, glibc's malloc hands every block over 32 MiB (the 139 MB logits and their gradients) back to the
+system when freed, so each step page-faults them in again (150-280k page faults per LST step here), for both
+models alike; `GLIBC_TUNABLES=$HEAP_REUSE` (below) keeps freed memory in the heap for reuse, as PyTorch's
+caching allocator does on a GPU, at the cost of a larger resident heap. The header says which allocator
+settings the run had.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -27,6 +34,7 @@ from modeling_lst.patching import patch_lengths_from_starts, static_patch_starts
 TEXT_PIECES, NUM_UNITS = 8000, 501
 TEXT_MARKER, SPEECH_MARKER = TEXT_PIECES, TEXT_PIECES + 1
 SPEECH_START = TEXT_PIECES + 2
+HEAP_REUSE = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184"  # no mmap, never trim
 
 
 def make_batch(composition: str, batch_size: int, length: int, generator: torch.Generator) -> torch.Tensor:
@@ -89,8 +97,9 @@ def main() -> None:
     modes = [("eager", lst, llama)]
     if args.compile:
         modes.append(("compiled", torch.compile(lst), torch.compile(llama)))
+    malloc = os.environ.get("GLIBC_TUNABLES", f"glibc defaults (GLIBC_TUNABLES={HEAP_REUSE} reuses memory)")
     print(f"small preset, batch {args.batch_size} x {args.length} tokens, forward + backward, median of "
-          f"{args.repeats}; {torch.get_num_threads()} threads\n")
+          f"{args.repeats}; {torch.get_num_threads()} threads; malloc: {malloc}\n")
     print(f"{'composition':<14}{'mode':<10}{'LST s':>8}{'Llama s':>9}{'time ratio':>12}{'FLOPs ratio':>13}"
           f"{'gap':>7}{'w/o loss':>10}  verdict")
     eager_times = {}
