@@ -32,3 +32,22 @@ def bootstrap_interval(statistic, *samples, confidence: float = 0.95, resamples:
                        n_resamples=resamples, confidence_level=confidence, method="percentile",
                        rng=np.random.default_rng(seed))
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def paired_difference_interval(correct_a, correct_b, confidence: float = 0.95) -> tuple[float, tuple[float, float]]:
+    """Accuracy of A minus accuracy of B on the same items, with a paired bootstrap interval: resampling items,
+    not each model on its own, so that what both get right or wrong cancels and a real difference shows."""
+    import numpy as np
+
+    a, b = np.asarray(correct_a, dtype=float), np.asarray(correct_b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"A paired comparison needs both models' outcomes on the same items; got {a.size} and "
+                         f"{b.size} items.")
+    interval = bootstrap_interval(lambda x, y: x.mean() - y.mean(), a, b, confidence=confidence)
+    return float(a.mean() - b.mean()), interval
+
+
+def format_difference(difference: float, interval: tuple[float, float] | list[float]) -> str:
+    """`+6 points [-2, +14]`: an accuracy difference with its interval, in percentage points."""
+    low, high = interval
+    return f"{100 * difference:+.0f} points [{100 * low:+.0f}, {100 * high:+.0f}]"

@@ -52,6 +52,18 @@ def test_the_report_holds_every_cell_with_flops_from_the_accounting(experiment):
     markdown = (experiment / "report.md").read_text()
     assert "Protocol: **compute**" in markdown and f"{realised['speech_per_text-0.2']:.3f}" in markdown
     assert (experiment / "ratio_sweep.png").stat().st_size > 0
+    # LST minus the baseline of its mixture, item by item on the same cloze items and seed
+    runs = {(r["ratio"], r["model"]): r for r in report["runs"]}
+    assert {(c["mixture"], c["model"]) for c in report["minus_baseline"]} == {
+        ("speech_per_text-0.5", "static"), ("speech_per_text-0.2", "static")}
+    assert "## LST minus the baseline, on the same items" in markdown
+    for comparison in report["minus_baseline"]:
+        lst, llama = (runs[(comparison["mixture"], m)]["topic_cloze"] for m in ("static", "llama"))
+        for direction in ("S->S", "T->T"):
+            expected = lst[direction]["accuracy_context_gain"] - llama[direction]["accuracy_context_gain"]
+            assert comparison["difference"][direction] == pytest.approx(expected)
+            low, high = comparison["interval"][direction]
+            assert low <= expected <= high
 
 
 def test_running_again_adds_a_variant_and_keeps_finished_runs(experiment):
@@ -96,3 +108,18 @@ def test_the_data_protocol_gives_both_models_the_same_tokens(tmp_path):
     assert sum(r["global_positions"] for r in lst) < sum(r["global_positions"] for r in llama)
     assert sum(r["flops"] for r in lst) < sum(r["flops"] for r in llama)  # LST spends less compute
     assert "Protocol: **data**" in (tmp_path / "report.md").read_text()
+
+
+def test_several_seeds_compare_seed_by_seed():
+    from training.experiment_report import _paired_comparisons
+
+    def run(seed, correct):
+        return {"seed": seed, "topic_cloze": {"T->T": {"correct_context_gain": correct}}}
+
+    cells = {("recipe", "llama"): [run(0, [1, 0, 0, 0]), run(1, [1, 1, 0, 0])],
+             ("recipe", "static"): [run(0, [1, 1, 1, 0]), run(1, [1, 1, 0, 0]), run(2, [1, 1, 1, 1])]}
+    (comparison,) = _paired_comparisons(cells, ["T->T"], "llama")
+    assert comparison["model"] == "static" and comparison["seeds"] == [0, 1]  # seed 2 has no baseline to pair with
+    assert comparison["difference"]["T->T"] == pytest.approx(0.25)  # the mean of +50 and +0 points
+    assert comparison["interval"]["T->T"] == [0.0, 0.5]
+    assert comparison["text"]["T->T"] == "+25 points (seeds +0 to +50)"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from evaluation.uncertainty import format_accuracy
+from evaluation.uncertainty import format_accuracy, format_difference
 from training.main_job import main, split_bible, topic_cloze_items
 
 
@@ -50,6 +50,15 @@ def test_main_job_writes_a_report_from_its_own_numbers(tmp_path, monkeypatch):
             low, high = cloze["accuracy_context_gain_ci95"]
             assert low <= cloze["accuracy_context_gain"] <= high
             assert format_accuracy(cloze["accuracy_context_gain"], (low, high), digits=0) in markdown
+    for direction, comparison in report["lst_minus_llama"].items():  # paired over the same 8 items
+        outcomes = {m: report["results"][m]["topic_cloze"][direction]["correct_context_gain"] for m in ("lst", "llama")}
+        for model, correct in outcomes.items():
+            assert len(correct) == 8
+            assert sum(correct) / 8 == report["results"][model]["topic_cloze"][direction]["accuracy_context_gain"]
+        assert comparison["difference"] == pytest.approx((sum(outcomes["lst"]) - sum(outcomes["llama"])) / 8)
+        low, high = comparison["ci95"]
+        assert low <= comparison["difference"] <= high
+        assert f"{direction} {format_difference(comparison['difference'], (low, high))}" in markdown
     assert report["data"]["spoken_train_utterances"] == 40
     # The compute protocol: the baseline's tokens per step are LST's global positions per step under the static
     # patching its data was packed by (4 x 48, less where a packing batch ends in a shorter sequence): LST reads

@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     from training.experiment_report import write_experiment_report
 
     data_facts = {ratio_name(r): {k: v for k, v in d.items() if k != "directory"} for r, d in ratios.items()}
-    write_experiment_report(output_dir, shared_settings, shared, data_facts, collect(output_dir))
+    write_experiment_report(output_dir, shared_settings, shared, data_facts, collect(output_dir), BASELINE)
     logger.info("report: %s", output_dir / "report.md")
 
 

@@ -1,6 +1,7 @@
 """The report of `lst experiment`: one markdown table per protocol's cells, a JSON dump and a plot against the
 speech:text ratio, from the runs' own results. A cell over several seeds gives the mean and the spread (the
-lowest and highest seed); a single seed's accuracy gives its 95% Wilson interval."""
+lowest and highest seed); a single seed's accuracy gives its 95% Wilson interval. Each LST variant is also
+compared with the baseline item by item, on the same cloze items and seed."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from evaluation.uncertainty import format_accuracy  # noqa: E402
+from evaluation.uncertainty import format_accuracy, format_difference  # noqa: E402
 from tokenization.atomic_files import write_text_atomically  # noqa: E402
-from training.main_job_report import PROTOCOLS  # noqa: E402
+from training.main_job_report import PROTOCOLS, paired_cloze_differences  # noqa: E402
 
 
 def _cells(runs: list[dict]) -> dict[tuple[str, str], list[dict]]:
@@ -34,6 +35,33 @@ def _accuracy(runs: list[dict], direction: str) -> tuple[float, tuple[float, flo
         return values[0], interval, format_accuracy(values[0], interval, digits=0)
     mean, interval = float(np.mean(values)), (min(values), max(values))
     return mean, interval, f"{mean:.0%} (seeds {interval[0]:.0%}-{interval[1]:.0%}, n={len(runs)})"
+
+
+def _paired_comparisons(cells: dict, directions: list[str], baseline: str) -> list[dict]:
+    """Each LST variant minus the baseline of its mixture on the same cloze items, over the seeds both ran."""
+    comparisons = []
+    for (ratio, model), runs in cells.items():
+        baseline_runs = {r["seed"]: r for r in cells.get((ratio, baseline), [])}
+        seeds = sorted({r["seed"] for r in runs} & set(baseline_runs))
+        if model == baseline or not seeds:
+            continue
+        by_seed = {r["seed"]: r for r in runs}
+        comparison = {"mixture": ratio, "model": model, "seeds": seeds, "difference": {}, "interval": {}, "text": {}}
+        for direction in directions:
+            per_seed = [paired_cloze_differences(by_seed[s]["topic_cloze"], baseline_runs[s]["topic_cloze"])[direction]
+                        for s in seeds]
+            if len(seeds) == 1:
+                difference, interval = per_seed[0]
+                text = format_difference(difference, interval)
+            else:
+                values = [value for value, _ in per_seed]
+                difference, interval = float(np.mean(values)), (min(values), max(values))
+                text = f"{100 * difference:+.0f} points (seeds {100 * interval[0]:+.0f} to {100 * interval[1]:+.0f})"
+            comparison["difference"][direction] = difference
+            comparison["interval"][direction] = list(interval)
+            comparison["text"][direction] = text
+        comparisons.append(comparison)
+    return comparisons
 
 
 def _mean_and_spread(values: list[float], digits: int = 3) -> str:
@@ -69,7 +97,8 @@ def _plot(cells: dict, directions: list[str], ratios: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def write_experiment_report(output_dir: Path, settings: dict, corpus: dict, ratios: dict, runs: list[dict]) -> None:
+def write_experiment_report(output_dir: Path, settings: dict, corpus: dict, ratios: dict, runs: list[dict],
+                            baseline: str) -> None:
     if not runs:
         raise ValueError(f"{output_dir} holds no finished runs to report.")
     cells = _cells(runs)
@@ -106,8 +135,23 @@ def write_experiment_report(output_dir: Path, settings: dict, corpus: dict, rati
                         "topic_cloze": {d: {"mean": a[0], "interval": list(a[1])} for d, a in accuracies.items()},
                         "training_flops": float(np.mean([r["training_flops"] for r in cell_runs]))})
     lines += ["", "Intervals: one seed, the 95% Wilson interval over the cloze items; several seeds, the lowest and",
-              "highest seed (mean first). Chance is 50%.", "", "![accuracy against the ratio](ratio_sweep.png)", ""]
+              "highest seed (mean first). Chance is 50%."]
+    comparisons = _paired_comparisons(cells, directions, baseline)
+    if comparisons:
+        lines += ["", "## LST minus the baseline, on the same items", "",
+                  "Context-gain accuracy of each LST variant minus that of the baseline trained on the same mixture "
+                  "with the same seed, item by item. One seed: the 95% paired bootstrap interval over the items "
+                  "(the items both get right or wrong cancel); several seeds: the mean over seeds and the "
+                  "lowest and highest seed's difference.", "",
+                  "| mixture | model | seeds | " + " | ".join(directions) + " |", "|" + "---|" * (3 + len(directions))]
+        for comparison in comparisons:
+            lines.append(f"| {comparison['mixture']} | {comparison['model']} | "
+                         f"{', '.join(map(str, comparison['seeds']))} | "
+                         + " | ".join(comparison["text"][d] for d in directions) + " |")
+    lines += ["", "![accuracy against the ratio](ratio_sweep.png)", ""]
     _plot(cells, directions, ratios, output_dir / "ratio_sweep.png")
     write_text_atomically(output_dir / "report.md", "\n".join(lines))
     write_text_atomically(output_dir / "report.json", json.dumps(
-        {"settings": settings, "corpus": corpus, "data": ratios, "cells": summary, "runs": runs}, indent=2))
+        {"settings": settings, "corpus": corpus, "data": ratios, "cells": summary,
+         "minus_baseline": [{k: v for k, v in c.items() if k != "text"} for c in comparisons],
+         "runs": runs}, indent=2))

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from evaluation.multiple_choice_data import DIRECTIONS  # noqa: E402
-from evaluation.uncertainty import format_accuracy  # noqa: E402
+from evaluation.uncertainty import format_accuracy, format_difference, paired_difference_interval  # noqa: E402
 from training.loss_plot import plot_losses  # noqa: E402
 
 PROTOCOLS = {
@@ -35,6 +35,13 @@ def training_summary(log: list[dict]) -> dict:
             "tokens_per_step": tokens / final["step"], "training_flops": 3 * sum(r["flops"] for r in log),
             "tokens_per_second": tokens / seconds, "global_positions_per_second": positions / seconds,
             "mfu": sum(r["mfu"] for r in log) / len(log), "train_seconds": seconds}
+
+
+def paired_cloze_differences(first: dict, second: dict) -> dict[str, tuple[float, tuple[float, float]]]:
+    """Per direction, the first model's context-gain accuracy minus the second's on the same cloze items."""
+    return {direction: paired_difference_interval(first[direction]["correct_context_gain"],
+                                                  second[direction]["correct_context_gain"])
+            for direction in first if direction in second}
 
 
 def _names(results: dict, preset: str) -> dict[str, str]:
@@ -118,9 +125,15 @@ def write_report(output_dir: Path, arguments: dict, facts: dict, results: dict) 
             gain = format_accuracy(cloze["accuracy_context_gain"], cloze["accuracy_context_gain_ci95"], digits=0)
             cells.append(" / ".join([gain] + [f"{cloze[f'accuracy_{n}']:.0%}" for n in NORMALIZATIONS[1:]]))
         lines.append(f"| {names[model]} | " + " | ".join(cells) + " |")
+    differences = paired_cloze_differences(results["lst"]["topic_cloze"], results["llama"]["topic_cloze"])
+    lines += ["", f"{names['lst']} minus {names['llama']} on the same items (context gain), with the 95% paired "
+              "bootstrap interval over items (the items both get right or wrong cancel out): "
+              + "; ".join(f"{d} {format_difference(*differences[d])}" for d in DIRECTIONS) + "."]
     lines += ["", "![training loss](loss_curves.png)", "",
               "![training loss against tokens](loss_curves_tokens.png)", "", "![topic cloze](topic_cloze.png)", ""]
     (output_dir / "report.md").write_text("\n".join(lines))
     (output_dir / "report.json").write_text(json.dumps(
         {"arguments": arguments, "data": facts, "training": summaries,
-         "results": {m: {k: v for k, v in r.items() if k != "log"} for m, r in results.items()}}, indent=2))
+         "results": {m: {k: v for k, v in r.items() if k != "log"} for m, r in results.items()},
+         "lst_minus_llama": {d: {"difference": value, "ci95": list(interval)}
+                             for d, (value, interval) in differences.items()}}, indent=2))
