@@ -46,10 +46,11 @@ def _paired_comparisons(cells: dict, directions: list[str], baseline: str) -> li
         if model == baseline or not seeds:
             continue
         by_seed = {r["seed"]: r for r in runs}
+        seed_differences = [paired_cloze_differences(by_seed[s]["topic_cloze"], baseline_runs[s]["topic_cloze"])
+                            for s in seeds]
         comparison = {"mixture": ratio, "model": model, "seeds": seeds, "difference": {}, "interval": {}, "text": {}}
         for direction in directions:
-            per_seed = [paired_cloze_differences(by_seed[s]["topic_cloze"], baseline_runs[s]["topic_cloze"])[direction]
-                        for s in seeds]
+            per_seed = [differences[direction] for differences in seed_differences]
             if len(seeds) == 1:
                 difference, interval = per_seed[0]
                 text = format_difference(difference, interval)

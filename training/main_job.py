@@ -207,7 +207,7 @@ def evaluate(run_dir: Path, items: dict, batch_size: int = 16, name: str = "") -
     # Each item's outcome under context gain is kept (for paired comparisons between models on the same items);
     # the other normalisations' choices are not reported.
     for direction, scores in results["topic_cloze"].items():
-        choices = scores.pop("choices_context_gain")
+        choices = scores["choices_context_gain"]
         scores["correct_context_gain"] = [int(choice == item.label) for choice, item in zip(choices, items[direction])]
         for key in [k for k in scores if k.startswith("choices_")]:
             scores.pop(key)
