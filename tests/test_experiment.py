@@ -121,5 +121,41 @@ def test_several_seeds_compare_seed_by_seed():
     (comparison,) = _paired_comparisons(cells, ["T->T"], "llama")
     assert comparison["model"] == "static" and comparison["seeds"] == [0, 1]  # seed 2 has no baseline to pair with
     assert comparison["difference"]["T->T"] == pytest.approx(0.25)  # the mean of +50 and +0 points
-    assert comparison["interval"]["T->T"] == [0.0, 0.5]
-    assert comparison["text"]["T->T"] == "+25 points (seeds +0 to +50)"
+    assert comparison["seed_range"]["T->T"] == [0.0, 0.5]
+    # the interval resamples the 4 items of the seed-averaged outcomes: differences per item 0, +0.5, +0.5, 0
+    low, high = comparison["interval"]["T->T"]
+    assert 0.0 <= low < 0.25 < high <= 0.5
+    assert comparison["text"]["T->T"] == f"+25 points [{100 * low:+.0f}, {100 * high:+.0f}] (seeds +0 to +50)"
+
+
+def test_seeds_averaged_item_by_item_narrow_the_paired_interval():
+    """Two seeds that agree on a 10-point gain over 200 items: averaging each item's outcomes over the seeds
+    gives an interval around that gain no wider than either seed's own."""
+    import numpy as np
+
+    from evaluation.uncertainty import paired_difference_interval
+    from training.experiment_report import _paired_comparisons
+
+    rng = np.random.default_rng(0)
+    base = [rng.random(200) < 0.6 for _ in range(2)]
+    # each seed's LST gets 30 of its baseline's misses right and 10 of its hits wrong: +10 points
+    lst = []
+    for seed, outcome in enumerate(base):
+        flipped = outcome.copy()
+        misses, hits = np.flatnonzero(~outcome), np.flatnonzero(outcome)
+        flipped[rng.choice(misses, 30, replace=False)] = True
+        flipped[rng.choice(hits, 10, replace=False)] = False
+        lst.append(flipped)
+
+    def runs(outcomes):
+        return [{"seed": seed, "topic_cloze": {"T->T": {"correct_context_gain": outcome.tolist()}}}
+                for seed, outcome in enumerate(outcomes)]
+
+    (comparison,) = _paired_comparisons({("recipe", "llama"): runs(base), ("recipe", "static"): runs(lst)},
+                                        ["T->T"], "llama")
+    assert comparison["difference"]["T->T"] == pytest.approx(0.10)
+    pooled = comparison["interval"]["T->T"]
+    for seed in range(2):
+        _, (low, high) = paired_difference_interval(lst[seed], base[seed])
+        assert pooled[1] - pooled[0] <= high - low
+    assert pooled[0] < 0.10 < pooled[1] and pooled[0] > 0

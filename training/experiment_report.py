@@ -14,9 +14,10 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from evaluation.uncertainty import format_accuracy, format_difference  # noqa: E402
+from evaluation.uncertainty import (  # noqa: E402
+    format_accuracy, format_difference, paired_difference_interval)
 from tokenization.atomic_files import write_text_atomically  # noqa: E402
-from training.main_job_report import PROTOCOLS, paired_cloze_differences  # noqa: E402
+from training.main_job_report import PROTOCOLS  # noqa: E402
 
 
 def _cells(runs: list[dict]) -> dict[tuple[str, str], list[dict]]:
@@ -38,7 +39,12 @@ def _accuracy(runs: list[dict], direction: str) -> tuple[float, tuple[float, flo
 
 
 def _paired_comparisons(cells: dict, directions: list[str], baseline: str) -> list[dict]:
-    """Each LST variant minus the baseline of its mixture on the same cloze items, over the seeds both ran."""
+    """Each LST variant minus the baseline of its mixture on the same cloze items, over the seeds both ran.
+
+    The interval is the 95% paired bootstrap over the items, of each item's outcome averaged over those seeds
+    (every run sees the same items, so the seeds' outcomes stack item by item); with several seeds the seeds'
+    own differences give `seed_range`, the spread from training randomness that resampling items cannot show.
+    """
     comparisons = []
     for (ratio, model), runs in cells.items():
         baseline_runs = {r["seed"]: r for r in cells.get((ratio, baseline), [])}
@@ -46,21 +52,21 @@ def _paired_comparisons(cells: dict, directions: list[str], baseline: str) -> li
         if model == baseline or not seeds:
             continue
         by_seed = {r["seed"]: r for r in runs}
-        seed_differences = [paired_cloze_differences(by_seed[s]["topic_cloze"], baseline_runs[s]["topic_cloze"])
-                            for s in seeds]
         comparison = {"mixture": ratio, "model": model, "seeds": seeds, "difference": {}, "interval": {}, "text": {}}
+        if len(seeds) > 1:
+            comparison["seed_range"] = {}
         for direction in directions:
-            per_seed = [differences[direction] for differences in seed_differences]
-            if len(seeds) == 1:
-                difference, interval = per_seed[0]
-                text = format_difference(difference, interval)
-            else:
-                values = [value for value, _ in per_seed]
-                difference, interval = float(np.mean(values)), (min(values), max(values))
-                text = f"{100 * difference:+.0f} points (seeds {100 * interval[0]:+.0f} to {100 * interval[1]:+.0f})"
+            outcomes = [[run[s]["topic_cloze"][direction]["correct_context_gain"] for s in seeds]
+                        for run in (by_seed, baseline_runs)]
+            difference, interval = paired_difference_interval(*(np.mean(o, axis=0) for o in outcomes))
             comparison["difference"][direction] = difference
             comparison["interval"][direction] = list(interval)
-            comparison["text"][direction] = text
+            comparison["text"][direction] = format_difference(difference, interval)
+            if len(seeds) > 1:
+                per_seed = [paired_difference_interval(lst, base)[0] for lst, base in zip(*outcomes)]
+                comparison["seed_range"][direction] = [min(per_seed), max(per_seed)]
+                comparison["text"][direction] += (f" (seeds {100 * min(per_seed):+.0f} to "
+                                                  f"{100 * max(per_seed):+.0f})")
         comparisons.append(comparison)
     return comparisons
 
@@ -141,9 +147,9 @@ def write_experiment_report(output_dir: Path, settings: dict, corpus: dict, rati
     if comparisons:
         lines += ["", "## LST minus the baseline, on the same items", "",
                   "Context-gain accuracy of each LST variant minus that of the baseline trained on the same mixture "
-                  "with the same seed, item by item. One seed: the 95% paired bootstrap interval over the items "
-                  "(the items both get right or wrong cancel); several seeds: the mean over seeds and the "
-                  "lowest and highest seed's difference.", "",
+                  "with the same seed, item by item, with the 95% paired bootstrap interval over the items (the "
+                  "items both get right or wrong cancel). Several seeds: each item's outcomes are averaged over "
+                  "the seeds first, and the lowest and highest seed's own difference follow in parentheses.", "",
                   "| mixture | model | seeds | " + " | ".join(directions) + " |", "|" + "---|" * (3 + len(directions))]
         for comparison in comparisons:
             lines.append(f"| {comparison['mixture']} | {comparison['model']} | "
