@@ -1,5 +1,6 @@
 """`lst experiment` on a tiny budget: the protocols' counters, FLOPs from the accounting, a two-ratio sweep
-with a complete report, resuming and adding a variant, and bad experiment input refused before training."""
+with a complete report, resuming and adding a variant, a second protocol that trains only its baseline, and bad
+experiment input refused before training."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def read_log(run_dir):
 def test_the_compute_protocol_gives_equal_global_positions_per_step(experiment):
     for ratio in ("speech_per_text-0.5", "speech_per_text-0.2"):
         lst = read_log(experiment / "runs" / ratio / "static" / "seed-0")
-        llama = read_log(experiment / "runs" / ratio / "llama" / "seed-0")
+        llama = read_log(experiment / "runs" / ratio / "llama+compute" / "seed-0")
         assert [r["step"] for r in lst] == [r["step"] for r in llama] == [1, 2, 3, 4]
         for lst_step, llama_step in zip(lst, llama):  # static LST: patches packed to 4 x 48, as the baseline's tokens
             assert llama_step["global_positions"] == llama_step["tokens"] <= 4 * 48
@@ -40,7 +41,7 @@ def test_the_compute_protocol_gives_equal_global_positions_per_step(experiment):
 def test_the_report_holds_every_cell_with_flops_from_the_accounting(experiment):
     report = json.loads((experiment / "report.json").read_text())
     assert {(c["mixture"], c["model"]) for c in report["cells"]} == {
-        (r, m) for r in ("speech_per_text-0.5", "speech_per_text-0.2") for m in ("static", "llama")}
+        (r, m) for r in ("speech_per_text-0.5", "speech_per_text-0.2") for m in ("static", "llama+compute")}
     for run in report["runs"]:
         log = read_log(experiment / "runs" / run["ratio"] / run["model"] / f"seed-{run['seed']}")
         assert run["training_flops"] == pytest.approx(3 * sum(r["flops"] for r in log))
@@ -58,7 +59,8 @@ def test_the_report_holds_every_cell_with_flops_from_the_accounting(experiment):
         ("speech_per_text-0.5", "static"), ("speech_per_text-0.2", "static")}
     assert "## LST minus the baseline, on the same items" in markdown
     for comparison in report["minus_baseline"]:
-        lst, llama = (runs[(comparison["mixture"], m)]["topic_cloze"] for m in ("static", "llama"))
+        assert comparison["baseline"] == "llama+compute"
+        lst, llama = (runs[(comparison["mixture"], m)]["topic_cloze"] for m in ("static", "llama+compute"))
         for direction in ("S->S", "T->T"):
             expected = lst[direction]["accuracy_context_gain"] - llama[direction]["accuracy_context_gain"]
             assert comparison["difference"][direction] == pytest.approx(expected)
@@ -67,7 +69,7 @@ def test_the_report_holds_every_cell_with_flops_from_the_accounting(experiment):
 
 
 def test_running_again_adds_a_variant_and_keeps_finished_runs(experiment):
-    finished = experiment / "runs" / "speech_per_text-0.5" / "llama" / "seed-0" / "results.json"
+    finished = experiment / "runs" / "speech_per_text-0.5" / "llama+compute" / "seed-0" / "results.json"
     before = finished.stat().st_mtime_ns
     main(["--output_dir", str(experiment), *TINY, "--patching", "bpe:merged", "--speech_per_text", "0.5"])
     assert finished.stat().st_mtime_ns == before  # not trained again
@@ -75,8 +77,30 @@ def test_running_again_adds_a_variant_and_keeps_finished_runs(experiment):
     assert (run["patching_mode"], run["aligned_by"], run["aligned_silences"]) == ("bpe", "piece", "merged")
     cells = {(c["mixture"], c["model"]) for c in json.loads((experiment / "report.json").read_text())["cells"]}
     assert ("speech_per_text-0.5", "bpe+merged") in cells and len(cells) == 5
-    with pytest.raises(ValueError, match=r"holds an experiment with other settings .*protocol"):
-        main(["--output_dir", str(experiment), *TINY, "--protocol", "data"])
+    assert "| speech_per_text-0.2 | 0.2 |" in (experiment / "report.md").read_text()  # every mixture's data facts
+    with pytest.raises(ValueError, match=r"holds an experiment with other settings .*max_steps"):
+        main(["--output_dir", str(experiment), *TINY, "--max_steps", "5"])
+
+
+def test_the_data_protocol_joins_the_folder_with_its_own_baseline(experiment):
+    """A second protocol trains only its baseline: the LST runs serve both, on the same sequences as before."""
+    ratio = experiment / "runs" / "speech_per_text-0.5"
+    lst_results = ratio / "static" / "seed-0" / "results.json"
+    before = lst_results.stat().st_mtime_ns
+    main(["--output_dir", str(experiment), *TINY, "--protocol", "data", "--patching", "static",
+          "--speech_per_text", "0.5"])
+    assert lst_results.stat().st_mtime_ns == before  # LST is not trained again
+    lst, llama = read_log(ratio / "static" / "seed-0"), read_log(ratio / "llama+data" / "seed-0")
+    assert [r["tokens"] for r in lst] == [r["tokens"] for r in llama]  # the same sequences, step by step
+    assert sum(r["global_positions"] for r in lst) < sum(r["global_positions"] for r in llama)
+    assert sum(r["flops"] for r in lst) < sum(r["flops"] for r in llama)  # LST spends less compute
+    report = json.loads((experiment / "report.json").read_text())
+    assert report["protocols"] == ["compute", "data"]
+    against = {(c["model"], c["baseline"]) for c in report["minus_baseline"] if c["mixture"] == ratio.name}
+    variants = {c["model"] for c in report["cells"] if c["mixture"] == ratio.name} - {"llama+compute", "llama+data"}
+    assert "static" in variants
+    assert against == {(m, f"llama+{p}") for m in variants for p in ("compute", "data")}
+    assert "Protocols: **compute**" in (experiment / "report.md").read_text()
 
 
 def test_bad_experiments_are_refused_before_training(tmp_path):
@@ -99,24 +123,13 @@ def test_bad_experiments_are_refused_before_training(tmp_path):
         "aligned_by": "piece", "aligned_silences": "merged"}
 
 
-def test_the_data_protocol_gives_both_models_the_same_tokens(tmp_path):
-    main(["--output_dir", str(tmp_path), *TINY, "--max_steps", "2", "--protocol", "data", "--patching", "static",
-          "--directions", "T->T"])
-    lst = read_log(tmp_path / "runs" / "recipe" / "static" / "seed-0")
-    llama = read_log(tmp_path / "runs" / "recipe" / "llama" / "seed-0")
-    assert [r["tokens"] for r in lst] == [r["tokens"] for r in llama]  # the same sequences, step by step
-    assert sum(r["global_positions"] for r in lst) < sum(r["global_positions"] for r in llama)
-    assert sum(r["flops"] for r in lst) < sum(r["flops"] for r in llama)  # LST spends less compute
-    assert "Protocol: **data**" in (tmp_path / "report.md").read_text()
-
-
 def test_several_seeds_compare_seed_by_seed():
     from training.experiment_report import _paired_comparisons
 
     def run(seed, correct):
         return {"seed": seed, "topic_cloze": {"T->T": {"correct_context_gain": correct}}}
 
-    cells = {("recipe", "llama"): [run(0, [1, 0, 0, 0]), run(1, [1, 1, 0, 0])],
+    cells = {("recipe", "llama+compute"): [run(0, [1, 0, 0, 0]), run(1, [1, 1, 0, 0])],
              ("recipe", "static"): [run(0, [1, 1, 1, 0]), run(1, [1, 1, 0, 0]), run(2, [1, 1, 1, 1])]}
     (comparison,) = _paired_comparisons(cells, ["T->T"], "llama")
     assert comparison["model"] == "static" and comparison["seeds"] == [0, 1]  # seed 2 has no baseline to pair with
@@ -151,7 +164,7 @@ def test_seeds_averaged_item_by_item_narrow_the_paired_interval():
         return [{"seed": seed, "topic_cloze": {"T->T": {"correct_context_gain": outcome.tolist()}}}
                 for seed, outcome in enumerate(outcomes)]
 
-    (comparison,) = _paired_comparisons({("recipe", "llama"): runs(base), ("recipe", "static"): runs(lst)},
+    (comparison,) = _paired_comparisons({("recipe", "llama+data"): runs(base), ("recipe", "static"): runs(lst)},
                                         ["T->T"], "llama")
     assert comparison["difference"]["T->T"] == pytest.approx(0.10)
     pooled = comparison["interval"]["T->T"]

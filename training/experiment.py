@@ -8,6 +8,10 @@ for the same number of steps, under a protocol (`../shared/research/lst_blt.md`,
   sees more data;
 - `data`: both train on the same sequences (the same tokens), so LST spends less compute.
 
+LST trains on the same sequences under both protocols, so one `--output_dir` holds both: each protocol adds
+its own baseline (`llama+compute`, `llama+data`), and a second protocol run in a folder trains only its baseline
+(the corpus, the tokenizer and the LST runs are kept).
+
 Axes: LST patching variants (`static`, `aligned`, `bpe`, `curriculum`, ..., with `:merged` for silences
 merged into words and `:piece` for curriculum or mixed over BPE pieces), speech:text token ratios of the
 training mixture (`--speech_per_text 1.0 0.5 0.25`), and seeds. Every run is evaluated on the same held-out
@@ -17,10 +21,11 @@ JSON, PNG) states the protocol; cells over several seeds give their mean and spr
 accuracies their 95% Wilson interval.
 
 A finished run keeps its `results.json` and is not run again, so a killed experiment resumes where it stopped
-(an unfinished run continues from its last checkpoint), and running again with another variant or ratio in
-the same `--output_dir` adds it to the same report. Arguments or a YAML file, as `training.pretrain`:
+(an unfinished run continues from its last checkpoint), and running again with another variant, ratio or
+protocol in the same `--output_dir` adds it to the same report. Arguments or a YAML file, as `training.pretrain`:
 
     lst experiment --protocol compute --patching curriculum bpe --speech_per_text 1.0 0.5 --seeds 0 1
+    lst experiment --protocol data --patching curriculum bpe --speech_per_text 1.0 0.5 --seeds 0 1  # + baselines
     lst experiment experiment.yaml [--max_steps 300]
 """
 
@@ -43,6 +48,13 @@ from training.main_job_report import training_summary
 logger = logging.getLogger("lst.experiment")
 VARIANT_OPTIONS = {"merged": ("aligned_silences", "merged"), "piece": ("aligned_by", "piece")}
 BASELINE = "llama"
+# Settings a folder's runs may differ in: each is an axis of the report, not a condition of comparability.
+AXES = ("patching", "speech_per_text", "seeds", "protocol")
+
+
+def baseline_name(protocol: str) -> str:
+    """The baseline's model name under `protocol` (its run folder, with `+` for `:`)."""
+    return f"{BASELINE}:{protocol}"
 
 
 @dataclass
@@ -133,8 +145,8 @@ def run_one(arguments: ExperimentArguments, output_dir: Path, run_dir: Path, mod
     results_file = run_dir / "results.json"
     if results_file.exists():
         return json.loads(results_file.read_text())
-    model_type = "llama" if model == BASELINE else "lst"
-    flags = None if model == BASELINE else patching_flags(model, arguments.max_steps)
+    model_type = "llama" if model == baseline_name(arguments.protocol) else "lst"
+    flags = None if model_type == "llama" else patching_flags(model, arguments.max_steps)
     command = pretrain_command(run_dir, train_data_for(model_type, arguments.protocol, data_dir), output_dir,
                                model_type, arguments, seed, flags)
     command += ["--save_steps", str(max(1, arguments.max_steps // 4)), "--report_to", "none"]
@@ -170,23 +182,26 @@ def main(argv: list[str] | None = None) -> None:
     output_dir = Path(arguments.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     settings_file = output_dir / "experiment.json"
-    shared_settings = {k: v for k, v in asdict(arguments).items() if k not in ("patching", "speech_per_text", "seeds")}
+    shared_settings = {k: v for k, v in asdict(arguments).items() if k not in AXES}
     if settings_file.exists():  # runs added to an experiment must be comparable with the ones it has
         previous = json.loads(settings_file.read_text())
         changed = {k: (previous.get(k), v) for k, v in shared_settings.items() if previous.get(k) != v}
         if changed:
             raise ValueError(f"{output_dir} holds an experiment with other settings {changed} (before, now): add "
-                             "variants, ratios or seeds with the same settings, or use another --output_dir.")
+                             "variants, ratios, seeds or a protocol with the same settings, or use another "
+                             "--output_dir.")
     write_text_atomically(settings_file, json.dumps(shared_settings, indent=2))
     shared, ratios, items = prepare(arguments, output_dir)
     for ratio, data in ratios.items():
-        for model in [*arguments.patching, BASELINE]:
+        for model in [*arguments.patching, baseline_name(arguments.protocol)]:
             for seed in arguments.seeds:
                 run_dir = output_dir / "runs" / ratio_name(ratio) / model.replace(":", "+") / f"seed-{seed}"
                 run_one(arguments, output_dir, run_dir, model, data["directory"], seed, items)
     from training.experiment_report import write_experiment_report
 
-    data_facts = {ratio_name(r): {k: v for k, v in d.items() if k != "directory"} for r, d in ratios.items()}
+    # Every mixture of the folder, not only this call's: the report covers every run the folder holds.
+    data_facts = {facts.parent.name: json.loads(facts.read_text())
+                  for facts in sorted((output_dir / "data").glob("*/facts.json"))}
     write_experiment_report(output_dir, shared_settings, shared, data_facts, collect(output_dir), BASELINE)
     logger.info("report: %s", output_dir / "report.md")
 

@@ -1,7 +1,7 @@
-"""The report of `lst experiment`: one markdown table per protocol's cells, a JSON dump and a plot against the
-speech:text ratio, from the runs' own results. A cell over several seeds gives the mean and the spread (the
-lowest and highest seed); a single seed's accuracy gives its 95% Wilson interval. Each LST variant is also
-compared with the baseline item by item, on the same cloze items and seed."""
+"""The report of `lst experiment`: a markdown table of every cell (the baseline once per protocol), a JSON dump
+and a plot against the speech:text ratio, from the runs' own results. A cell over several seeds gives the mean
+and the spread (the lowest and highest seed); a single seed's accuracy gives its 95% Wilson interval. Each LST
+variant is also compared with each protocol's baseline item by item, on the same cloze items and seeds."""
 
 from __future__ import annotations
 
@@ -38,21 +38,30 @@ def _accuracy(runs: list[dict], direction: str) -> tuple[float, tuple[float, flo
     return mean, interval, f"{mean:.0%} (seeds {interval[0]:.0%}-{interval[1]:.0%}, n={len(runs)})"
 
 
+def _protocol(model: str, baseline: str) -> str | None:
+    """The protocol of a baseline's model name (`llama+data` -> `data`); None for an LST variant."""
+    return model.removeprefix(f"{baseline}+") if model.startswith(f"{baseline}+") else None
+
+
 def _paired_comparisons(cells: dict, directions: list[str], baseline: str) -> list[dict]:
-    """Each LST variant minus the baseline of its mixture on the same cloze items, over the seeds both ran.
+    """Each LST variant minus each protocol's baseline of its mixture on the same cloze items, over the seeds
+    both ran.
 
     The interval is the 95% paired bootstrap over the items, of each item's outcome averaged over those seeds
     (every run sees the same items, so the seeds' outcomes stack item by item); with several seeds the seeds'
     own differences give `seed_range`, the spread from training randomness that resampling items cannot show.
     """
     comparisons = []
-    for (ratio, model), runs in cells.items():
-        baseline_runs = {r["seed"]: r for r in cells.get((ratio, baseline), [])}
+    pairs = [(ratio, model, other) for ratio, model in cells for other_ratio, other in cells
+             if other_ratio == ratio and _protocol(model, baseline) is None and _protocol(other, baseline)]
+    for ratio, model, other in pairs:
+        runs, baseline_runs = cells[(ratio, model)], {r["seed"]: r for r in cells[(ratio, other)]}
         seeds = sorted({r["seed"] for r in runs} & set(baseline_runs))
-        if model == baseline or not seeds:
+        if not seeds:
             continue
         by_seed = {r["seed"]: r for r in runs}
-        comparison = {"mixture": ratio, "model": model, "seeds": seeds, "difference": {}, "interval": {}, "text": {}}
+        comparison = {"mixture": ratio, "model": model, "baseline": other, "seeds": seeds, "difference": {},
+                      "interval": {}, "text": {}}
         if len(seeds) > 1:
             comparison["seed_range"] = {}
         for direction in directions:
@@ -110,9 +119,12 @@ def write_experiment_report(output_dir: Path, settings: dict, corpus: dict, rati
         raise ValueError(f"{output_dir} holds no finished runs to report.")
     cells = _cells(runs)
     directions = list(settings["directions"])
+    protocols = sorted({p for _, model in cells if (p := _protocol(model, baseline))})
     lines = [
         "# LST experiment", "",
-        f"Protocol: **{settings['protocol']}** ({PROTOCOLS[settings['protocol']]}). Every run trains "
+        "Protocol" + ("s: " if len(protocols) > 1 else ": ")
+        + "; ".join(f"**{p}** ({PROTOCOLS[p]}, baseline `{baseline}+{p}`)" for p in protocols)
+        + ". LST trains on the same sequences under every protocol, so its runs serve all of them. Every run trains "
         f"{settings['max_steps']} optimizer steps of {settings['batch_size']} sequences of "
         f"{settings['sequence_length']} global positions (LST, static packing) on the `{settings['preset']}` shape, "
         f"from the same tokenizer ({corpus['vocab_size']} ids) and corpus ({corpus['spoken_train_utterances']} "
@@ -146,19 +158,21 @@ def write_experiment_report(output_dir: Path, settings: dict, corpus: dict, rati
     comparisons = _paired_comparisons(cells, directions, baseline)
     if comparisons:
         lines += ["", "## LST minus the baseline, on the same items", "",
-                  "Context-gain accuracy of each LST variant minus that of the baseline trained on the same mixture "
+                  "Context-gain accuracy of each LST variant minus that of each protocol's baseline trained on the "
+                  "same mixture "
                   "with the same seed, item by item, with the 95% paired bootstrap interval over the items (the "
                   "items both get right or wrong cancel). Several seeds: each item's outcomes are averaged over "
                   "the seeds first, and the lowest and highest seed's own difference follow in parentheses.", "",
-                  "| mixture | model | seeds | " + " | ".join(directions) + " |", "|" + "---|" * (3 + len(directions))]
+                  "| mixture | model | baseline | seeds | " + " | ".join(directions) + " |",
+                  "|" + "---|" * (4 + len(directions))]
         for comparison in comparisons:
-            lines.append(f"| {comparison['mixture']} | {comparison['model']} | "
+            lines.append(f"| {comparison['mixture']} | {comparison['model']} | {comparison['baseline']} | "
                          f"{', '.join(map(str, comparison['seeds']))} | "
                          + " | ".join(comparison["text"][d] for d in directions) + " |")
     lines += ["", "![accuracy against the ratio](ratio_sweep.png)", ""]
     _plot(cells, directions, ratios, output_dir / "ratio_sweep.png")
     write_text_atomically(output_dir / "report.md", "\n".join(lines))
     write_text_atomically(output_dir / "report.json", json.dumps(
-        {"settings": settings, "corpus": corpus, "data": ratios, "cells": summary,
+        {"settings": settings, "protocols": protocols, "corpus": corpus, "data": ratios, "cells": summary,
          "minus_baseline": [{k: v for k, v in c.items() if k != "text"} for c in comparisons],
          "runs": runs}, indent=2))
