@@ -83,12 +83,18 @@ def test_running_again_adds_a_variant_and_keeps_finished_runs(experiment):
 
 
 def test_the_data_protocol_joins_the_folder_with_its_own_baseline(experiment):
-    """A second protocol trains only its baseline: the LST runs serve both, on the same sequences as before."""
-    ratio = experiment / "runs" / "speech_per_text-0.5"
-    lst_results = ratio / "static" / "seed-0" / "results.json"
+    """A second protocol trains only its baseline: the LST runs serve both, on the same sequences as before.
+    (The folder is moved first: where it lies is not a setting its runs must share.)"""
+    lst_results = experiment / "runs" / "speech_per_text-0.5" / "static" / "seed-0" / "results.json"
     before = lst_results.stat().st_mtime_ns
-    main(["--output_dir", str(experiment), *TINY, "--protocol", "data", "--patching", "static",
-          "--speech_per_text", "0.5"])
+    moved = experiment.with_name(experiment.name + "-moved")
+    experiment.rename(moved)
+    try:
+        main(["--output_dir", str(moved), *TINY, "--protocol", "data", "--patching", "static",
+              "--speech_per_text", "0.5"])
+    finally:
+        moved.rename(experiment)
+    ratio = experiment / "runs" / "speech_per_text-0.5"
     assert lst_results.stat().st_mtime_ns == before  # LST is not trained again
     lst, llama = read_log(ratio / "static" / "seed-0"), read_log(ratio / "llama+data" / "seed-0")
     assert [r["tokens"] for r in lst] == [r["tokens"] for r in llama]  # the same sequences, step by step

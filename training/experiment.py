@@ -48,8 +48,8 @@ from training.main_job_report import training_summary
 logger = logging.getLogger("lst.experiment")
 VARIANT_OPTIONS = {"merged": ("aligned_silences", "merged"), "piece": ("aligned_by", "piece")}
 BASELINE = "llama"
-# Settings a folder's runs may differ in: each is an axis of the report, not a condition of comparability.
-AXES = ("patching", "speech_per_text", "seeds", "protocol")
+# Settings a folder's runs may differ in: the report's axes, and where the folder is (it may be moved).
+NOT_COMPARED = ("patching", "speech_per_text", "seeds", "protocol", "output_dir")
 
 
 def baseline_name(protocol: str) -> str:
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     output_dir = Path(arguments.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     settings_file = output_dir / "experiment.json"
-    shared_settings = {k: v for k, v in asdict(arguments).items() if k not in AXES}
+    shared_settings = {k: v for k, v in asdict(arguments).items() if k not in NOT_COMPARED}
     if settings_file.exists():  # runs added to an experiment must be comparable with the ones it has
         previous = json.loads(settings_file.read_text())
         changed = {k: (previous.get(k), v) for k, v in shared_settings.items() if previous.get(k) != v}
