@@ -82,6 +82,15 @@ def test_running_again_adds_a_variant_and_keeps_finished_runs(experiment):
         main(["--output_dir", str(experiment), *TINY, "--max_steps", "5"])
 
 
+def test_a_baseline_folder_without_its_protocol_is_refused(tmp_path):
+    from training.experiment import collect
+
+    (tmp_path / "runs" / "recipe" / "llama" / "seed-0").mkdir(parents=True)
+    (tmp_path / "runs" / "recipe" / "llama" / "seed-0" / "results.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"llama is a baseline run from before .* rename the folder to llama\+"):
+        collect(tmp_path)
+
+
 def test_the_data_protocol_joins_the_folder_with_its_own_baseline(experiment):
     """A second protocol trains only its baseline: the LST runs serve both, on the same sequences as before.
     (The folder is moved first: where it lies is not a setting its runs must share.)"""

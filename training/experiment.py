@@ -168,6 +168,10 @@ def collect(output_dir: Path) -> list[dict]:
     runs = []
     for results_file in sorted((output_dir / "runs").glob("*/*/*/results.json")):
         seed_dir = results_file.parent
+        if seed_dir.parent.name == BASELINE:
+            raise ValueError(f"{seed_dir.parent} is a baseline run from before protocols had their own baselines: "
+                             f"rename the folder to {BASELINE}+<its protocol> (the protocol is in "
+                             f"{output_dir / 'experiment.json'}) and run again.")
         runs.append({"ratio": seed_dir.parent.parent.name, "model": seed_dir.parent.name,
                      "seed": int(seed_dir.name.removeprefix("seed-")), **json.loads(results_file.read_text())})
     return runs
