@@ -61,21 +61,20 @@ def _paired_comparisons(cells: dict, directions: list[str], baseline: str) -> li
             continue
         by_seed = {r["seed"]: r for r in runs}
         comparison = {"mixture": ratio, "model": model, "baseline": other, "seeds": seeds, "difference": {},
-                      "interval": {}, "text": {}}
-        if len(seeds) > 1:
-            comparison["seed_range"] = {}
+                      "interval": {}, "text": {}, **({"seed_range": {}} if len(seeds) > 1 else {})}
         for direction in directions:
-            outcomes = [[run[s]["topic_cloze"][direction]["correct_context_gain"] for s in seeds]
-                        for run in (by_seed, baseline_runs)]
-            difference, interval = paired_difference_interval(*(np.mean(o, axis=0) for o in outcomes))
+            # (seeds, items) outcomes of the variant and of the baseline
+            lst, base = (np.array([run[s]["topic_cloze"][direction]["correct_context_gain"] for s in seeds], float)
+                         for run in (by_seed, baseline_runs))
+            difference, interval = paired_difference_interval(lst.mean(axis=0), base.mean(axis=0))
             comparison["difference"][direction] = difference
             comparison["interval"][direction] = list(interval)
             comparison["text"][direction] = format_difference(difference, interval)
             if len(seeds) > 1:
-                per_seed = [paired_difference_interval(lst, base)[0] for lst, base in zip(*outcomes)]
-                comparison["seed_range"][direction] = [min(per_seed), max(per_seed)]
-                comparison["text"][direction] += (f" (seeds {100 * min(per_seed):+.0f} to "
-                                                  f"{100 * max(per_seed):+.0f})")
+                per_seed = lst.mean(axis=1) - base.mean(axis=1)
+                low, high = float(per_seed.min()), float(per_seed.max())
+                comparison["seed_range"][direction] = [low, high]
+                comparison["text"][direction] += f" (seeds {100 * low:+.0f} to {100 * high:+.0f})"
         comparisons.append(comparison)
     return comparisons
 
