@@ -8,7 +8,7 @@ Each measured stage runs in its own process (its peak resident memory is its own
 - building: paired rows (KJV words, 0.2-0.4 s per word, units at `--frame_rate` Hz, word spans, 0-0.1 s
   silences) as Parquet shards, plus twice as many text lines, built with `lst data --recipe lst --streaming`
   (formats + mixing only, then formats + mixing + packing + writing the shards);
-- training: `training.pretrain --streaming` (tiny preset) for a few steps from each size's packed shards.
+- training: `lst_speech.training.pretrain --streaming` (tiny preset) for a few steps from each size's packed shards.
 
 Time should grow linearly with the corpus (the streaming stages) or stay flat (training's first steps), and
 peak memory stay flat. Growth is judged on time per unit of corpus between sizes, and building's rate is taken
@@ -82,7 +82,7 @@ def write_audio(folder: Path, hours: float, seed: int = 0) -> int:
 
 def paired_rows(hours: float, frame_rate: int, num_units: int, seed: int = 0):
     """Aligned utterances (one KJV verse each) until `hours` of speech: generated one by one, never held."""
-    from tokenization.sample_text import kjv_verses
+    from lst_speech.tokenization.corpora.sample_text import kjv_verses
 
     rng, frames_left = np.random.default_rng(seed), hours * 3600 * frame_rate
     for verse in itertools.cycle(kjv_verses(20_000)):
@@ -102,8 +102,8 @@ def paired_rows(hours: float, frame_rate: int, num_units: int, seed: int = 0):
 def write_paired_corpus(folder: Path, hours: float, frame_rate: int, num_units: int) -> dict:
     import datasets
 
-    from tokenization.sample_text import kjv_verses
-    from training.dataset_files import write_parquet_shards
+    from lst_speech.tokenization.corpora.sample_text import kjv_verses
+    from lst_speech.training.data.dataset_files import write_parquet_shards
 
     features = datasets.Features({"text": datasets.Value("string"),
                                   "words": datasets.Sequence(datasets.Value("string")),
@@ -119,14 +119,14 @@ def write_paired_corpus(folder: Path, hours: float, frame_rate: int, num_units: 
 # Stages: each runs in a child process (`--stage NAME`) and prints one JSON line.
 
 def extraction_job(extractor, audio, output):
-    from tokenization.sharded_extraction import ShardedExtraction
+    from lst_speech.tokenization.corpora.sharded_extraction import ShardedExtraction
 
     return ShardedExtraction(Path(extractor), [Path(audio)], Path(output), shard_size=100)
 
 
 def stage_extract(arguments) -> dict:
     """The whole job (`run_extraction`: configuration check, shards, index) in this process."""
-    from tokenization.sharded_extraction import run_extraction
+    from lst_speech.tokenization.corpora.sharded_extraction import run_extraction
 
     job = extraction_job(arguments.extractor, arguments.input, arguments.output)
     start = time.perf_counter()
@@ -169,10 +169,10 @@ def stage_build(arguments) -> dict:
     """`lst data --streaming` (with `--pack`), or the formatted, mixed documents only, counted."""
     from transformers import AutoTokenizer
 
-    from training.cli import main
-    from training.data_cli import _text_source
-    from training.data_recipes import RECIPES, build_pretraining_data
-    from training.dataset_files import open_dataset
+    from lst_speech.training.cli.main import main
+    from lst_speech.training.cli.data import _text_source
+    from lst_speech.training.data.recipes import RECIPES, build_pretraining_data
+    from lst_speech.training.data.dataset_files import open_dataset
 
     start = time.perf_counter()
     if arguments.pack:
@@ -191,7 +191,7 @@ def stage_build(arguments) -> dict:
 
 
 def stage_train(arguments) -> dict:
-    from training.pretrain import main
+    from lst_speech.training.pretrain import main
 
     start = time.perf_counter()
     main(["--tokenizer", arguments.tokenizer, "--train_data", arguments.input, "--streaming", "--output_dir",
@@ -246,10 +246,10 @@ def flops_per_token(tokenizer, packed: Path, preset: str) -> float:
     """Training FLOPs per token of `preset` on the built data (static patching, the accounting's count)."""
     import torch
 
-    from modeling_lst import LSTConfig
-    from modeling_lst.patching import static_patch_starts
-    from training.dataset_files import open_dataset
-    from training.throughput import training_flops
+    from lst_speech.modeling_lst import LSTConfig
+    from lst_speech.modeling_lst.patching import static_patch_starts
+    from lst_speech.training.data.dataset_files import open_dataset
+    from lst_speech.training.throughput import training_flops
 
     config = LSTConfig.from_tokenizer(tokenizer, preset=preset)
     total_flops = total_tokens = 0.0
@@ -298,9 +298,9 @@ def main() -> None:
 
 
 def report(arguments, workdir: Path) -> None:
-    from tokenization import SpeechUnitTextTokenizer
-    from tokenization.mfcc_units import MfccUnitExtractor
-    from tokenization.sample_text import kjv_verses
+    from lst_speech.tokenization import SpeechUnitTextTokenizer
+    from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
+    from lst_speech.tokenization.corpora.sample_text import kjv_verses
 
     import soundfile
 

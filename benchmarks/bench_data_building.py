@@ -16,9 +16,9 @@ import time
 import datasets
 import numpy as np
 
-from tokenization import SpeechUnitTextTokenizer
-from tokenization.sample_text import kjv_verses
-from training.data_pipeline import build_format
+from lst_speech.tokenization import SpeechUnitTextTokenizer
+from lst_speech.tokenization.corpora.sample_text import kjv_verses
+from lst_speech.training.data.pipeline import build_format
 
 FORMATS = ("cst_speech_text", "cst_text_speech", "ast")
 

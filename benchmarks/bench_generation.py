@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from transformers import LlamaForCausalLM, LogitsProcessorList
 
-from modeling_lst import PRESETS, LSTConfig, LSTForCausalLM
-from modeling_lst.modality import ModalityLogitsProcessor
+from lst_speech.modeling_lst import PRESETS, LSTConfig, LSTForCausalLM
+from lst_speech.modeling_lst.modality import ModalityLogitsProcessor
 from weight_reads import matmul_ceiling
 
 TEXT_PIECES, NUM_UNITS = 8000, 501

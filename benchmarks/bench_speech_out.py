@@ -25,9 +25,9 @@ from bench_generation import NUM_UNITS, SPEECH_START, models, speech_prompt
 from bench_tokenizer import median_seconds
 from transformers import AutoModel, LogitsProcessorList
 
-import tokenization.vocoder  # noqa: F401  (registers the vocoder with AutoModel)
-from modeling_lst.modality import ModalityLogitsProcessor
-from tokenization.vocoder import PRESETS, UnitHifiGanVocoder, UnitVocoderConfig
+import lst_speech.tokenization.vocoder  # noqa: F401  (registers the vocoder with AutoModel)
+from lst_speech.modeling_lst.modality import ModalityLogitsProcessor
+from lst_speech.tokenization.vocoder import PRESETS, UnitHifiGanVocoder, UnitVocoderConfig
 
 AUDIO_SECONDS = 10.0
 

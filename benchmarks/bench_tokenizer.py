@@ -23,8 +23,8 @@ import time
 import numpy as np
 from tokenizers import AddedToken, Tokenizer
 
-from tokenization import SpeechUnitTextTokenizer
-from tokenization.sample_text import kjv_verses
+from lst_speech.tokenization import SpeechUnitTextTokenizer
+from lst_speech.tokenization.corpora.sample_text import kjv_verses
 
 NUM_UNITS = 501
 

@@ -3,7 +3,7 @@
 For three compositions (interleaved with the paper's 77% speech share, speech-only, text-only), one
 forward + backward pass of the `small` LST and of the Llama baseline (global 6 x 512 over the joint
 vocabulary) runs on identical token batches, several times; the median time is compared with the FLOPs
-ratio from `modeling_lst.accounting`. Target (issue 14): on all three compositions the time ratio is
+ratio from `lst_speech.modeling_lst.accounting`. Target (issue 14): on all three compositions the time ratio is
 within 10% of the FLOPs ratio (eager, and with `--compile` also under torch.compile's inductor, whose first
 call per shape compiles and is not timed). The verdict uses the raw times; the gap without the shared
 vocabulary cross-entropy is printed beside it.
@@ -27,9 +27,9 @@ import time
 import torch
 from transformers import LlamaForCausalLM
 
-from modeling_lst import PRESETS, LSTConfig, LSTForCausalLM
-from modeling_lst.accounting import SequenceShape, llama_flops, lst_flops
-from modeling_lst.patching import patch_lengths_from_starts, static_patch_starts
+from lst_speech.modeling_lst import PRESETS, LSTConfig, LSTForCausalLM
+from lst_speech.modeling_lst.accounting import SequenceShape, llama_flops, lst_flops
+from lst_speech.modeling_lst.patching import patch_lengths_from_starts, static_patch_starts
 
 TEXT_PIECES, NUM_UNITS = 8000, 501
 TEXT_MARKER, SPEECH_MARKER = TEXT_PIECES, TEXT_PIECES + 1

@@ -16,9 +16,9 @@ import argparse
 import numpy as np
 import torch
 
-from modeling_lst import PRESETS, LSTConfig
-from modeling_lst.accounting import SequenceShape, llama_flops, lst_flops
-from modeling_lst.patching import patch_lengths_from_starts, static_patch_starts
+from lst_speech.modeling_lst import PRESETS, LSTConfig
+from lst_speech.modeling_lst.accounting import SequenceShape, llama_flops, lst_flops
+from lst_speech.modeling_lst.patching import patch_lengths_from_starts, static_patch_starts
 
 # A 200-token block of an interleaved document: [Text] + 44 text tokens, [Speech] + 154 units (77% speech).
 BLOCK = [False] * 45 + [False] + [True] * 154

@@ -15,12 +15,12 @@ import argparse
 
 import numpy as np
 
-from modeling_lst.patching import patch_starts
-from tokenization import SpeechUnitTextTokenizer
-from tokenization.sample_text import kjv_verses
-from tokenization.spoken_corpus import sample_spoken_corpus
-from training.collator import PackedCollator
-from training.data_pipeline import build_format
+from lst_speech.modeling_lst.patching import patch_starts
+from lst_speech.tokenization import SpeechUnitTextTokenizer
+from lst_speech.tokenization.corpora.sample_text import kjv_verses
+from lst_speech.tokenization.corpora.spoken_corpus import sample_spoken_corpus
+from lst_speech.training.data.collator import PackedCollator
+from lst_speech.training.data.pipeline import build_format
 
 # (variant, aligned_by, silences, the paper's average tokens per patch at 25 Hz)
 VARIANTS = [

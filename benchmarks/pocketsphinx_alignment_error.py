@@ -15,9 +15,9 @@ import logging
 
 import numpy as np
 
-from tokenization.espeak import EspeakSynthesizer
-from tokenization.pocketsphinx_aligner import PocketsphinxAligner
-from tokenization.sample_text import kjv_verses
+from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
+from lst_speech.tokenization.alignment.pocketsphinx_aligner import PocketsphinxAligner
+from lst_speech.tokenization.corpora.sample_text import kjv_verses
 
 
 def main() -> None:
@@ -32,8 +32,8 @@ def main() -> None:
         def emit(self, record):
             retries.append(record.getMessage())
 
-    logging.getLogger("tokenization.pocketsphinx_aligner").addHandler(CountRetries())
-    logging.getLogger("tokenization.pocketsphinx_aligner").setLevel(logging.INFO)
+    logging.getLogger("lst_speech.tokenization.alignment.pocketsphinx_aligner").addHandler(CountRetries())
+    logging.getLogger("lst_speech.tokenization.alignment.pocketsphinx_aligner").setLevel(logging.INFO)
 
     synthesizer, aligner = EspeakSynthesizer(), PocketsphinxAligner()
     errors_ms, skipped_oov, failed = [], 0, 0

@@ -15,7 +15,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from modeling_lst.accounting import decoding_weight_reads
+from lst_speech.modeling_lst.accounting import decoding_weight_reads
 
 RING_BYTES = 512 * 2**20  # larger than any CPU cache here: each timed read comes from memory
 

@@ -8,15 +8,15 @@ goes to the `cra` metric module. Directions: u2u, u2t, t2u, t2t (prompt modality
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
-from .likelihood import continuation_log_likelihoods
-from .uncertainty import proportion_interval
+from lst_speech.evaluation.likelihood import continuation_log_likelihoods
+from lst_speech.evaluation.uncertainty import proportion_interval
+from lst_speech.evaluation.metrics import metric_path
 
 DIRECTIONS = ("u2u", "u2t", "t2u", "t2t")
-CRA_METRIC = Path(__file__).resolve().parent / "metrics" / "cra"
+CRA_METRIC = metric_path("cra")
 
 
 def split_paired_utterance(row: dict, fraction: float = 0.5) -> dict:
@@ -54,7 +54,7 @@ def context_retrieval_accuracy(model, tokenizer, rows, directions=DIRECTIONS, ba
     """CRA per direction, with the chance level (the `cra` evaluate module) and a 95% Wilson interval."""
     import evaluate  # imported here: it takes seconds, and only evaluation needs it
 
-    metric = evaluate.load(str(CRA_METRIC))
+    metric = evaluate.load(CRA_METRIC)
     results = {}
     for direction in directions:
         matrix = context_retrieval_matrix(model, tokenizer, rows, direction, batch_size, progress)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .likelihood import NORMALIZATIONS, continuation_log_likelihoods
-from .uncertainty import proportion_interval
+from lst_speech.evaluation.likelihood import NORMALIZATIONS, continuation_log_likelihoods
+from lst_speech.evaluation.uncertainty import proportion_interval
 
 
 @dataclass

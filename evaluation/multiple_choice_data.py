@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .multiple_choice import MultipleChoiceItem
+from lst_speech.evaluation.multiple_choice import MultipleChoiceItem
 
 DIRECTIONS = ("S->S", "T->T", "S->T", "T->S")
 

@@ -1,7 +1,7 @@
 """PELM runner (SUTLM): sample continuations of prompts and score them under an external LM.
 
 Text continuations are scored as generated. Speech continuations need a transcriber (any callable from a
-unit array to text: `evaluation.transcribers.UnitTranscriber`, a unit vocoder + a recogniser); without one they
+unit array to text: `lst_speech.evaluation.transcription.transcribers.UnitTranscriber`, a unit vocoder + a recogniser); without one they
 cannot be scored, and the runner says so. `spoken_prompts` cuts a spoken corpus's utterances in half for any of
 the four directions. Defaults follow slamkit's GenPPL recipe (temperature 0.8, top-k 25), which SUTLM does not
 specify.
@@ -9,13 +9,13 @@ specify.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
-from modeling_lst.modality import generate_in_modality
+from lst_speech.modeling_lst.modality import generate_in_modality
+from lst_speech.evaluation.metrics import metric_path
 
-PELM_METRIC = Path(__file__).resolve().parent / "metrics" / "pelm"
+PELM_METRIC = metric_path("pelm")
 
 
 def continuation_text(segments, transcriber=None) -> str:
@@ -50,7 +50,7 @@ def pelm(model, tokenizer, prompts, prompt_transcripts, references, external_lm:
                                               do_sample=True, temperature=temperature, top_k=top_k,
                                               max_new_tokens=max_new_tokens)
     predictions = [continuation_text(c, transcriber) for c in continuations]
-    result = evaluate.load(str(PELM_METRIC)).compute(
+    result = evaluate.load(PELM_METRIC).compute(
         predictions=predictions, references=list(references), contexts=list(prompt_transcripts), model_id=external_lm
     )
     return {**result, "continuations": predictions}

@@ -20,7 +20,7 @@ def pretraining_data_card(name: str, recipe: dict, statistics: dict, provenance:
                                                 "data_files": [{"split": "train", "path": data_files}]}]
     data = DatasetCardData(tags=["speech", "speech-units", "lst"], pretty_name=name, configs=configs)
     lines = [f"# {name}", "",
-             "Joint speech-unit / text pretraining sequences built with the `lst` package (`training.data_pipeline`).",
+             "Joint speech-unit / text pretraining sequences built with the `lst` package (`lst_speech.training.data.pipeline`).",
              "", "## Recipe", ""]
     lines += [f"- **{key}**: {value}" for key, value in recipe.items()]
     if provenance:
@@ -43,7 +43,7 @@ def spoken_corpus_card(name: str, facts: dict) -> DatasetCard:
     table = ["| part | source |", "|---|---|",
              f"| text | {facts['text_source']} |",
              "| speech | espeak-ng (voice en-us), word times from its word events, character times from its phoneme "
-             "events (letters assigned to phonemes by `tokenization.character_times`) |",
+             "events (letters assigned to phonemes by `lst_speech.tokenization.speech.character_times`) |",
              f"| units | {facts['extractor']} |"]
     lines = [f"# {name}", "", "A spoken corpus built offline with the `lst` package (`lst corpus`): rows `{id, text, "
              "words, units, word_spans, character_starts}`, word spans and character starts in unit frames. Its speech is synthetic.", "", "## Provenance", "",

@@ -7,7 +7,7 @@ A release holds safetensors weights (sharded above `--max_shard_size`), `config.
 their `auto_map` and the code they need (so `AutoModel*` and `AutoTokenizer` load it with
 `trust_remote_code=True` where this package is not installed; the Llama baseline's model is a transformers
 architecture and needs no code, its tokenizer does), `generation_config.json`, the unit extractor in
-`extractor/`, and a model card (model_cards.model_card). The folder is built beside its destination and
+`extractor/`, and a model card (lst_speech.model_cards.model_card). The folder is built beside its destination and
 renamed into place when complete. Uploading is `huggingface_hub`'s `create_repo` + `upload_folder`;
 everything decided before that (what is uploaded, where, the card's metadata) is checked first and is what
 `--dry_run` prints.
@@ -25,14 +25,14 @@ from pathlib import Path
 
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-import modeling_lst  # noqa: F401  (registers LST with the Auto classes)
-import tokenization  # noqa: F401  (registers the joint tokenizer)
-from modeling_lst.accounting import parameter_counts
-from modeling_lst.export import save_processor_with_remote_code, save_tokenizer_with_remote_code, save_with_remote_code
-from tokenization.atomic_files import atomic_path
-from tokenization.processing_lst import SpeechTextProcessor
-from tokenization.unit_extraction import CENTROIDS_FILE, CONFIG_FILE, load_unit_extractor
-from model_cards.model_card import model_card, run_facts
+import lst_speech.modeling_lst  # noqa: F401  (registers LST with the Auto classes)
+import lst_speech.tokenization  # noqa: F401  (registers the joint tokenizer)
+from lst_speech.modeling_lst.accounting import parameter_counts
+from lst_speech.modeling_lst.export import save_processor_with_remote_code, save_tokenizer_with_remote_code, save_with_remote_code
+from lst_speech.tokenization.atomic_files import atomic_path
+from lst_speech.tokenization.processing_lst import SpeechTextProcessor
+from lst_speech.tokenization.speech.unit_extraction import CENTROIDS_FILE, CONFIG_FILE, load_unit_extractor
+from lst_speech.model_cards.model_card import model_card, run_facts
 
 logger = logging.getLogger("lst.release")
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -111,7 +111,7 @@ ADAPTER_FILES = ("adapter_model.safetensors", "base_model.json")
 
 def export_adapter_release(source: str | os.PathLike, output_dir: str | os.PathLike, base_repo_id: str | None,
                            facts: dict | None = None, repo_id: str | None = None) -> Path:
-    """A fine-tuned LoRA adapter (training.finetune_slue's best/) as a release: its weights, the tokenizer with
+    """A fine-tuned LoRA adapter (lst_speech.training.finetuning.finetune's best/) as a release: its weights, the tokenizer with
     code, an `adapter_config.json` whose base is `base_repo_id` (the base's release: a repo id or a folder), and a
     card. peft's `PeftModel.from_pretrained` loads it onto that base; `load_finetuned` also checks the base."""
     source = Path(source)
@@ -120,7 +120,7 @@ def export_adapter_release(source: str | os.PathLike, output_dir: str | os.PathL
                          "model's release it loads onto; or merge it (`lst finetune ... --merge`) and export best-merged/.")
     missing = [name for name in ADAPTER_FILES if not (source / name).is_file()]
     if missing:
-        raise ValueError(f"{source} lacks {missing}: export an adapter saved by training.finetune_slue.")
+        raise ValueError(f"{source} lacks {missing}: export an adapter saved by lst_speech.training.finetuning.finetune.")
     tokenizer = AutoTokenizer.from_pretrained(source)
     adapter_config = json.loads((source / "adapter_config.json").read_text())
     base_config = AutoConfig.from_pretrained(adapter_config["base_model_name_or_path"], trust_remote_code=True)
@@ -187,26 +187,3 @@ def push_release(folder: str | os.PathLike, repo_id: str, private: bool = False,
                                commit_message="Upload LST release")
     plan["commit_url"] = str(commit)
     return plan
-
-
-def add_parser(subparsers) -> None:
-    export = subparsers.add_parser("export", help="turn a trained run into a Hub-ready release folder")
-    export.add_argument("source", type=Path, help="a pretraining output_dir (with final/) or a saved model")
-    export.add_argument("--output_dir", type=Path, required=True)
-    export.add_argument("--extractor", type=Path, help="the unit extractor the model's units came from")
-    export.add_argument("--repo_id", help="the repo id the card's usage lines name")
-    export.add_argument("--facts", type=Path, help="a JSON file of facts to add to the card (data, evaluation)")
-    export.add_argument("--max_shard_size", default="2GB")
-    export.add_argument("--base_repo_id", help="for a LoRA adapter: the base model's release it loads onto")
-    export.set_defaults(run=lambda a: export_release(
-        a.source, a.output_dir, a.extractor, json.loads(a.facts.read_text()) if a.facts else None, a.repo_id,
-        a.max_shard_size, a.base_repo_id))
-    push = subparsers.add_parser("push", help="upload a release folder to the Hub")
-    push.add_argument("folder", type=Path)
-    push.add_argument("--repo_id", required=True)
-    push.add_argument("--private", action="store_true")
-    push.add_argument("--revision", help="a branch (created if missing)")
-    push.add_argument("--create_pr", action="store_true")
-    push.add_argument("--dry_run", action="store_true", help="print what would be uploaded, upload nothing")
-    push.set_defaults(run=lambda a: print(json.dumps(push_release(
-        a.folder, a.repo_id, a.private, a.revision, a.create_pr, a.dry_run), indent=2)))

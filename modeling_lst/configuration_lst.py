@@ -70,7 +70,7 @@ class LSTConfig(PreTrainedConfig):
         cross_attn_window_encoder: patches whose tokens a patch query attends to (1 = its own tokens).
         cross_attn_window_decoder: global patch states a token attends to (1 = the last closed patch).
         patching_mode: `static`, `aligned` (words), `bpe` (text BPE pieces of words), `mixed`, `curriculum` or
-            `none` (every token its own patch); see `modeling_lst.patching`.
+            `none` (every token its own patch); see `lst_speech.modeling_lst.patching`.
         patch_size: speech tokens per static patch.
         max_patch_length: longest aligned patch; longer word spans are split.
         curriculum_aligned_until, curriculum_static_from: steps t1 and t2 of the curriculum (aligned

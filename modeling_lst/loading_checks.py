@@ -99,6 +99,6 @@ def checked_load(name_or_path, kwargs: dict, needs_weights: bool, preset_names=(
         if name in preset_names:
             hint += (f" {name!r} is also the name of one of LST's presets, which are configurations, not published "
                      f"weights (no LST weights are published): build one with LSTConfig.from_tokenizer(tokenizer, "
-                     f"preset={name!r}), train it with training/pretrain.py --preset {name}, and publish it with "
+                     f"preset={name!r}), train it with `python -m lst_speech.training.pretrain --preset {name}`, and publish it with "
                      "`lst export` and `lst push`.")
         raise OSError(f"{error}\n\n{hint}") from error

@@ -102,7 +102,7 @@ def patch_starts(
 ) -> torch.Tensor:
     """Patch starts for a batch under any patching mode (the training loop passes the current step).
 
-    `aligned_boundaries` are the word or piece boundaries the aligned side uses (`training.collator` builds
+    `aligned_boundaries` are the word or piece boundaries the aligned side uses (`lst_speech.training.data.collator` builds
     them for the run's `aligned_by` and `silences`); `bpe` is `aligned` given piece boundaries.
     """
     if mode not in PATCHING_MODES:

@@ -7,8 +7,8 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from tokenization import SpeechUnitTextTokenizer, train_text_sentencepiece
-from tokenization.sample_text import kjv_verses
+from lst_speech.tokenization import SpeechUnitTextTokenizer, train_text_sentencepiece
+from lst_speech.tokenization.corpora.sample_text import kjv_verses
 
 NUM_UNITS = 50
 
@@ -80,7 +80,7 @@ def external_lm(sample_verses, tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def bases(tokenizer, tmp_path_factory):
     """A tiny LST (`bases/lst`) and the Llama baseline of its global shape (`bases/llama`), with the tokenizer."""
-    from modeling_lst import LSTConfig, LSTForCausalLM
+    from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
 
     root = tmp_path_factory.mktemp("bases")
     torch.manual_seed(0)

@@ -22,8 +22,8 @@ from torch.distributed.fsdp import FSDPModule, fully_shard
 from torch.distributed.tensor import DTensor
 from transformers import LlamaForCausalLM
 
-from modeling_lst import LSTConfig, LSTForCausalLM
-from tokenization import SpeechUnitTextTokenizer
+from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
+from lst_speech.tokenization import SpeechUnitTextTokenizer
 
 STEPS = 3
 

@@ -1,4 +1,4 @@
-"""ASR and TTS fine-tuning through the LM (training.speech_text_tasks): encoding, scoring, memorisation, steps."""
+"""ASR and TTS fine-tuning through the LM (lst_speech.training.finetuning.speech_text_tasks): encoding, scoring, memorisation, steps."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from evaluation.error_rates import transcript_error_rates, unit_error_rate
-from modeling_lst import LSTConfig
-from training.finetune_slue import FinetuningArguments, finetune
-from training.paired_data import paired_rows
-from training.speech_text_tasks import AsrTask, TtsTask
+from lst_speech.evaluation.transcription.error_rates import transcript_error_rates, unit_error_rate
+from lst_speech.modeling_lst import LSTConfig
+from lst_speech.training.finetuning.loop import FinetuningArguments, finetune
+from lst_speech.training.finetuning.paired_data import paired_rows
+from lst_speech.training.finetuning.speech_text_tasks import AsrTask, TtsTask
 
 PHRASES = ["in the beginning", "god created the heaven", "and the earth", "let there be light"]
 
@@ -86,7 +86,7 @@ def test_asr_and_tts_memorise_a_few_pairs(workspace, tokenizer, tmp_path, model)
 
 
 def test_tts_is_scored_through_a_vocoder_and_a_transcriber(workspace, tokenizer, tmp_path):
-    from tokenization.vocoder import UnitHifiGanVocoder, UnitVocoderConfig
+    from lst_speech.tokenization.vocoder import UnitHifiGanVocoder, UnitVocoderConfig
 
     torch.manual_seed(0)
     UnitHifiGanVocoder(UnitVocoderConfig.from_preset("tiny", num_units=tokenizer.num_units)).save_pretrained(tmp_path / "vocoder")

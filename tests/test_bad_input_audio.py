@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from tokenization.audio import channel_axis, duration_seconds, prepare_waveform, read_audio
-from tokenization.mfcc_units import MfccUnitExtractor
+from lst_speech.tokenization.speech.audio import channel_axis, duration_seconds, prepare_waveform, read_audio
+from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
 
 RATE = 16000
 
@@ -93,7 +93,7 @@ def test_a_short_clip_at_another_rate_is_measured_after_resampling(extractor):
 
 
 def test_conversions_are_logged_not_silent(caplog):
-    with caplog.at_level(logging.DEBUG, logger="tokenization.audio"):
+    with caplog.at_level(logging.DEBUG, logger="lst_speech.tokenization.speech.audio"):
         prepare_waveform(np.stack([tone(), tone()], axis=1), 8000, RATE, name="stereo clip")
     assert "downmixing 2 channels to mono" in caplog.text and "resampling 8000 Hz -> 16000 Hz" in caplog.text
 
@@ -101,14 +101,14 @@ def test_conversions_are_logged_not_silent(caplog):
 def test_receptive_field_of_a_hubert_shaped_encoder():
     from transformers import HubertConfig
 
-    from tokenization.audio import feature_encoder_receptive_field
+    from lst_speech.tokenization.speech.audio import feature_encoder_receptive_field
 
     assert feature_encoder_receptive_field(HubertConfig()) == 400
 
 
 def test_the_feature_extractor_and_processor_name_what_is_missing(extractor, tokenizer):
-    from tokenization import SpeechTextProcessor, UnitFeatureExtractor
-    from tokenization.alignment import WordAlignment
+    from lst_speech.tokenization import SpeechTextProcessor, UnitFeatureExtractor
+    from lst_speech.tokenization.alignment.word_alignment import WordAlignment
 
     features = UnitFeatureExtractor.from_unit_extractor(extractor)
     with pytest.raises(ValueError, match=r"Pass sampling_rate with the audio"):

@@ -12,7 +12,7 @@ import torch
 from accelerate import Accelerator
 from transformers import get_scheduler
 
-from training.checkpoints import (STATE_FILE, checkpoint_problem, load_checkpoint, resolve_checkpoint,
+from lst_speech.training.checkpoints import (STATE_FILE, checkpoint_problem, load_checkpoint, resolve_checkpoint,
                                   save_checkpoint)
 
 REQUIRED = ("step", "micro_batches")
@@ -80,7 +80,7 @@ def test_a_damaged_checkpoint_is_named_and_latest_falls_back(damaged_run, case, 
     assert checkpoint_problem(newest, REQUIRED) is not None
     with pytest.raises(ValueError, match=rf"checkpoint-4 cannot be resumed from: .*{words}"):
         resolve_checkpoint(damaged_run, str(newest), REQUIRED)
-    with caplog.at_level(logging.WARNING, logger="training.checkpoints"):
+    with caplog.at_level(logging.WARNING, logger="lst_speech.training.checkpoints"):
         assert resolve_checkpoint(damaged_run, "latest", REQUIRED) == damaged_run / "checkpoint-2"
     assert "skipping checkpoint" in caplog.text and "checkpoint-4" in caplog.text
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from tokenization.atomic_files import atomic_path
-from training.arguments import DataArguments, ModelArguments, PretrainingArguments, parse_script_arguments
-from training.cli import main
+from lst_speech.tokenization.atomic_files import atomic_path
+from lst_speech.training.arguments import DataArguments, ModelArguments, PretrainingArguments, parse_script_arguments
+from lst_speech.training.cli.main import main
 
 TYPES = (ModelArguments, DataArguments, PretrainingArguments)
 
@@ -72,7 +72,7 @@ def test_bad_pretraining_arguments_are_refused_when_parsed(saved_tokenizer, pack
 
 
 def test_resume_and_data_are_checked_before_a_model_is_built(saved_tokenizer, packed, tmp_path, monkeypatch):
-    from training import pretrain
+    from lst_speech.training import pretrain
 
     monkeypatch.setattr(pretrain, "build_model", lambda *a: pytest.fail("a model was built before the checks"))
     parsed = parse_script_arguments(TYPES, arguments(saved_tokenizer, packed, tmp_path, report_to="none",
@@ -86,7 +86,7 @@ def test_resume_and_data_are_checked_before_a_model_is_built(saved_tokenizer, pa
 
 
 def test_a_failed_unit_extraction_leaves_no_output_and_says_why_in_one_line(tmp_path, capsys):
-    from tokenization.mfcc_units import MfccUnitExtractor
+    from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
 
     rng = np.random.default_rng(0)
     MfccUnitExtractor(num_units=4).fit([rng.normal(size=16000).astype(np.float32)], 16000).save_pretrained(
@@ -168,7 +168,7 @@ def test_a_segment_that_is_neither_text_nor_units_is_named(tokenizer, segment, w
     ({"learning_rate": -1}, r"learning_rate must be positive"),
 ])
 def test_bad_finetuning_arguments_are_refused_when_parsed(saved_tokenizer, tmp_path, changes, words):
-    from training.finetune_slue import FinetuningArguments
+    from lst_speech.training.finetuning.loop import FinetuningArguments
 
     (tmp_path / "train.parquet").write_bytes(b"")
     values = {"model_name_or_path": saved_tokenizer, "train_data": str(tmp_path / "train.parquet"),

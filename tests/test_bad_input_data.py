@@ -7,11 +7,11 @@ import datasets
 import numpy as np
 import pytest
 
-from training.data_formats import AstConfig, SpanSampler, document_segments
-from training.data_mixing import mix
-from training.data_pipeline import build_format
-from training.data_recipes import RECIPES, DataRecipe, build_pretraining_data
-from training.packing import pack
+from lst_speech.training.data.formats import AstConfig, SpanSampler, document_segments
+from lst_speech.training.data.mixing import mix
+from lst_speech.training.data.pipeline import build_format
+from lst_speech.training.data.recipes import RECIPES, DataRecipe, build_pretraining_data
+from lst_speech.training.data.packing import pack
 
 ROW = {
     "text": "Alpha beta, gamma delta.",

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from evaluation.multiple_choice import MultipleChoiceItem, multiple_choice_accuracy
-from evaluation.multiple_choice_data import load_story_cloze
-from evaluation.slue import _waveform
+from lst_speech.evaluation.multiple_choice import MultipleChoiceItem, multiple_choice_accuracy
+from lst_speech.evaluation.multiple_choice_data import load_story_cloze
+from lst_speech.evaluation.slue.data import _waveform
+from lst_speech.evaluation.metrics import metric_path
 
-METRICS = Path(__file__).resolve().parent.parent / "evaluation" / "metrics"
+METRICS = Path(metric_path("cra")).parent
 
 
 def metric(name, **kwargs):
@@ -105,15 +106,15 @@ def test_slue_audio_that_does_not_exist_is_named_with_its_row(tmp_path):
 
 
 def test_context_retrieval_names_a_bad_direction(tokenizer):
-    from evaluation.context_retrieval import context_retrieval_matrix
+    from lst_speech.evaluation.context_retrieval import context_retrieval_matrix
 
     with pytest.raises(ValueError, match="direction must be one of"):
         context_retrieval_matrix(None, tokenizer, [], "S->X")
 
 
 def test_likelihood_names_an_empty_continuation_and_a_bad_normalisation(tokenizer):
-    from modeling_lst import LSTConfig, LSTForCausalLM
-    from evaluation.likelihood import continuation_log_likelihoods
+    from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
+    from lst_speech.evaluation.likelihood import continuation_log_likelihoods
 
     model = LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny")).eval()
     with pytest.raises(ValueError, match="A continuation needs at least one segment"):

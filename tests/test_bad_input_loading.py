@@ -11,10 +11,10 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from modeling_lst import LSTConfig, LSTForCausalLM, LSTForSequenceClassification
-from tokenization import SpeechUnitTextTokenizer, UnitFeatureExtractor
-from tokenization.mfcc_units import MfccUnitExtractor
-from tokenization.unit_extraction import load_unit_extractor
+from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM, LSTForSequenceClassification
+from lst_speech.tokenization import SpeechUnitTextTokenizer, UnitFeatureExtractor
+from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
+from lst_speech.tokenization.speech.unit_extraction import load_unit_extractor
 
 
 @pytest.fixture(scope="module")

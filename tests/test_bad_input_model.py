@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from modeling_lst import LSTConfig, LSTForCausalLM, LSTForSequenceClassification, LSTModel
-from modeling_lst.cache_lst import LSTCache
-from modeling_lst.modality import ModalityLogitsProcessor, generate_in_modality
+from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM, LSTForSequenceClassification, LSTModel
+from lst_speech.modeling_lst.cache_lst import LSTCache
+from lst_speech.modeling_lst.modality import ModalityLogitsProcessor, generate_in_modality
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import os
 import torch
 from test_multiple_choice_data import STORY_CLOZE_CSV
 
-from modeling_lst import LSTConfig, LSTForCausalLM
-from training.cli import main
+from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
+from lst_speech.training.cli.main import main
 
 
 def test_lst_eval_mc_writes_json_and_markdown(tokenizer, tmp_path):
@@ -39,7 +39,7 @@ def test_lst_help_answers_without_importing_torch():
     import subprocess
     import sys
 
-    script = ("import sys\nfrom training.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+    script = ("import sys\nfrom lst_speech.training.cli.main import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
               "print('torch' in sys.modules)")
     for argv in ([], ["eval"], ["data"]):
         result = subprocess.run([sys.executable, "-c", script, *argv, "--help"], capture_output=True, text=True,
@@ -51,9 +51,9 @@ def test_lst_help_answers_without_importing_torch():
 
 
 def test_lst_eval_cra_and_spoken_mc(tokenizer, tmp_path, sample_verses):
-    from tokenization.espeak import EspeakSynthesizer
-    from tokenization.mfcc_units import MfccUnitExtractor
-    from tokenization.spoken_corpus import build_spoken_corpus
+    from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
+    from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
+    from lst_speech.tokenization.corpora.spoken_corpus import build_spoken_corpus
 
     synthesizer = EspeakSynthesizer()
     # The test tokenizer has 50 units: fit a 50-unit extractor so the corpus's units fit its vocabulary.
@@ -82,7 +82,7 @@ def test_lst_units_fit_extract_and_corpus(tmp_path, sample_verses):
     import numpy as np
     import soundfile
 
-    from tokenization.espeak import EspeakSynthesizer
+    from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
 
     synthesizer = EspeakSynthesizer()
     paths = []
@@ -140,11 +140,11 @@ def test_bad_input_ends_in_one_line_naming_the_problem(tmp_path):
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "training.cli", "push", str(tmp_path), "--repo_id", "org/x",
+    result = subprocess.run([sys.executable, "-m", "lst_speech.training.cli.main", "push", str(tmp_path), "--repo_id", "org/x",
                              "--dry_run"], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("lst push: error: ") and "is not a release folder" in \
         result.stderr and "Traceback" not in result.stderr
-    debug = subprocess.run([sys.executable, "-m", "training.cli", "push", str(tmp_path), "--repo_id", "org/x"],
+    debug = subprocess.run([sys.executable, "-m", "lst_speech.training.cli.main", "push", str(tmp_path), "--repo_id", "org/x"],
                            capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", "LST_DEBUG": "1"})
     assert debug.returncode == 1 and "Traceback" in debug.stderr

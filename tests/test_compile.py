@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from modeling_lst import LSTConfig, LSTForCausalLM
+from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import AutoConfig, LlamaForCausalLM
 
-from modeling_lst import PRESETS, LSTConfig
+from lst_speech.modeling_lst import PRESETS, LSTConfig
 
 
 def test_from_tokenizer_copies_the_vocabulary_ranges(tokenizer):

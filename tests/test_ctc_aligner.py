@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC
 
-from tokenization.ctc_aligner import CtcAligner, ctc_viterbi, token_frame_spans
+from lst_speech.tokenization.alignment.ctc_aligner import CtcAligner, ctc_viterbi, token_frame_spans
 
 
 def path_score(log_probs, labels):
@@ -71,7 +71,7 @@ def tiny_ctc_model(directory) -> str:
 
 
 def test_aligner_loads_a_local_checkpoint_and_aligns_every_word(tmp_path):
-    from tokenization.espeak import EspeakSynthesizer
+    from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
 
     aligner = CtcAligner(tiny_ctc_model(tmp_path / "ctc"))
     assert aligner.frame_rate == 50

@@ -7,10 +7,10 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM
 
-from evaluation.context_retrieval import context_retrieval_accuracy, split_paired_utterance
-from evaluation.likelihood import continuation_log_likelihoods
-from evaluation.multiple_choice import MultipleChoiceItem, multiple_choice_accuracy
-from modeling_lst import LSTConfig, LSTForCausalLM
+from lst_speech.evaluation.context_retrieval import context_retrieval_accuracy, split_paired_utterance
+from lst_speech.evaluation.likelihood import continuation_log_likelihoods
+from lst_speech.evaluation.multiple_choice import MultipleChoiceItem, multiple_choice_accuracy
+from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
 
 WORDS = ["in", "the", "beginning", "god", "created", "heaven", "and", "earth", "light", "darkness", "waters", "day"]
 
@@ -107,7 +107,7 @@ def test_runners_work_with_the_llama_baseline(tokenizer):
 
 
 def test_context_gain_ranks_by_what_the_context_adds(tokenizer):
-    from evaluation.likelihood import continuation_log_likelihoods
+    from lst_speech.evaluation.likelihood import continuation_log_likelihoods
 
     torch.manual_seed(1)
     llama = LlamaForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny").global_llama_config()).eval()

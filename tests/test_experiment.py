@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from training.experiment import ExperimentArguments, main, patching_flags
+from lst_speech.training.experiments.experiment import ExperimentArguments, main, patching_flags
 
 TINY = ["--preset", "tiny", "--max_steps", "4", "--spoken_utterances", "40", "--held_out_utterances", "10",
         "--cloze_items", "8", "--num_units", "20", "--vocab_size", "400", "--sequence_length", "48",
@@ -83,7 +83,7 @@ def test_running_again_adds_a_variant_and_keeps_finished_runs(experiment):
 
 
 def test_a_baseline_folder_without_its_protocol_is_refused(tmp_path):
-    from training.experiment import collect
+    from lst_speech.training.experiments.experiment import collect
 
     (tmp_path / "runs" / "recipe" / "llama" / "seed-0").mkdir(parents=True)
     (tmp_path / "runs" / "recipe" / "llama" / "seed-0" / "results.json").write_text("{}")
@@ -139,7 +139,7 @@ def test_bad_experiments_are_refused_before_training(tmp_path):
 
 
 def test_several_seeds_compare_seed_by_seed():
-    from training.experiment_report import _paired_comparisons
+    from lst_speech.training.experiments.experiment_report import _paired_comparisons
 
     def run(seed, correct):
         return {"seed": seed, "topic_cloze": {"T->T": {"correct_context_gain": correct}}}
@@ -161,8 +161,8 @@ def test_seeds_averaged_item_by_item_narrow_the_paired_interval():
     gives an interval around that gain no wider than either seed's own."""
     import numpy as np
 
-    from evaluation.uncertainty import paired_difference_interval
-    from training.experiment_report import _paired_comparisons
+    from lst_speech.evaluation.uncertainty import paired_difference_interval
+    from lst_speech.training.experiments.experiment_report import _paired_comparisons
 
     rng = np.random.default_rng(0)
     base = [rng.random(200) < 0.6 for _ in range(2)]

@@ -1,4 +1,4 @@
-"""SLUE-SA fine-tuning with LoRA (training.finetune_slue): what trains, what is saved, what reloads, what it learns.
+"""SLUE-SA fine-tuning with LoRA (lst_speech.training.finetuning.finetune): what trains, what is saved, what reloads, what it learns.
 
 The data is a separable stand-in in the voxceleb schema: each sentiment has its own words (text) and its own
 range of unit ids (speech), so a tiny model from scratch can learn it in a few dozen steps.
@@ -22,13 +22,13 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from evaluation.slue import SENTIMENT_LABELS
-from modeling_lst import LSTConfig, LSTForCausalLM, LSTForSequenceClassification
-from training.adapters import load_finetuned
-from training.checkpoints import read_log
-from training.finetune_slue import FinetuningArguments, build_model, finetune
-from training.lora_presets import LORA_PRESETS, lora_config
-from training.slue_sentiment import SLUE_SA_METRIC, SentimentTask
+from lst_speech.evaluation.slue.data import SENTIMENT_LABELS
+from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM, LSTForSequenceClassification
+from lst_speech.training.finetuning.adapters import load_finetuned
+from lst_speech.training.checkpoints import read_log
+from lst_speech.training.finetuning.loop import FinetuningArguments, build_model, finetune
+from lst_speech.training.finetuning.lora_presets import LORA_PRESETS, lora_config
+from lst_speech.training.finetuning.slue_sentiment import SLUE_SA_METRIC, SentimentTask
 
 SENTIMENT = SentimentTask()
 
@@ -87,7 +87,7 @@ def test_lora_fine_tuning_learns_a_separable_task_in_modality(workspace, tmp_pat
         torch.testing.assert_close(merged(**batch).logits, adapter_logits, atol=1e-4, rtol=1e-4)
     predicted = [SENTIMENT_LABELS[i] for i in adapter_logits.argmax(-1).tolist()]
     gold = [SENTIMENT_LABELS[i] for i in labels.tolist()]
-    rescored = evaluate.load(str(SLUE_SA_METRIC)).compute(predictions=predicted, references=gold)
+    rescored = evaluate.load(SLUE_SA_METRIC).compute(predictions=predicted, references=gold)
     assert rescored["macro_f1"] == pytest.approx(best["macro_f1"], abs=1e-9)
 
 
@@ -179,7 +179,7 @@ def test_resume_after_sigkill_repeats_every_loss_and_the_best_step(workspace, tm
     expected = {row["step"]: row for row in read_log(tmp_path / "reference" / "log.jsonl")}
     interrupted = tmp_path / "interrupted"
     args = arguments(workspace, interrupted, eval_steps=5)
-    process = subprocess.Popen([sys.executable, "-m", "training.finetune_slue", *command_line(args)], env=ENV,
+    process = subprocess.Popen([sys.executable, "-m", "lst_speech.training.finetuning.finetune", *command_line(args)], env=ENV,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log, deadline = interrupted / "log.jsonl", time.time() + 120
     while time.time() < deadline and not (log.exists() and len(log.read_text().splitlines()) >= 13):
@@ -203,7 +203,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(workspace, t
     one = finetune(arguments(workspace, tmp_path / "one", max_steps=8, eval_steps=4))
     args = arguments(workspace, tmp_path / "two", max_steps=8, eval_steps=4, per_device_batch_size=8)
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "training.finetune_slue"]
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "lst_speech.training.finetuning.finetune"]
     result = subprocess.run([*launch, *command_line(args)], env={**ENV, "ACCELERATE_USE_CPU": "true"},
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]

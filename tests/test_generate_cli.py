@@ -12,13 +12,13 @@ import pytest
 import soundfile
 import torch
 
-from modeling_lst import LSTConfig, LSTForCausalLM
-from modeling_lst.export import save_with_remote_code
-from modeling_lst.modality import generate_in_modality
-from tokenization.espeak import EspeakSynthesizer
-from tokenization.mfcc_units import MfccUnitExtractor
-from tokenization.vocoder import UnitHifiGanVocoder, UnitVocoderConfig
-from training.cli import main
+from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
+from lst_speech.modeling_lst.export import save_with_remote_code
+from lst_speech.modeling_lst.modality import generate_in_modality
+from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
+from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
+from lst_speech.tokenization.vocoder import UnitHifiGanVocoder, UnitVocoderConfig
+from lst_speech.training.cli.main import main
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_bad_generate_requests_are_refused_with_the_reason(parts, flags, message
 
 def test_a_fresh_process_loads_a_release_without_trust_remote_code(parts):
     """The in-process tests import the tokenizer package already; a new `lst` process must register it too."""
-    finished = subprocess.run([sys.executable, "-m", "training.cli", "generate", "--model", str(parts / "model"),
+    finished = subprocess.run([sys.executable, "-m", "lst_speech.training.cli.main", "generate", "--model", str(parts / "model"),
                                "--text", "In the beginning", "--max_new_tokens", "4", "--no_stream"],
                               capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert finished.returncode == 0, finished.stderr[-2000:]

@@ -7,8 +7,8 @@ import pytest
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-from modeling_lst import LSTConfig, LSTForCausalLM
-from modeling_lst.cache_lst import LSTCache
+from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
+from lst_speech.modeling_lst.cache_lst import LSTCache
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,12 @@ import pytest
 import torch
 
 from local_hub import OLAH_CLI, local_hub
-from model_cards.dataset_cards import pretraining_data_card
-from model_cards.release import export_release
-from modeling_lst import LSTConfig, LSTForCausalLM
+from lst_speech.model_cards.dataset_cards import pretraining_data_card
+from lst_speech.model_cards.release import export_release
+from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
 from test_remote_code import BLOCK_PROJECT
-from tokenization.mfcc_units import MfccUnitExtractor
-from training.checkpoints import save_pretrained_atomically
+from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
+from lst_speech.training.checkpoints import save_pretrained_atomically
 
 pytestmark = pytest.mark.skipif(not OLAH_CLI.exists(), reason=f"{OLAH_CLI} is missing: run scripts/setup_env.sh")
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from transformers import HubertConfig, HubertModel
 
-from tokenization.hubert_units import HubertUnitExtractor
-from tokenization.unit_extraction import load_unit_extractor
+from lst_speech.tokenization.speech.hubert_units import HubertUnitExtractor
+from lst_speech.tokenization.speech.unit_extraction import load_unit_extractor
 
 
 def tiny_hubert(directory, extra_stride: bool = False, norm: str = "group") -> str:
@@ -24,7 +24,7 @@ def tiny_hubert(directory, extra_stride: bool = False, norm: str = "group") -> s
 
 @pytest.fixture(scope="module")
 def speech(sample_verses):
-    from tokenization.espeak import EspeakSynthesizer
+    from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
 
     synthesizer = EspeakSynthesizer()
     return [synthesizer.synthesize(v) for v in sample_verses[:4]]

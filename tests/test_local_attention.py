@@ -9,7 +9,7 @@ import torch
 from transformers import LlamaConfig
 from transformers.models.llama.modeling_llama import LlamaAttention
 
-from modeling_lst.local_attention import block_sliding_window_attention
+from lst_speech.modeling_lst.local_attention import block_sliding_window_attention
 
 
 def dense_reference(query, key, value, window, token_is_real, scaling):

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from evaluation.uncertainty import format_accuracy, format_difference
-from training.main_job import main, split_bible, topic_cloze_items
+from lst_speech.evaluation.uncertainty import format_accuracy, format_difference
+from lst_speech.training.experiments.main_job import main
+from lst_speech.training.experiments.runs import split_bible, topic_cloze_items
 
 
 def test_held_out_chapters_never_reach_training_and_cloze_pairs_are_consecutive():

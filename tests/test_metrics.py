@@ -7,8 +7,9 @@ from pathlib import Path
 
 import evaluate
 import pytest
+from lst_speech.evaluation.metrics import metric_path
 
-METRICS = Path(__file__).resolve().parent.parent / "evaluation" / "metrics"
+METRICS = Path(metric_path("cra")).parent
 
 
 def load(name: str, **kwargs):

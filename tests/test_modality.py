@@ -7,8 +7,8 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM
 
-from modeling_lst import LSTConfig, LSTForCausalLM
-from modeling_lst.modality import ModalityLogitsProcessor, generate_in_modality
+from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
+from lst_speech.modeling_lst.modality import ModalityLogitsProcessor, generate_in_modality
 
 
 @pytest.fixture(scope="module", params=["lst", "llama"])

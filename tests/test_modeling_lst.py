@@ -7,8 +7,8 @@ import pytest
 import torch
 from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
 
-from modeling_lst import LSTConfig, LSTForCausalLM, LSTForSequenceClassification, LSTModel
-from modeling_lst.patching import patch_starts
+from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM, LSTForSequenceClassification, LSTModel
+from lst_speech.modeling_lst.patching import patch_starts
 
 
 @pytest.fixture(scope="module")

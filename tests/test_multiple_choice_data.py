@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from evaluation.multiple_choice_data import (
+from lst_speech.evaluation.multiple_choice_data import (
     load_hellaswag,
     load_minimal_pairs,
     load_story_cloze,
@@ -15,8 +15,8 @@ from evaluation.multiple_choice_data import (
     text_items,
     topic_story_cloze,
 )
-from tokenization.espeak import EspeakSynthesizer
-from tokenization.mfcc_units import MfccUnitExtractor
+from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
+from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
 
 STORY_CLOZE_CSV = """InputStoryid,InputSentence1,InputSentence2,InputSentence3,InputSentence4,RandomFifthSentenceQuiz1,RandomFifthSentenceQuiz2,AnswerRightEnding
 s1,Tom went to the store.,He wanted milk.,The store was closed.,He went home.,Tom was sad.,Tom bought milk.,1

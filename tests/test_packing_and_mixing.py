@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from modeling_lst.patching import static_patch_starts
-from training.data_mixing import mix, realised_ratios, token_ratio_weights
-from training.data_pipeline import build_format
-from training.data_recipes import RECIPES, build_pretraining_data
-from training.packing import pack, static_patch_start_mask
+from lst_speech.modeling_lst.patching import static_patch_starts
+from lst_speech.training.data.mixing import mix, realised_ratios, token_ratio_weights
+from lst_speech.training.data.pipeline import build_format
+from lst_speech.training.data.recipes import RECIPES, build_pretraining_data
+from lst_speech.training.data.packing import pack, static_patch_start_mask
 
 NUM_UNITS = 50
 
@@ -110,7 +110,7 @@ def test_numpy_static_patching_matches_the_model(tokenizer, sources):
 
 
 def test_streaming_packing_and_sharding_match_the_in_memory_pipeline(tokenizer, sources):
-    from training.data_pipeline import shard_for_process
+    from lst_speech.training.data.pipeline import shard_for_process
 
     documents = build_format(sources["paired"].select(range(120)), tokenizer, "cst_text_speech")
     in_memory = [list(r) for r in pack(documents, 64, batch_size=40)["input_ids"]]

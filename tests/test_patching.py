@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from modeling_lst.patching import (
+from lst_speech.modeling_lst.patching import (
     aligned_patch_starts,
     aligned_probability,
     patch_ids_from_starts,

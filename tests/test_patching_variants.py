@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from modeling_lst.patching import (aligned_patch_starts, merged_silence_boundary_mask, patch_lengths_from_starts,
+from lst_speech.modeling_lst.patching import (aligned_patch_starts, merged_silence_boundary_mask, patch_lengths_from_starts,
                                    patch_starts, word_boundary_mask)
-from tokenization.character_times import (align_letters_to_phonemes, character_frames, letters_from_phonemes,
+from lst_speech.tokenization.speech.character_times import (align_letters_to_phonemes, character_frames, letters_from_phonemes,
                                           proportional_character_starts)
-from training.collator import PackedCollator
-from training.data_formats import word_pieces
-from training.data_pipeline import build_format
-from training.packing import pack
+from lst_speech.training.data.collator import PackedCollator
+from lst_speech.training.data.formats import word_pieces
+from lst_speech.training.data.pipeline import build_format
+from lst_speech.training.data.packing import pack
 
 
 def speech(pattern: str) -> torch.Tensor:
@@ -80,7 +80,7 @@ def test_letters_align_to_espeak_phonemes_monotonically():
 
 @pytest.fixture(scope="module")
 def spoken():
-    from tokenization.spoken_corpus import sample_spoken_corpus
+    from lst_speech.tokenization.corpora.spoken_corpus import sample_spoken_corpus
 
     corpus, _ = sample_spoken_corpus(num_utterances=24, num_units=20, max_words=12, fit_utterances=24, progress=False)
     return corpus
@@ -162,8 +162,8 @@ def test_rows_without_character_times_get_pieces_only_when_the_fallback_is_asked
 
 
 def test_bpe_training_on_data_without_piece_spans_is_refused_before_training(tokenizer, spoken, tmp_path):
-    from training.arguments import PretrainingArguments
-    from training.pretrain import check_packed_columns
+    from lst_speech.training.arguments import PretrainingArguments
+    from lst_speech.training.pretrain import check_packed_columns
 
     packed = packed_batch(tokenizer, spoken.remove_columns("character_starts"))
     args = PretrainingArguments(output_dir=str(tmp_path), patching_mode="bpe")
@@ -179,7 +179,7 @@ def test_bpe_training_on_data_without_piece_spans_is_refused_before_training(tok
 
 
 def test_ctc_character_times_survive_regrouping_into_espeak_words():
-    from tokenization.alignment import WordAlignment
+    from lst_speech.tokenization.alignment.word_alignment import WordAlignment
 
     alignment = WordAlignment(["In", "the"], [[0.0, 0.1], [0.12, 0.3]], [np.array([0.0, 0.05]),
                                                                           np.array([0.12, 0.2, 0.25])])
@@ -190,7 +190,7 @@ def test_ctc_character_times_survive_regrouping_into_espeak_words():
 
 
 def test_the_curriculum_moves_from_merged_piece_patches_to_static(tokenizer, spoken):
-    from training.pretrain import patching_for
+    from lst_speech.training.pretrain import patching_for
 
     packed = packed_batch(tokenizer, spoken)
     batch = PackedCollator(tokenizer.pad_token_id, "piece", "merged")([packed[i] for i in range(4)])
@@ -210,7 +210,7 @@ def test_pretraining_runs_with_bpe_patches_and_merged_silences(tokenizer, spoken
 
     tokenizer.save_pretrained(tmp_path / "tokenizer")
     packed_batch(tokenizer, spoken).save_to_disk(tmp_path / "data")
-    command = [sys.executable, "-m", "training.pretrain", "--tokenizer", str(tmp_path / "tokenizer"),
+    command = [sys.executable, "-m", "lst_speech.training.pretrain", "--tokenizer", str(tmp_path / "tokenizer"),
                "--train_data", str(tmp_path / "data"), "--output_dir", str(tmp_path / "run"), "--preset", "tiny",
                "--max_steps", "3", "--per_device_batch_size", "2", "--warmup_steps", "1", "--logging_steps", "1",
                "--save_steps", "0", "--report_to", "none", "--patching_mode", "bpe", "--aligned_silences", "merged"]

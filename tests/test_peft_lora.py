@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from modeling_lst import LSTConfig, LSTForCausalLM
+from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
 
 peft = pytest.importorskip("peft")
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import evaluate
 import numpy as np
 import pytest
 import torch
+from lst_speech.evaluation.metrics import metric_path
 
-PELM = Path(__file__).resolve().parent.parent / "evaluation" / "metrics" / "pelm"
+PELM = metric_path("pelm")
 
 
 def test_real_continuations_score_lower_than_scrambled_ones(external_lm, sample_verses):
@@ -55,8 +55,8 @@ def test_missing_external_lm_is_a_clear_error(tmp_path):
 
 
 def test_pelm_runner_samples_and_scores_text_continuations(external_lm, tokenizer, sample_verses):
-    from evaluation.pelm_runner import continuation_text, pelm
-    from modeling_lst import LSTConfig, LSTForCausalLM
+    from lst_speech.evaluation.pelm_runner import continuation_text, pelm
+    from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
 
     torch.manual_seed(0)
     model = LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny")).eval()

@@ -13,8 +13,8 @@ import datasets
 import numpy as np
 import pytest
 
-from training.checkpoints import latest_checkpoint
-from training.data_recipes import RECIPES, build_pretraining_data
+from lst_speech.training.checkpoints import latest_checkpoint
+from lst_speech.training.data.recipes import RECIPES, build_pretraining_data
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
 
@@ -47,10 +47,10 @@ def arguments(workspace, output_dir, *extra):
 
 
 def run_pretraining(*argv):
-    """`python -m training.pretrain ARGV`; a failure shows the child's own error, not just its exit status."""
-    result = subprocess.run([sys.executable, "-m", "training.pretrain", *argv], env=ENV, capture_output=True, text=True)
+    """`python -m lst_speech.training.pretrain ARGV`; a failure shows the child's own error, not just its exit status."""
+    result = subprocess.run([sys.executable, "-m", "lst_speech.training.pretrain", *argv], env=ENV, capture_output=True, text=True)
     if result.returncode != 0:
-        pytest.fail(f"training.pretrain exited with {result.returncode}; its stderr ends with:\n{result.stderr[-4000:]}")
+        pytest.fail(f"lst_speech.training.pretrain exited with {result.returncode}; its stderr ends with:\n{result.stderr[-4000:]}")
 
 
 def read_log(output_dir):
@@ -66,7 +66,7 @@ def test_resume_after_sigkill_repeats_every_loss(workspace, tmp_path):
     assert sorted(expected) == list(range(1, 41))
 
     interrupted = tmp_path / "interrupted"
-    process = subprocess.Popen([sys.executable, "-m", "training.pretrain", *arguments(workspace, interrupted, *extra)],
+    process = subprocess.Popen([sys.executable, "-m", "lst_speech.training.pretrain", *arguments(workspace, interrupted, *extra)],
                                env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -99,7 +99,7 @@ def test_resume_after_sigkill_repeats_every_loss(workspace, tmp_path):
 
 
 def test_the_final_checkpoint_loads_without_the_package(workspace, tmp_path, tokenizer):
-    from modeling_lst import LSTForCausalLM
+    from lst_speech.modeling_lst import LSTForCausalLM
     from test_release import load_without_the_package, reference
 
     run_pretraining(*arguments(workspace, tmp_path / "run", "--max_steps", "2", "--per_device_batch_size", "2"))
@@ -117,7 +117,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(workspace, t
     run_pretraining(*arguments(workspace, one, "--per_device_batch_size", "4", "--max_steps", "8"))
     two = tmp_path / "two"
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "training.pretrain"]
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "lst_speech.training.pretrain"]
     result = subprocess.run([*launch, *arguments(workspace, two, "--per_device_batch_size", "2", "--max_steps", "8")],
                             env={**ENV, "ACCELERATE_USE_CPU": "true"}, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -129,7 +129,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(workspace, t
 
 
 def test_arguments_from_yaml_and_their_checks(tmp_path, monkeypatch):
-    from training.pretrain import parse_arguments
+    from lst_speech.training.pretrain import parse_arguments
 
     monkeypatch.chdir(tmp_path)  # the file's relative paths: a saved dataset "data" and "d"
     for name in ("data", "d"):

@@ -1,4 +1,4 @@
-"""Releases (model_cards.release): what `lst export` writes loads without the package; cards carry the run's numbers."""
+"""Releases (lst_speech.model_cards.release): what `lst export` writes loads without the package; cards carry the run's numbers."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import torch
 from huggingface_hub import ModelCard
 from transformers import LlamaForCausalLM
 
-from model_cards.release import export_release, push_release, upload_plan
-from modeling_lst import LSTConfig, LSTForCausalLM
-from tokenization.mfcc_units import MfccUnitExtractor
-from training.checkpoints import save_pretrained_atomically
+from lst_speech.model_cards.release import export_release, push_release, upload_plan
+from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
+from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
+from lst_speech.training.checkpoints import save_pretrained_atomically
 
 from test_remote_code import BLOCK_PROJECT  # tests/ is on sys.path (pytest's prepend import mode)
 
@@ -65,7 +65,7 @@ def load_without_the_package(folder, ids, causal_class="AutoModelForCausalLM"):
 def speech_through_auto_classes(release, extractor, tokenizer, tmp_path):
     """AutoFeatureExtractor and AutoProcessor from the release, without the package, give the units and the ids
     that the saved extractor and the tokenizer give here (audio at 22.05 kHz, resampled by the extractor)."""
-    from tokenization.unit_extraction import load_unit_extractor
+    from lst_speech.tokenization.speech.unit_extraction import load_unit_extractor
 
     rng = np.random.default_rng(1)
     waveform = (0.1 * rng.standard_normal(22050)).astype(np.float32)
@@ -173,7 +173,7 @@ def test_push_checks_the_repo_id_and_dry_run_lists_the_upload(tokenizer, tmp_pat
 
 
 def test_loading_a_preset_name_says_that_presets_are_configurations(tmp_path):
-    from modeling_lst import LSTForCausalLM as Model
+    from lst_speech.modeling_lst import LSTForCausalLM as Model
 
     for load in (LSTConfig.from_pretrained, Model.from_pretrained):
         with pytest.raises(OSError, match=r"(?s)org/lst-350m.*local directory.*presets, which are configurations.*"
@@ -189,9 +189,9 @@ def test_loading_a_preset_name_says_that_presets_are_configurations(tmp_path):
 def test_a_lora_adapter_release_loads_onto_its_base_release_without_the_package(tokenizer, tmp_path):
     import peft
 
-    from modeling_lst import LSTForSequenceClassification
-    from training.adapters import BASE_RECORD, base_fingerprint, base_record
-    from training.lora_presets import lora_config
+    from lst_speech.modeling_lst import LSTForSequenceClassification
+    from lst_speech.training.finetuning.adapters import BASE_RECORD, base_fingerprint, base_record
+    from lst_speech.training.finetuning.lora_presets import lora_config
 
     torch.manual_seed(0)
     base = LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny"))

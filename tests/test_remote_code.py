@@ -11,14 +11,14 @@ import textwrap
 import numpy as np
 import torch
 
-from modeling_lst import LSTConfig, LSTForCausalLM
-from modeling_lst.export import save_with_remote_code
+from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
+from lst_speech.modeling_lst.export import save_with_remote_code
 
 BLOCK_PROJECT = """
 import importlib.abc, sys
 class BlockProjectPackages(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"tokenization", "modeling_lst", "training", "evaluation", "model_cards"}:
+        if name.split(".")[0] == "lst_speech":
             raise ImportError(f"{name} is blocked: this process must not use the lst package")
 sys.meta_path.insert(0, BlockProjectPackages())
 """

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tokenization.sentencepiece_text import TextPieceEncoder, TextPieceModel, train_text_sentencepiece
+from lst_speech.tokenization.sentencepiece_text import TextPieceEncoder, TextPieceModel, train_text_sentencepiece
 
 # Letters, digits, punctuation, whitespace of several kinds, accents, CJK, emoji, full-width forms that
 # NFKC rewrites, and the strings of control and byte pieces: the cases where a hand-built pipeline would

@@ -9,8 +9,8 @@ import pytest
 import soundfile
 from praatio import textgrid
 
-from tokenization.alignment_sources import AlignmentFiles, find_transcripts
-from tokenization.sharded_extraction import ShardedExtraction, run_extraction
+from lst_speech.tokenization.alignment.sources import AlignmentFiles, find_transcripts
+from lst_speech.tokenization.corpora.sharded_extraction import ShardedExtraction, run_extraction
 
 VERSES = ["In the beginning God created the heaven and the earth",
           "And the earth was without form and void",
@@ -24,8 +24,8 @@ def spoken_tree(tmp_path_factory):
     """Five espeak utterances in a LibriSpeech layout (speaker/chapter/ID.flac + ID-chapter.trans.txt), MFA-style
     TextGrids of four of them (the aligner 'failed' on the fifth) plus one for audio that is not there, and a
     20-unit MFCC extractor."""
-    from tokenization.espeak import EspeakSynthesizer
-    from tokenization.mfcc_units import MfccUnitExtractor
+    from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
+    from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
 
     root = tmp_path_factory.mktemp("spoken")
     synthesizer, waveforms, lines = EspeakSynthesizer(), [], {}

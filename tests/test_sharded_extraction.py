@@ -10,14 +10,15 @@ import numpy as np
 import pytest
 import soundfile
 
-from tokenization import sharded_extraction
-from tokenization.sharded_extraction import ShardedExtraction, run_extraction
+from lst_speech.tokenization.corpora import sharded_extraction
+from lst_speech.training.cli.main import main
+from lst_speech.tokenization.corpora.sharded_extraction import ShardedExtraction, run_extraction
 
 
 @pytest.fixture
 def audio_tree(tmp_path):
     """Seven short noise recordings in a LibriSpeech-like tree, and a 4-unit MFCC extractor fitted on them."""
-    from tokenization.mfcc_units import MfccUnitExtractor
+    from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
 
     rng = np.random.default_rng(0)
     waveforms = [(rng.normal(size=int(16000 * (0.3 + 0.1 * i))) * 0.1).astype(np.float32) for i in range(7)]
@@ -101,7 +102,7 @@ def test_a_folder_from_another_configuration_is_refused(audio_tree):
     run_extraction(_job(audio_tree, "units"))
     with pytest.raises(ValueError, match="another extraction configuration .*deduplicate"):
         run_extraction(_job(audio_tree, "units", deduplicate=True))
-    from tokenization.mfcc_units import MfccUnitExtractor
+    from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
 
     MfccUnitExtractor(num_units=5).fit([np.random.default_rng(1).normal(size=16000).astype(np.float32)],
                                        16000).save_pretrained(audio_tree / "extractor")
@@ -112,7 +113,8 @@ def test_a_folder_from_another_configuration_is_refused(audio_tree):
 def test_shards_load_with_datasets_and_carry_a_card(audio_tree):
     import datasets
 
-    run_extraction(_job(audio_tree, "units", deduplicate=True))
+    main(["units", "extract", "--extractor", str(audio_tree / "extractor"), "--audio", str(audio_tree / "audio"),
+          "--output", str(audio_tree / "units"), "--shard_size", "3", "--deduplicate"])  # the command writes the card
     folder = audio_tree / "units"
     by_pattern = datasets.load_dataset("parquet", data_files=str(folder / "units-*.parquet"), split="train")
     by_card = datasets.load_dataset(str(folder), split="train")
@@ -123,7 +125,7 @@ def test_shards_load_with_datasets_and_carry_a_card(audio_tree):
 
 
 def test_the_command_writes_shards_and_keeps_json_lines_to_one_process(audio_tree, capsys):
-    from training.cli import main
+    from lst_speech.training.cli.main import main
 
     main(["units", "extract", "--extractor", str(audio_tree / "extractor"), "--audio", str(audio_tree / "audio"),
           "--output", str(audio_tree / "units"), "--shard_size", "4"])
@@ -137,7 +139,7 @@ def test_the_command_writes_shards_and_keeps_json_lines_to_one_process(audio_tre
 def test_accelerate_launch_with_two_processes_equals_one_process(audio_tree):
     run_extraction(_job(audio_tree, "one"))
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "training.cli"]
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "lst_speech.training.cli.main"]
     command = ["units", "extract", "--extractor", str(audio_tree / "extractor"), "--audio", str(audio_tree / "audio"),
                "--output", str(audio_tree / "launched"), "--shard_size", "3"]
     environment = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -154,8 +156,8 @@ def hubert_tree(tmp_path, sample_verses):
     layer-norm HuBERT extractor (one that takes padded batches)."""
     from test_hubert_units import tiny_hubert
 
-    from tokenization.espeak import EspeakSynthesizer
-    from tokenization.hubert_units import HubertUnitExtractor
+    from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
+    from lst_speech.tokenization.speech.hubert_units import HubertUnitExtractor
 
     root, synthesizer, waveforms = tmp_path / "hubert_tree", EspeakSynthesizer(), []
     (root / "audio").mkdir(parents=True)

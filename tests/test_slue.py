@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from evaluation.slue import load_slue, ner_examples, sentiment_examples
+from lst_speech.evaluation.slue.data import load_slue, ner_examples, sentiment_examples
 
 VOXCELEB = [
     {"index": 0, "id": "id10059_229vKIGbxrI_00001", "speaker_id": "id10059", "normalized_text": "i love this film",

@@ -10,14 +10,14 @@ import peft
 import pytest
 import torch
 
-from evaluation.slue import load_slue, with_units
-from evaluation.slue_stand_in import build_slue_stand_in, normalise
-from modeling_lst import LSTForCausalLM
-from tokenization.mfcc_units import MfccUnitExtractor
-from training.adapters import load_finetuned
-from training.finetune_slue import FinetuningArguments, finetune
-from training.slue_ner import NerTask
-from training.transfer_matrix import TransferArguments, check_unseen, markdown_table, transfer_matrix
+from lst_speech.evaluation.slue.data import load_slue, with_units
+from lst_speech.evaluation.slue.stand_in import build_slue_stand_in, normalise
+from lst_speech.modeling_lst import LSTForCausalLM
+from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
+from lst_speech.training.finetuning.adapters import load_finetuned
+from lst_speech.training.finetuning.loop import FinetuningArguments, finetune
+from lst_speech.training.finetuning.slue_ner import NerTask
+from lst_speech.training.experiments.transfer_matrix import TransferArguments, check_unseen, markdown_table, transfer_matrix
 
 SIZES = {"train": 24, "validation": 8, "test": 8}
 
@@ -71,7 +71,7 @@ def test_the_stand_in_has_the_slue_schema_vader_labels_and_faker_entity_spans(st
 
 
 def test_slue_audio_becomes_units_once_then_comes_from_the_cache(stand_in, extractor):
-    from tokenization.unit_extraction import load_unit_extractor
+    from lst_speech.tokenization.speech.unit_extraction import load_unit_extractor
 
     path = str(stand_in[0] / "voxceleb" / "validation.parquet")
     units = with_units(load_slue("voxceleb", data_files=path), load_unit_extractor(extractor))
@@ -91,7 +91,7 @@ def test_slue_audio_becomes_units_once_then_comes_from_the_cache(stand_in, extra
 def test_slue_audio_from_local_files_resampled_and_bad_audio_named(tmp_path, extractor):
     import soundfile
 
-    from tokenization.unit_extraction import load_unit_extractor
+    from lst_speech.tokenization.speech.unit_extraction import load_unit_extractor
 
     rng = np.random.default_rng(0)
     soundfile.write(tmp_path / "a.wav", (0.1 * rng.standard_normal(22050)).astype(np.float32), 22050)
@@ -129,7 +129,7 @@ def test_ner_targets_mask_the_prompt_and_hand_made_outputs_score_as_slue_does(to
 
 
 def test_raw_tags_map_onto_the_combined_set_like_the_metric_does():
-    from evaluation.slue import _slue_ner_format
+    from lst_speech.evaluation.slue.data import _slue_ner_format
 
     ner = _slue_ner_format()
     rng = np.random.default_rng(0)
@@ -190,7 +190,7 @@ def test_transfer_matrix_fills_four_cells_per_model_and_refuses_a_leak(stand_in,
     # The cells go into a model card as model-index results.
     from huggingface_hub import ModelCard
 
-    from model_cards.model_card import model_card
+    from lst_speech.model_cards.model_card import model_card
 
     facts = json.loads((tmp_path / "matrix" / "card_facts-lst.json").read_text())
     card = ModelCard(str(model_card({"name": "lst-tiny", "model_type": "lst", "parameters": {"total": 1}, **facts})))

@@ -7,10 +7,10 @@ import difflib
 import numpy as np
 import pytest
 
-from tokenization import deduplicate_units
-from tokenization.audio import prepare_waveform, read_audio
-from tokenization.espeak import EspeakSynthesizer
-from tokenization.mfcc_units import MfccUnitExtractor
+from lst_speech.tokenization import deduplicate_units
+from lst_speech.tokenization.speech.audio import prepare_waveform, read_audio
+from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
+from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_the_same_word_in_two_sentences_is_closer_than_different_words(extractor
 
 
 def test_word_times_become_disjoint_frame_spans():
-    from tokenization.alignment import word_times_to_frame_spans
+    from lst_speech.tokenization.alignment.word_alignment import word_times_to_frame_spans
 
     spans = word_times_to_frame_spans([[0.0, 0.31], [0.31, 0.33], [0.5, 0.9]], frame_rate=50, num_frames=50)
     assert spans.tolist() == [[0, 16], [16, 17], [25, 45]]  # the short word keeps one frame; 17-25 is silence
@@ -116,8 +116,8 @@ def test_word_times_become_disjoint_frame_spans():
 
 
 def test_spoken_corpus_rows_feed_the_tokenizer(synthesizer, extractor, tokenizer, sample_verses):
-    from tokenization import SpeechSegment
-    from tokenization.spoken_corpus import build_spoken_corpus
+    from lst_speech.tokenization import SpeechSegment
+    from lst_speech.tokenization.corpora.spoken_corpus import build_spoken_corpus
 
     corpus = build_spoken_corpus(sample_verses[:5], synthesizer, extractor, progress=False)
     assert corpus.column_names == ["id", "text", "words", "units", "word_spans", "character_starts"]
@@ -134,7 +134,7 @@ def test_spoken_corpus_rows_feed_the_tokenizer(synthesizer, extractor, tokenizer
 def test_words_reproduce_the_text_after_multi_sentence_input(synthesizer, sample_verses):
     """espeak-ng repeats stale or mid-word character positions after a multi-sentence text; the words must
     still be the text's words, each once, with increasing times."""
-    from tokenization.alignment import normalise_words
+    from lst_speech.tokenization.alignment.word_alignment import normalise_words
 
     texts = [
         "And the earth was without form, and void; and darkness was upon the face of the deep. And the Spirit "
@@ -160,9 +160,9 @@ def test_extractor_deduplicates_with_durations(extractor, synthesizer):
 
 
 def test_processor_makes_model_inputs_with_word_spans(extractor, synthesizer, tokenizer, tmp_path):
-    from tokenization.alignment import WordAlignment
-    from tokenization.processing_lst import SpeechTextProcessor
-    from tokenization.segments import SpeechSegment
+    from lst_speech.tokenization.alignment.word_alignment import WordAlignment
+    from lst_speech.tokenization.processing_lst import SpeechTextProcessor
+    from lst_speech.tokenization.segments import SpeechSegment
 
     processor = SpeechTextProcessor(extractor, tokenizer)
     texts = ["Behold, the man is become as one of us.", "And the evening and the morning were the third day."]

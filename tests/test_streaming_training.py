@@ -13,8 +13,8 @@ import datasets
 import pytest
 
 from test_pretrain import ENV, arguments, read_log, run_pretraining, workspace  # noqa: F401  (fixture)
-from training.dataset_files import open_dataset, write_parquet_shards
-from training.packing import PACKED_FEATURES
+from lst_speech.training.data.dataset_files import open_dataset, write_parquet_shards
+from lst_speech.training.data.packing import PACKED_FEATURES
 
 ROWS = 60  # a small corpus, so that 12 steps of 8 rows cross into the second epoch
 TRAINING = ["--per_device_batch_size", "4", "--gradient_accumulation_steps", "2", "--max_steps", "12",
@@ -88,7 +88,7 @@ def test_a_streamed_run_resumes_mid_window_and_across_epochs_to_the_same_losses(
 def test_two_processes_split_the_shards_and_record_both_streams(workspace, corpus, tmp_path):  # noqa: F811
     two = tmp_path / "two"
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "training.pretrain"]
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "lst_speech.training.pretrain"]
     argv = streamed_arguments(workspace, corpus, two, "--max_steps", "4", "--per_device_batch_size", "2",
                               "--save_steps", "2")
     result = subprocess.run([*launch, *argv], env={**ENV, "ACCELERATE_USE_CPU": "true"}, capture_output=True,
@@ -104,9 +104,9 @@ def test_two_processes_split_the_shards_and_record_both_streams(workspace, corpu
 def test_a_checkpoint_resumes_only_with_the_data_reading_it_was_made_with(workspace, corpus, tmp_path):  # noqa: F811
     from accelerate import Accelerator
 
-    from training.arguments import DataArguments
-    from training.collator import PackedCollator
-    from training.pretrain import make_batches, parse_arguments
+    from lst_speech.training.arguments import DataArguments
+    from lst_speech.training.data.collator import PackedCollator
+    from lst_speech.training.pretrain import make_batches, parse_arguments
 
     _, _, args = parse_arguments(streamed_arguments(workspace, corpus, tmp_path / "run"))
     accelerator, collator = Accelerator(cpu=True), PackedCollator(0)
@@ -136,7 +136,7 @@ def launch_on_two_machines(argv, port):
     processes = [subprocess.Popen(
         [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "2", "--machine_rank",
          str(rank), "--main_process_ip", "127.0.0.1", "--main_process_port", str(port), "--num_processes", "2",
-         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "training.pretrain", *argv],
+         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "lst_speech.training.pretrain", *argv],
         env={**ENV, "ACCELERATE_USE_CPU": "true"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         for rank in (0, 1)]
     for process in processes:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tokenization import SpeechSegment
+from lst_speech.tokenization import SpeechSegment
 
 from conftest import NUM_UNITS
 
@@ -43,7 +43,7 @@ def test_markers_only_where_the_modality_changes(tokenizer):
 
 
 def test_bos_and_eos_follow_the_settings(sample_verses):
-    from tokenization import SpeechUnitTextTokenizer
+    from lst_speech.tokenization import SpeechUnitTextTokenizer
 
     with_eos = SpeechUnitTextTokenizer.train(sample_verses[:500], vocab_size=400, num_units=5, add_eos_token=True)
     assert with_eos(segments=[[1]])["input_ids"] == [1, 401, 403, 2]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tokenization import SpeechSegment, SpeechUnitTextTokenizer, UnitPieceModel, train_text_sentencepiece
+from lst_speech.tokenization import SpeechSegment, SpeechUnitTextTokenizer, UnitPieceModel, train_text_sentencepiece
 
 from conftest import NUM_UNITS
 

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tokenization import deduplicate_units
+from lst_speech.tokenization import deduplicate_units
 
 from conftest import NUM_UNITS
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from tokenization import SpeechSegment, SpeechUnitTextTokenizer
+from lst_speech.tokenization import SpeechSegment, SpeechUnitTextTokenizer
 
 SEGMENTS = [
     ["In the beginning <u_3> [Speech]", SpeechSegment(np.array([4, 4, 9, 1, 1, 0]), np.array([[0, 3], [3, 6]])), "end."],

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from evaluation.ngram_lm import write_arpa_bigram
-from evaluation.transcribers import PocketsphinxTranscriber, UnitTranscriber
-from tokenization.espeak import EspeakSynthesizer
-from tokenization.vocoder import UnitHifiGanVocoder, UnitVocoderConfig
+from lst_speech.evaluation.transcription.ngram_lm import write_arpa_bigram
+from lst_speech.evaluation.transcription.transcribers import PocketsphinxTranscriber, UnitTranscriber
+from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
+from lst_speech.tokenization.vocoder import UnitHifiGanVocoder, UnitVocoderConfig
 
 COMMANDS = ["one two three four five", "go forward ten meters", "the cat sat on the mat", "open the door please",
             "turn left at the red light"]
@@ -62,7 +62,7 @@ def test_bigram_lm_is_a_distribution_after_every_history(tmp_path):
 def test_pocketsphinx_recovers_espeak_sentences(command_lm, caplog):
     synthesizer, transcriber = EspeakSynthesizer(), PocketsphinxTranscriber(language_model=command_lm)
     # DEBUG: an earlier test in the same process may already have logged this conversion once at INFO.
-    with caplog.at_level(logging.DEBUG, logger="tokenization.audio"):
+    with caplog.at_level(logging.DEBUG, logger="lst_speech.tokenization.speech.audio"):
         for sentence in COMMANDS[:2]:
             speech = synthesizer.synthesize(sentence)  # at espeak's 22050 Hz: resampled, and the log says so
             assert transcriber(speech.waveform, speech.sampling_rate) == sentence
@@ -117,7 +117,7 @@ def tiny_ctc_recogniser(tmp_path_factory) -> str:
 
 
 def test_pipeline_transcriber_loads_a_recogniser_by_path(tiny_ctc_recogniser, caplog):
-    from evaluation.transcribers import load_transcriber
+    from lst_speech.evaluation.transcription.transcribers import load_transcriber
 
     transcriber = load_transcriber(tiny_ctc_recogniser)
     speech = EspeakSynthesizer().synthesize("go forward ten meters")
@@ -127,10 +127,10 @@ def test_pipeline_transcriber_loads_a_recogniser_by_path(tiny_ctc_recogniser, ca
 
 def test_lst_eval_pelm_scores_all_four_directions(tokenizer, external_lm, sample_verses, tiny_ctc_recogniser,
                                                   tmp_path):
-    from modeling_lst import LSTConfig, LSTForCausalLM
-    from tokenization.mfcc_units import MfccUnitExtractor
-    from tokenization.spoken_corpus import build_spoken_corpus
-    from training.cli import main
+    from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
+    from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
+    from lst_speech.tokenization.corpora.spoken_corpus import build_spoken_corpus
+    from lst_speech.training.cli.main import main
 
     synthesizer = EspeakSynthesizer()
     extractor = MfccUnitExtractor(50).fit([synthesizer.synthesize(v).waveform for v in sample_verses[:10]], 22050)

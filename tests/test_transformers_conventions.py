@@ -8,8 +8,8 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from modeling_lst import LSTConfig, LSTForCausalLM, LSTForSequenceClassification, LSTModel
-from modeling_lst.cache_lst import LSTCache
+from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM, LSTForSequenceClassification, LSTModel
+from lst_speech.modeling_lst.cache_lst import LSTCache
 
 
 @pytest.fixture(scope="module")

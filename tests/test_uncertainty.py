@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from evaluation.uncertainty import (format_accuracy, format_difference, paired_difference_interval,
+from lst_speech.evaluation.uncertainty import (format_accuracy, format_difference, paired_difference_interval,
                                     proportion_interval)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tokenization import UnitPieceModel, deduplicate_units
-from tokenization.unit_pieces import string_to_units, units_to_string
+from lst_speech.tokenization import UnitPieceModel, deduplicate_units
+from lst_speech.tokenization.unit_pieces import string_to_units, units_to_string
 
 from conftest import NUM_UNITS
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 from transformers import AutoModel
 
-from tokenization.vocoder import UnitHifiGanVocoder, UnitVocoderConfig
-from training.checkpoints import read_log
-from training.train_vocoder import parse_arguments, train
+from lst_speech.tokenization.vocoder import UnitHifiGanVocoder, UnitVocoderConfig
+from lst_speech.training.checkpoints import read_log
+from lst_speech.training.vocoder.train_vocoder import parse_arguments, train
 
 
 def tiny_vocoder(**kwargs) -> UnitHifiGanVocoder:

@@ -7,7 +7,7 @@ config naming the class).
 
 from transformers import AutoFeatureExtractor, AutoProcessor, AutoTokenizer
 
-from modeling_lst.configuration_lst import LSTConfig
+from lst_speech.modeling_lst.configuration_lst import LSTConfig
 
 from .segments import SpeechSegment
 from .sentencepiece_text import TextPieceModel, train_text_sentencepiece

@@ -1,7 +1,7 @@
 """The unit extractors as a transformers feature extractor, so `AutoFeatureExtractor` loads one by repo id.
 
 `UnitFeatureExtractor` is the `SequenceFeatureExtractor` face of a k-means unit extractor (MFCC or HuBERT,
-tokenization.unit_extraction): its settings go to `preprocessor_config.json` like any feature extractor's,
+lst_speech.tokenization.speech.unit_extraction): its settings go to `preprocessor_config.json` like any feature extractor's,
 its k-means centroids to `unit_centroids.npy` beside it (a JSON list of floats would be large and lossy), and
 calling it turns waveforms into unit ids. The work is done by the extractor classes themselves; this class
 only carries them through transformers' save / load / Auto machinery.
@@ -55,11 +55,11 @@ class UnitFeatureExtractor(SequenceFeatureExtractor):
             if self.centroids is None:
                 raise ValueError(f"This feature extractor has no centroids ({CENTROIDS_NAME}); load a saved one.")
             if self.extractor_kind == "mfcc_kmeans":
-                from .mfcc_units import MfccUnitExtractor
+                from .speech.mfcc_units import MfccUnitExtractor
 
                 self._extractor = MfccUnitExtractor(self.num_units, self.centroids)
             else:
-                from .hubert_units import HubertUnitExtractor
+                from .speech.hubert_units import HubertUnitExtractor
 
                 self._extractor = HubertUnitExtractor(self.hubert_model, self.hubert_layer, self.num_units,
                                                       self.centroids)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 from transformers import BatchEncoding, ProcessorMixin
 
-from .alignment import WordAlignment
-from .audio import duration_seconds
+from .alignment.word_alignment import WordAlignment
+from .speech.audio import duration_seconds
 from .feature_extraction_units import UnitFeatureExtractor
 from .segments import SpeechSegment
-from .unit_extraction import KMeansUnitExtractor
+from .speech.unit_extraction import KMeansUnitExtractor
 
 ORDERS = ("speech_first", "text_first")
 

@@ -1,4 +1,4 @@
-"""Arguments of `training/pretrain.py`, as dataclasses for `HfArgumentParser` (command line or YAML), and the
+"""Arguments of `lst_speech.training.pretrain`, as dataclasses for `HfArgumentParser` (command line or YAML), and the
 parsing every script shares: `script.py config.yaml [--overrides]`."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import yaml
 from transformers import HfArgumentParser
 
-from modeling_lst.configuration_lst import ALIGNED_BY, PATCHING_MODES, PRESETS, SILENCES
-from tokenization.tokenizer_files import reads_as_path
-from training.dataset_files import describe_problem
+from lst_speech.modeling_lst.configuration_lst import ALIGNED_BY, PATCHING_MODES, PRESETS, SILENCES
+from lst_speech.tokenization.tokenizer_files import reads_as_path
+from lst_speech.training.data.dataset_files import describe_problem
 
 MODEL_TYPES = ("lst", "llama")
 MIXED_PRECISIONS = ("no", "bf16", "fp16")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from tokenization.atomic_files import atomic_path, write_text_atomically
+from lst_speech.tokenization.atomic_files import atomic_path, write_text_atomically
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
@@ -149,9 +149,9 @@ def save_pretrained_atomically(model, tokenizer, directory: str | os.PathLike, e
                                with_code: bool = False) -> None:
     """`save_pretrained` of model (or peft adapter) and tokenizer, and `extra_files` (name -> text), into a
     temporary directory, renamed when complete, so that a kill mid-write never leaves a half-written model
-    where a complete one is expected. `with_code` saves the code beside them (modeling_lst.export), so LST
+    where a complete one is expected. `with_code` saves the code beside them (lst_speech.modeling_lst.export), so LST
     and the joint tokenizer load with `trust_remote_code=True` without this package."""
-    from modeling_lst.export import save_tokenizer_with_remote_code, save_with_remote_code
+    from lst_speech.modeling_lst.export import save_tokenizer_with_remote_code, save_with_remote_code
 
     with atomic_path(directory) as partial:
         if with_code and model.config.model_type == "lst":

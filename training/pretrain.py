@@ -1,9 +1,9 @@
 """Pretrain LST (or the Llama baseline of the same global shape) on packed joint speech-text sequences.
 
-    accelerate launch training/pretrain.py --tokenizer tok/ --train_data packed/ --output_dir run/ \\
+    accelerate launch -m lst_speech.training.pretrain --tokenizer tok/ --train_data packed/ --output_dir run/ \\
         --preset small --max_steps 2000 --patching_mode curriculum --curriculum_aligned_until 600 \\
         --curriculum_static_from 1400
-    accelerate launch training/pretrain.py config.yaml          # the same arguments as YAML
+    accelerate launch -m lst_speech.training.pretrain config.yaml          # the same arguments as YAML
 
 One code path for one CPU, several GPUs or several nodes (DDP / FSDP / DeepSpeed through the Accelerate
 config). The loss of every optimizer step is the mean over all its target tokens, across gradient
@@ -35,22 +35,22 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, LlamaForCausalLM, get_scheduler
 
-import modeling_lst  # noqa: F401  (registers LST with the Auto classes)
-import tokenization  # noqa: F401  (registers the joint tokenizer)
-from modeling_lst import LSTConfig, LSTForCausalLM
-from modeling_lst.configuration_lst import WORD_SPAN_MODES
-from modeling_lst.patching import patch_starts
+import lst_speech.modeling_lst  # noqa: F401  (registers LST with the Auto classes)
+import lst_speech.tokenization  # noqa: F401  (registers the joint tokenizer)
+from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
+from lst_speech.modeling_lst.configuration_lst import WORD_SPAN_MODES
+from lst_speech.modeling_lst.patching import patch_starts
 
-from training.arguments import DataArguments, ModelArguments, PretrainingArguments, parse_script_arguments
-from training.batches import Batches, StreamingBatches
-from training.dataset_files import open_dataset
-from tokenization.atomic_files import write_text_atomically
-from training.checkpoints import (load_checkpoint, read_log, resolve_checkpoint, save_checkpoint,
+from lst_speech.training.arguments import DataArguments, ModelArguments, PretrainingArguments, parse_script_arguments
+from lst_speech.training.batches import Batches, StreamingBatches
+from lst_speech.training.data.dataset_files import open_dataset
+from lst_speech.tokenization.atomic_files import write_text_atomically
+from lst_speech.training.checkpoints import (load_checkpoint, read_log, resolve_checkpoint, save_checkpoint,
                                   save_pretrained_atomically, truncate_log)
-from training.collator import PackedCollator
-from training.loss_plot import plot_losses
-from model_cards.model_card import hardware
-from training.throughput import measured_peak_flops, training_flops
+from lst_speech.training.data.collator import PackedCollator
+from lst_speech.training.loss_plot import plot_losses
+from lst_speech.model_cards.model_card import hardware
+from lst_speech.training.throughput import measured_peak_flops, training_flops
 
 logger = logging.getLogger("lst.pretrain")
 RESUME_STATE = ("step", "micro_batches")  # what a checkpoint's trainer state must hold to resume from

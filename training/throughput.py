@@ -1,6 +1,6 @@
 """Model FLOPs of a training batch, and the peak they are compared with (MFU).
 
-Training FLOPs are 3x the forward matmul FLOPs of `modeling_lst.accounting` (forward + backward), counted
+Training FLOPs are 3x the forward matmul FLOPs of `lst_speech.modeling_lst.accounting` (forward + backward), counted
 per sequence from its real tokens and, for LST, its actual patch lengths. The peak is the device's
 datasheet figure when given (`--peak_tflops`), otherwise a measured dense-matmul rate in the training dtype:
 on CPUs there is no datasheet figure to trust, so MFU there means "of what this machine's matmul reaches".
@@ -12,8 +12,8 @@ import time
 
 import torch
 
-from modeling_lst.accounting import SequenceShape, llama_flops, lst_flops
-from modeling_lst.patching import patch_lengths_from_starts
+from lst_speech.modeling_lst.accounting import SequenceShape, llama_flops, lst_flops
+from lst_speech.modeling_lst.patching import patch_lengths_from_starts
 
 
 def training_flops(model_type: str, config, attention_mask: torch.Tensor, starts: torch.Tensor | None) -> float:

@@ -20,7 +20,8 @@ Returns:
     chance: 1 / N.
     num_contexts: N.
 Example:
-    >>> cra = evaluate.load("evaluation/metrics/cra")
+    >>> from lst_speech.evaluation.metrics import metric_path
+    >>> cra = evaluate.load(metric_path("cra"))
     >>> cra.compute(predictions=[[-1.0, -9.0], [-5.0, -2.0]], references=[0, 1])
     {'cra': 1.0, 'chance': 0.5, 'num_contexts': 2}
 """

@@ -40,7 +40,8 @@ Returns:
     num_glued_tag_tokens: predicted tokens with a tag mark joined to a word ("@european"), read as words.
     A reference with such a token, or no sentences at all, is an error.
 Example:
-    >>> ner = evaluate.load("evaluation/metrics/slue_ner")          # combined tags; config_name="raw" for 18
+    >>> from lst_speech.evaluation.metrics import metric_path
+    >>> ner = evaluate.load(metric_path("slue_ner"))          # combined tags; config_name="raw" for 18
     >>> ner.compute(predictions=["the # eu ] met"], references=["the # eu ] met on & monday ]"])["f1"]
     0.6666666666666666
 """

@@ -1,0 +1,1 @@
+"""Transcribers, error rates and vocoder intelligibility: is generated or vocoded speech what it should say?"""

