@@ -50,6 +50,10 @@ PATCHING_MODES = ("static", "aligned", "bpe", "mixed", "curriculum", "none")
 WORD_SPAN_MODES = ("aligned", "bpe", "mixed", "curriculum")  # the modes whose patches follow word spans
 ALIGNED_BY = ("word", "piece")  # what aligned patches follow: words, or the text BPE pieces of words
 SILENCES = ("separate", "merged")  # silences between words: patches of their own, or merged into the words
+# The settings a training run may override (`LSTConfig.with_patching`); `patch_size` and `max_patch_length` are
+# the model's shape and stay as built, because packed data counts its sequences in static patches.
+PATCHING_FIELDS = ("patching_mode", "curriculum_aligned_until", "curriculum_static_from", "mixed_aligned_probability",
+                   "aligned_by", "aligned_silences")
 
 
 class LSTConfig(PreTrainedConfig):
@@ -141,9 +145,11 @@ class LSTConfig(PreTrainedConfig):
             raise ValueError("patch_size and max_patch_length must be at least 1.")
         if curriculum_static_from < curriculum_aligned_until:
             raise ValueError(
-                f"curriculum_static_from ({curriculum_static_from}) must not come before "
-                f"curriculum_aligned_until ({curriculum_aligned_until})."
+                f"curriculum_static_from (t2, {curriculum_static_from}) must not come before "
+                f"curriculum_aligned_until (t1, {curriculum_aligned_until})."
             )
+        if not 0.0 <= mixed_aligned_probability <= 1.0:
+            raise ValueError(f"mixed_aligned_probability must be in [0, 1], got {mixed_aligned_probability}.")
         for name, width, heads in (
             ("local", local_hidden_size, local_num_attention_heads),
             ("global", hidden_size, num_attention_heads),
@@ -221,6 +227,17 @@ class LSTConfig(PreTrainedConfig):
         )
         values.update(overrides)
         return cls(**values)
+
+    def with_patching(self, **overrides) -> LSTConfig:
+        """A copy whose patching settings (`PATCHING_FIELDS`) are replaced and checked: how a training run's
+        arguments reach a preset's or a saved model's config, once. A new `patching_mode` without `aligned_by`
+        takes that mode's own default (pieces for `bpe`, else words)."""
+        unknown = sorted(set(overrides) - set(PATCHING_FIELDS))
+        if unknown:
+            raise ValueError(f"{unknown} are not patching settings; the overridable ones are {PATCHING_FIELDS}.")
+        if "patching_mode" in overrides and "aligned_by" not in overrides:
+            overrides["aligned_by"] = None
+        return type(self)(**{**self.to_dict(), **overrides})
 
     def global_llama_config(self) -> LlamaConfig:
         """The global transformer's shape as a `LlamaConfig`, for transformers' Llama blocks."""

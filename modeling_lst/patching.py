@@ -126,6 +126,16 @@ def patch_starts(
     return torch.where(use_aligned.to(static.device)[:, None], aligned, static)
 
 
+def config_patch_starts(config, speech_mask: torch.Tensor, aligned_boundaries: torch.Tensor | None = None,
+                        step: int = 0, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A training batch's patch starts under the patching its `LSTConfig` describes (mode, sizes, curriculum
+    steps, mixing probability): the one place a run turns its config into patches."""
+    return patch_starts(config.patching_mode, speech_mask, config.patch_size, config.max_patch_length,
+                        aligned_boundaries, step=step, aligned_until=config.curriculum_aligned_until,
+                        static_from=config.curriculum_static_from,
+                        mixed_aligned_probability=config.mixed_aligned_probability, generator=generator)
+
+
 def patch_ids_from_starts(starts: torch.Tensor) -> torch.Tensor:
     """Each token's patch index within its sequence (0-based). The first token always starts a patch."""
     starts = starts.clone()

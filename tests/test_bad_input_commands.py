@@ -63,7 +63,7 @@ def arguments(saved_tokenizer, packed, tmp_path, **changes):
     ({"max_steps": 0}, r"max_steps, per_device_batch_size and gradient_accumulation_steps must be positive"),
     ({"mixed_precision": "fp8"}, r"mixed_precision must be one of \('no', 'bf16', 'fp16'\)"),
     ({"patching_mode": "words"}, r"patching_mode must be one of"),
-    ({"curriculum_aligned_until": 10, "curriculum_static_from": 5}, r"curriculum_static_from \(t2\) must not come"),
+    ({"curriculum_aligned_until": 10, "curriculum_static_from": 5}, r"curriculum_static_from \(t2, 5\) must not come"),
 ])
 def test_bad_pretraining_arguments_are_refused_when_parsed(saved_tokenizer, packed, tmp_path, changes, words):
     changes = {k: saved_tokenizer if v == "TOKENIZER" else v for k, v in changes.items()}

@@ -13,6 +13,7 @@ from lst_speech.modeling_lst.patching import (aligned_patch_starts, merged_silen
                                    patch_starts, word_boundary_mask)
 from lst_speech.tokenization.speech.character_times import (align_letters_to_phonemes, character_frames, letters_from_phonemes,
                                           proportional_character_starts)
+from lst_speech.modeling_lst import LSTConfig
 from lst_speech.training.data.collator import PackedCollator
 from lst_speech.training.data.formats import word_pieces
 from lst_speech.training.data.pipeline import build_format
@@ -166,13 +167,13 @@ def test_bpe_training_on_data_without_piece_spans_is_refused_before_training(tok
     from lst_speech.training.pretrain import check_packed_columns
 
     packed = packed_batch(tokenizer, spoken.remove_columns("character_starts"))
-    args = PretrainingArguments(output_dir=str(tmp_path), patching_mode="bpe")
+    config = LSTConfig(patching_mode="bpe")
     with pytest.raises(ValueError, match=r"rows have word spans but no piece spans .*character_starts"):
-        check_packed_columns(packed, "data/", args)
+        check_packed_columns(packed, "data/", config)
     with pytest.raises(ValueError, match=r"lacks the column\(s\) \['piece_spans'\]"):
-        check_packed_columns(packed.remove_columns("piece_spans"), "data/", args)
-    check_packed_columns(packed_batch(tokenizer, spoken), "data/", args)  # with character times: fine
-    with pytest.raises(ValueError, match="patching_mode bpe patches by pieces"):
+        check_packed_columns(packed.remove_columns("piece_spans"), "data/", config)
+    check_packed_columns(packed_batch(tokenizer, spoken), "data/", config)  # with character times: fine
+    with pytest.raises(ValueError, match="patching_mode 'bpe' patches by pieces"):
         PretrainingArguments(output_dir=str(tmp_path), patching_mode="bpe", aligned_by="word")
     with pytest.raises(ValueError, match=r"aligned_silences one of \('separate', 'merged'\)"):
         PretrainingArguments(output_dir=str(tmp_path), aligned_silences="dropped")
@@ -194,10 +195,9 @@ def test_the_curriculum_moves_from_merged_piece_patches_to_static(tokenizer, spo
 
     packed = packed_batch(tokenizer, spoken)
     batch = PackedCollator(tokenizer.pad_token_id, "piece", "merged")([packed[i] for i in range(4)])
-    args = SimpleNamespace(seed=0, patching_mode="curriculum", curriculum_aligned_until=5, curriculum_static_from=10,
-                           mixed_aligned_probability=0.5)
-    config = SimpleNamespace(patch_size=4, max_patch_length=16)
-    early, late = (patching_for(batch, config, args, step, 0, 0) for step in (0, 20))
+    config = LSTConfig(patching_mode="curriculum", curriculum_aligned_until=5, curriculum_static_from=10,
+                       patch_size=4, max_patch_length=16)
+    early, late = (patching_for(batch, config, 0, step, 0, 0) for step in (0, 20))
     aligned = patch_starts("bpe", batch["modality_mask"], 4, 16, batch["aligned_boundaries"])
     assert torch.equal(early, aligned) and torch.equal(late, patch_starts("static", batch["modality_mask"], 4, 16))
 

@@ -144,7 +144,7 @@ def test_arguments_from_yaml_and_their_checks(tmp_path, monkeypatch):
     # flags after the file override its entries
     _, _, overridden = parse_arguments([str(tmp_path / "run.yaml"), "--max_steps", "9", "--curriculum_static_from", "6"])
     assert (overridden.max_steps, overridden.curriculum_static_from, overridden.curriculum_aligned_until) == (9, 6, 2)
-    with pytest.raises(ValueError, match="curriculum_static_from \\(t2\\) must not come before"):
+    with pytest.raises(ValueError, match="curriculum_static_from \\(t2, 2\\) must not come before"):
         parse_arguments(["--tokenizer", "t", "--train_data", "d", "--output_dir", "o",
                          "--curriculum_aligned_until", "5", "--curriculum_static_from", "2"])
     with pytest.raises(ValueError, match="model_type must be one of"):

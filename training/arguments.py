@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import yaml
 from transformers import HfArgumentParser
 
-from lst_speech.modeling_lst.configuration_lst import ALIGNED_BY, PATCHING_MODES, PRESETS, SILENCES
+from lst_speech.modeling_lst.configuration_lst import (ALIGNED_BY, PATCHING_FIELDS, PATCHING_MODES, PRESETS, SILENCES,
+                                                     LSTConfig)
 from lst_speech.tokenization.tokenizer_files import reads_as_path
 from lst_speech.training.data.dataset_files import describe_problem
 
@@ -96,13 +97,17 @@ class PretrainingArguments:
     max_grad_norm: float = 1.0
     mixed_precision: str = field(default="no", metadata={"help": "no / bf16 / fp16, passed to Accelerate"})
     gradient_checkpointing: bool = False
-    patching_mode: str = field(default="static", metadata={"help": f"one of {PATCHING_MODES} (LST only)"})
-    curriculum_aligned_until: int = field(default=0, metadata={"help": "t1: aligned patching until this step"})
-    curriculum_static_from: int = field(default=0, metadata={"help": "t2: static patching from this step"})
-    mixed_aligned_probability: float = 0.5
+    # Patching lives in the model's config (LSTConfig); these override it once, when the model is built from
+    # its preset or loaded from --model_name_or_path (unset: the config's own value).
+    patching_mode: str | None = field(default=None, metadata={"help": f"one of {PATCHING_MODES} (LST only; a "
+                                                                      "preset's default: static)"})
+    curriculum_aligned_until: int | None = field(default=None, metadata={"help": "t1: aligned patching until "
+                                                                                 "this step"})
+    curriculum_static_from: int | None = field(default=None, metadata={"help": "t2: static patching from this step"})
+    mixed_aligned_probability: float | None = field(default=None, metadata={"help": "aligned share under mixed"})
     aligned_by: str | None = field(default=None, metadata={"help": f"one of {ALIGNED_BY}: what aligned patches "
                                                                     "follow (default: piece for bpe, else word)"})
-    aligned_silences: str = field(default="separate", metadata={"help": f"one of {SILENCES}: silences between "
+    aligned_silences: str | None = field(default=None, metadata={"help": f"one of {SILENCES}: silences between "
                                                                          "words as patches, or merged into them"})
     save_steps: int = field(default=500, metadata={"help": "save_state every N steps (0: only at the end)"})
     save_total_limit: int | None = field(default=2, metadata={"help": "keep at most this many checkpoints"})
@@ -115,17 +120,13 @@ class PretrainingArguments:
                                                                        "measured matmul peak on CPU)"})
     report_to: str = field(default="tensorboard", metadata={"help": "Accelerate tracker, or 'none'"})
 
+    def patching_overrides(self) -> dict:
+        """The patching settings this run sets, for `LSTConfig.with_patching`."""
+        return {name: getattr(self, name) for name in PATCHING_FIELDS if getattr(self, name) is not None}
+
     def __post_init__(self):
-        if self.patching_mode not in PATCHING_MODES:
-            raise ValueError(f"patching_mode must be one of {PATCHING_MODES}, got {self.patching_mode!r}.")
-        self.aligned_by = self.aligned_by or ("piece" if self.patching_mode == "bpe" else "word")
-        if self.aligned_by not in ALIGNED_BY or self.aligned_silences not in SILENCES:
-            raise ValueError(f"aligned_by must be one of {ALIGNED_BY} and aligned_silences one of {SILENCES}; got "
-                             f"{self.aligned_by!r} and {self.aligned_silences!r}.")
-        if self.patching_mode == "bpe" and self.aligned_by != "piece":
-            raise ValueError("patching_mode bpe patches by pieces: leave aligned_by unset or set it to piece.")
-        if self.curriculum_static_from < self.curriculum_aligned_until:
-            raise ValueError("curriculum_static_from (t2) must not come before curriculum_aligned_until (t1).")
+        if self.patching_overrides():
+            LSTConfig().with_patching(**self.patching_overrides())  # the config's own checks, at parse time
         if self.max_steps < 1 or self.per_device_batch_size < 1 or self.gradient_accumulation_steps < 1:
             raise ValueError("max_steps, per_device_batch_size and gradient_accumulation_steps must be positive.")
         if not self.learning_rate > 0 or self.warmup_steps < 0 or self.save_steps < 0 or self.logging_steps < 1:

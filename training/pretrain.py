@@ -39,7 +39,7 @@ import lst_speech.modeling_lst  # noqa: F401  (registers LST with the Auto class
 import lst_speech.tokenization  # noqa: F401  (registers the joint tokenizer)
 from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
 from lst_speech.modeling_lst.configuration_lst import WORD_SPAN_MODES
-from lst_speech.modeling_lst.patching import patch_starts
+from lst_speech.modeling_lst.patching import config_patch_starts, patch_starts
 
 from lst_speech.training.arguments import DataArguments, ModelArguments, PretrainingArguments, parse_script_arguments
 from lst_speech.training.batches import Batches, StreamingBatches
@@ -48,6 +48,7 @@ from lst_speech.tokenization.atomic_files import write_text_atomically
 from lst_speech.training.checkpoints import (load_checkpoint, read_log, resolve_checkpoint, save_checkpoint,
                                   save_pretrained_atomically, truncate_log)
 from lst_speech.training.data.collator import PackedCollator
+from lst_speech.training.data.packing import check_packed_patch_size
 from lst_speech.training.loss_plot import plot_losses
 from lst_speech.model_cards.model_card import hardware
 from lst_speech.training.throughput import measured_peak_flops, training_flops
@@ -57,32 +58,38 @@ RESUME_STATE = ("step", "micro_batches")  # what a checkpoint's trainer state mu
 LOG_FILE = "log.jsonl"
 
 
-def build_model(model_args: ModelArguments, tokenizer, args: PretrainingArguments):
-    """LST from a preset (or saved weights), or the Llama baseline with LST's global shape over tokens."""
-    overrides = model_args.overrides()
-    if model_args.model_name_or_path:
-        model_class = LSTForCausalLM if model_args.model_type == "lst" else LlamaForCausalLM
-        model = model_class.from_pretrained(model_args.model_name_or_path)
+def model_config(model_args: ModelArguments, tokenizer, args: PretrainingArguments) -> LSTConfig | None:
+    """The config the run trains LST with: the preset's (with `--config_overrides`) or the saved model's, with
+    the run's patching arguments copied in once; for the Llama baseline, the LST config whose global shape it
+    takes (None when loading a saved baseline). Cheap: no weights are built or read."""
+    patching = args.patching_overrides()
+    if not model_args.model_name_or_path:
+        return LSTConfig.from_tokenizer(tokenizer, preset=model_args.preset, **model_args.overrides()).with_patching(
+            **patching)
+    return LSTConfig.from_pretrained(model_args.model_name_or_path).with_patching(**patching) if (
+        model_args.model_type == "lst") else None
+
+
+def build_model(model_args: ModelArguments, config: LSTConfig | None, args: PretrainingArguments):
+    """LST from `config` (with saved weights where given), or the Llama baseline with LST's global shape."""
+    if model_args.model_type == "lst":
+        model = (LSTForCausalLM.from_pretrained(model_args.model_name_or_path, config=config)
+                 if model_args.model_name_or_path else LSTForCausalLM(config))
     else:
-        config = LSTConfig.from_tokenizer(tokenizer, preset=model_args.preset, patching_mode=args.patching_mode,
-                                          curriculum_aligned_until=args.curriculum_aligned_until,
-                                          curriculum_static_from=args.curriculum_static_from,
-                                          mixed_aligned_probability=args.mixed_aligned_probability,
-                                          aligned_by=args.aligned_by, aligned_silences=args.aligned_silences,
-                                          **overrides)
-        model = LSTForCausalLM(config) if model_args.model_type == "lst" else LlamaForCausalLM(config.global_llama_config())
+        model = (LlamaForCausalLM.from_pretrained(model_args.model_name_or_path) if model_args.model_name_or_path
+                 else LlamaForCausalLM(config.global_llama_config()))
     if args.gradient_checkpointing:
         model.activation_checkpointing_enable()
     return model
 
 
-def check_packed_columns(dataset, where: str, args: PretrainingArguments) -> None:
+def check_packed_columns(dataset, where: str, config: LSTConfig | None) -> None:
     """Packed rows hold ids and the modality mask; word-based patching also needs the word spans, and patching
     by pieces the piece spans of every row that has words (data built from rows with character times). A
     streamed dataset is checked by its columns here and row by row as it is read (`piece_span_problem`)."""
-    aligned = args.patching_mode in WORD_SPAN_MODES
+    aligned = config is not None and config.patching_mode in WORD_SPAN_MODES
     needed = ["input_ids", "modality_mask"] + (["word_spans"] if aligned else [])
-    needed += ["piece_spans"] if aligned and args.aligned_by == "piece" else []
+    needed += ["piece_spans"] if aligned and config.aligned_by == "piece" else []
     columns = dataset.column_names
     if columns is None:  # a stream whose features are only known once read
         columns = list(next(iter(dataset)))
@@ -133,15 +140,12 @@ def token_losses(model, batch: dict, starts: torch.Tensor | None) -> tuple[torch
     return losses.view_as(targets), batch["attention_mask"][:, 1:].bool()
 
 
-def patching_for(batch: dict, config, args: PretrainingArguments, step: int, rank: int, micro: int):
-    """This micro-batch's patch starts (LST only); random draws are seeded by (seed, step, rank, micro)."""
-    generator = torch.Generator().manual_seed(args.seed * 1_000_003 + step * 1009 + rank * 31 + micro)
-    return patch_starts(
-        args.patching_mode, batch["modality_mask"].cpu(), config.patch_size, config.max_patch_length,
-        batch["aligned_boundaries"].cpu(), step=step, aligned_until=args.curriculum_aligned_until,
-        static_from=args.curriculum_static_from, mixed_aligned_probability=args.mixed_aligned_probability,
-        generator=generator,
-    ).to(batch["input_ids"].device)
+def patching_for(batch: dict, config: LSTConfig, seed: int, step: int, rank: int, micro: int) -> torch.Tensor:
+    """This micro-batch's patch starts under the config's patching; random draws are seeded by (seed, step,
+    rank, micro)."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + step * 1009 + rank * 31 + micro)
+    return config_patch_starts(config, batch["modality_mask"].cpu(), batch["aligned_boundaries"].cpu(), step,
+                               generator).to(batch["input_ids"].device)
 
 
 class LossWindow:
@@ -183,9 +187,12 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
     checkpoint = resolve_checkpoint(output_dir, args.resume_from_checkpoint, RESUME_STATE)
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer)
     train_data = open_dataset(data_args.train_data, streaming=data_args.streaming)
-    check_packed_columns(train_data, data_args.train_data, args)
-    model = build_model(model_args, tokenizer, args)
-    lst_config = model.config if model_args.model_type == "lst" else None
+    config = model_config(model_args, tokenizer, args)
+    lst_config = config if model_args.model_type == "lst" else None
+    check_packed_columns(train_data, data_args.train_data, lst_config)
+    check_packed_patch_size(train_data, data_args.train_data, lst_config.patch_size if lst_config else None)
+    model = build_model(model_args, config, args)
+    lst_config = model.config if lst_config is not None else None
     flops_config = model.config
     text_range = tokenizer.vocabulary_layout()["text_token_range"]
     optimizer = optimizer_for(model, args)
@@ -206,8 +213,9 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         truncate_log(output_dir / LOG_FILE, step)
-    collator = PackedCollator(tokenizer.pad_token_id, args.aligned_by, args.aligned_silences)
-    batches = make_batches(train_data, data_args, accelerator, collator, args, state)
+    collator = (PackedCollator(tokenizer.pad_token_id, lst_config.aligned_by, lst_config.aligned_silences)
+                if lst_config else PackedCollator(tokenizer.pad_token_id))
+    batches = make_batches(train_data, data_args, accelerator, collator, args, state, lst_config)
     if accelerator.log_with:
         accelerator.init_trackers("pretrain", config={k: v for k, v in vars(args).items() if v is not None})
 
@@ -225,7 +233,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
         local_targets = sum(int(b["attention_mask"][:, 1:].sum()) for b in micro_batches)
         total_targets = accelerator.reduce(torch.tensor(local_targets, device=device), "sum").item()
         for micro, batch in enumerate(micro_batches):
-            starts = patching_for(batch, lst_config, args, step, accelerator.process_index, micro) if lst_config else None
+            starts = (patching_for(batch, lst_config, args.seed, step, accelerator.process_index, micro)
+                      if lst_config else None)
             sync = contextlib.nullcontext() if micro == len(micro_batches) - 1 else accelerator.no_sync(model)
             with sync, accelerator.autocast():
                 losses, valid = token_losses(model, batch, starts)
@@ -268,8 +277,9 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
         # The final checkpoint carries its code, so it loads with trust_remote_code where lst is not installed.
         save_pretrained_atomically(accelerator.unwrap_model(model), tokenizer, final, with_code=True)
         write_text_atomically(output_dir / "run.json", json.dumps({
-            "model_type": model_args.model_type, "preset": model_args.preset, "patching_mode": args.patching_mode,
-            "aligned_by": args.aligned_by, "aligned_silences": args.aligned_silences,
+            "model_type": model_args.model_type, "preset": model_args.preset,
+            **({name: getattr(lst_config, name) for name in ("patching_mode", "aligned_by", "aligned_silences")}
+               if lst_config else {}),
             "hardware": hardware(), "num_processes": accelerator.num_processes,
             "mixed_precision": args.mixed_precision}, indent=2) + "\n")
         plot_losses(read_log(output_dir / LOG_FILE), output_dir / "loss.png", title=f"{model_args.model_type} pretraining")
@@ -284,7 +294,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
     return final
 
 
-def make_batches(train_data, data_args, accelerator, collator, args, state: dict):
+def make_batches(train_data, data_args, accelerator, collator, args, state: dict, config: LSTConfig | None):
     """Map-style batches resumed at a micro-batch count, or streamed batches resumed from each process's stream
     state (a checkpoint of a streamed run holds one per process)."""
     if not data_args.streaming:
@@ -297,7 +307,8 @@ def make_batches(train_data, data_args, accelerator, collator, args, state: dict
     if streams is not None and len(streams) != accelerator.num_processes:
         raise ValueError(f"The checkpoint holds the stream positions of {len(streams)} processes and this run has "
                          f"{accelerator.num_processes}: resume a streamed run with as many processes as it had.")
-    check_row = piece_span_problem(data_args.train_data) if args.aligned_by == "piece" and args.patching_mode in WORD_SPAN_MODES else None
+    by_pieces = config is not None and config.aligned_by == "piece" and config.patching_mode in WORD_SPAN_MODES
+    check_row = piece_span_problem(data_args.train_data) if by_pieces else None
     return StreamingBatches(train_data, accelerator, collator, args,
                             streams[accelerator.process_index] if streams else None, check_row)
 

@@ -32,6 +32,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--speech", type=Path, help="saved dataset of {units} (speech-only)")
     parser.add_argument("--text", type=Path, help="text file (a document per line) or saved dataset with 'text'")
     parser.add_argument("--sequence_length", type=int, help="override the recipe's packed length")
+    parser.add_argument("--patch_size", type=int, help="override the recipe's static patch size (packing by patches: "
+                                                      "the model's patch_size, checked when training starts)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epoch", type=int, default=0, help="which epoch's random draws (LST interleaving)")
     parser.add_argument("--num_proc", type=int)
@@ -118,6 +120,8 @@ def run(arguments) -> None:
     recipe = RECIPES[arguments.recipe]
     if arguments.sequence_length:
         recipe = recipe.replace(sequence_length=arguments.sequence_length)
+    if arguments.patch_size:
+        recipe = recipe.replace(patch_size=arguments.patch_size)
     tokenizer = AutoTokenizer.from_pretrained(arguments.tokenizer)
     streaming = arguments.streaming
     sources = {
@@ -135,6 +139,7 @@ def run(arguments) -> None:
     mixed, weights = build_pretraining_data(recipe, tokenizer, **sources, pack_sequences=False, **options)
     tally = RealisedRatios(tokenizer)
     recipe_facts = {"recipe": arguments.recipe, "sequence length": f"{recipe.sequence_length} {recipe.pack_unit}",
+                    "static patch size": recipe.patch_size,
                     "seed / epoch": f"{arguments.seed} / {arguments.epoch}", "piece timing": arguments.piece_timing,
                     **({"part": f"{part[0]} of {part[1]} (0-based)"} if part else {}),
                     "sources": ", ".join(f"{k}: {getattr(arguments, k)}" for k in sources if sources[k] is not None)}

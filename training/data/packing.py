@@ -30,6 +30,8 @@ PACKED_FEATURES = datasets.Features(
         "silence_spans": SPANS,
         "piece_spans": SPANS,
         "document_starts": datasets.Sequence(datasets.Value("int32")),
+        # the static patch size the row was packed for (`unit="patches"`), or 0 (packed by tokens)
+        "packed_patch_size": datasets.Value("int32"),
     }
 )
 
@@ -82,6 +84,7 @@ def pack_documents(batch: dict, sequence_length: int, unit: str = "tokens", patc
         spans = [np.asarray(s, dtype=np.int64).reshape(-1, 2) + offset for s, offset in zip(column, offsets)]
         packed[name] = _split_spans(np.concatenate(spans), cuts)
     packed["document_starts"] = [offsets[(offsets >= a) & (offsets < b)] - a for a, b in zip(bounds[:-1], bounds[1:])]
+    packed["packed_patch_size"] = [patch_size if unit == "patches" else 0] * len(packed["input_ids"])
     return packed
 
 
@@ -100,3 +103,21 @@ def pack(dataset, sequence_length: int, unit: str = "tokens", patch_size: int = 
     if isinstance(dataset, datasets.IterableDataset):
         return dataset.map(pack_documents, **options)
     return dataset.map(pack_documents, num_proc=num_proc, desc="packing", **options)
+
+
+def check_packed_patch_size(dataset, where: str, patch_size: int | None) -> None:
+    """Data packed by global positions counts them in static patches of one size; LST trained with another
+    `patch_size` would see sequences of another length than the recipe's. Refused before training (data packed
+    by tokens, and data packed before rows recorded it, pass)."""
+    columns = dataset.column_names
+    if patch_size is None or (columns is not None and "packed_patch_size" not in columns):
+        return
+    if isinstance(dataset, datasets.Dataset):
+        sizes = set(dataset.unique("packed_patch_size"))
+    else:  # a stream: its first row stands for it
+        sizes = {next(iter(dataset)).get("packed_patch_size", 0)}
+    sizes.discard(0)
+    if sizes and sizes != {patch_size}:
+        raise ValueError(f"{where} was packed for static patches of {sorted(sizes)} speech tokens but the model's "
+                         f"patch_size is {patch_size}: pack it again with `lst data --patch_size {patch_size}`, or "
+                         f"train a model with patch_size {min(sizes)}.")
