@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -58,10 +59,14 @@ def test_the_distribution_is_not_the_unrelated_lst_on_the_index():
 def built(tmp_path_factory):
     """The wheel and the sdist of this checkout, built offline with the environment's own setuptools."""
     out = tmp_path_factory.mktemp("dist")
+    # Built from a copy: setuptools writes build/ and *.egg-info into the tree it builds.
+    source = tmp_path_factory.mktemp("source") / "lst"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv*", "build", "dist", "outputs",
+                                                                "*.egg-info", "__pycache__", ".pytest_cache"))
     names = []
     for kind in ("wheel", "sdist"):  # one process each: setuptools keeps state between the two in one process
         script = f"import sys; from setuptools import build_meta; print('built', build_meta.build_{kind}(sys.argv[1]))"
-        result = subprocess.run([sys.executable, "-c", script, str(out)], cwd=REPO, capture_output=True, text=True)
+        result = subprocess.run([sys.executable, "-c", script, str(out)], cwd=source, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr[-3000:]
         names.append(out / result.stdout.strip().splitlines()[-1].split()[1])
     return tuple(names)

@@ -129,9 +129,9 @@ def test_ner_targets_mask_the_prompt_and_hand_made_outputs_score_as_slue_does(to
 
 
 def test_raw_tags_map_onto_the_combined_set_like_the_metric_does():
-    from lst_speech.evaluation.slue.data import _slue_ner_format
+    from lst_speech.evaluation.slue.data import slue_ner_format
 
-    ner = _slue_ner_format()
+    ner = slue_ner_format()
     rng = np.random.default_rng(0)
     vocabulary = list(ner.RAW_TAG_CHARACTERS.values()) + ["]", "a", "b", "c"]
     for _ in range(300):

@@ -11,7 +11,7 @@ error.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import importlib
 import io
 import logging
 import os
@@ -21,7 +21,6 @@ from pathlib import Path
 import datasets
 import numpy as np
 import soundfile
-from lst_speech.evaluation.metrics import metric_path
 
 logger = logging.getLogger(__name__)
 
@@ -29,16 +28,10 @@ SENTIMENT_LABELS = ("Negative", "Neutral", "Positive")
 UNSCORED_SENTIMENTS = ("<mixed>",)  # in SLUE-VoxCeleb, not scored by the SLUE toolkit
 REQUIRED_COLUMNS = {"voxceleb": {"id", "normalized_text", "sentiment"},
                     "voxpopuli": {"id", "normalized_text", "normalized_ner"}}
-_SLUE_NER_METRIC = Path(metric_path("slue_ner")) / "slue_ner.py"
-
-
-def _slue_ner_format():
+def slue_ner_format():
     """The slue_ner metric module: the one definition of SLUE's tagged-text format (kept standalone so that
-    `evaluate.load` can load it by itself)."""
-    spec = importlib.util.spec_from_file_location("slue_ner_metric", _SLUE_NER_METRIC)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    `evaluate.load` can load it by itself). Imported when first needed: it imports `evaluate` (seconds)."""
+    return importlib.import_module("lst_speech.evaluation.metrics.slue_ner.slue_ner")
 
 
 def load_slue(task: str, split: str = "validation", data_files=None) -> datasets.Dataset:
@@ -169,7 +162,7 @@ def _entities(annotation) -> list[tuple[str, int, int]]:
 
 def ner_examples(dataset, tag_set: str = "combined") -> list[dict]:
     """`{id, text, tagged}` rows: the transcript and its end-to-end tagged form, the NER target."""
-    ner_format = _slue_ner_format()
+    ner_format = slue_ner_format()
     return [{"id": row["id"], "text": row["normalized_text"],
              "tagged": ner_format.tagged_text(row["normalized_text"], _entities(row["normalized_ner"]), tag_set)}
             for row in dataset]

@@ -11,7 +11,7 @@ import functools
 
 import evaluate
 
-from lst_speech.evaluation.slue.data import _slue_ner_format, ner_examples
+from lst_speech.evaluation.slue.data import slue_ner_format, ner_examples
 from lst_speech.evaluation.uncertainty import bootstrap_interval
 from lst_speech.training.finetuning.generation_task import GenerationTask
 from lst_speech.training.finetuning.slue_data import slue_rows
@@ -57,7 +57,7 @@ class NerTask(GenerationTask):
 
         result["f1_ci95"] = list(bootstrap_interval(f1, predictions, references, resamples=200))
         if self.tag_set == "raw":
-            to_combined = _slue_ner_format().raw_to_combined
+            to_combined = slue_ner_format().raw_to_combined
             combined = self.metrics["combined"].compute(
                 predictions=[to_combined(p) for p in predictions], references=[to_combined(r) for r in references])
             result.update({f"combined_{key}": value for key, value in combined.items()
