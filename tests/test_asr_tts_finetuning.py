@@ -67,6 +67,7 @@ def test_error_rates_are_corpus_level_with_intervals():
         unit_error_rate([[1]], [])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["lst", "llama"])
 def test_asr_and_tts_memorise_a_few_pairs(workspace, tokenizer, tmp_path, model):
     asr = finetune(arguments(workspace, model, "asr", tmp_path / "asr"))["best"]

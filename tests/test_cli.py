@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 import torch
 from test_multiple_choice_data import STORY_CLOZE_CSV
 
@@ -50,6 +51,7 @@ def test_lst_help_answers_without_importing_torch():
     assert "--context_gain" in full.stdout
 
 
+@pytest.mark.slow
 def test_lst_eval_cra_and_spoken_mc(tokenizer, tmp_path, sample_verses):
     from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
     from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
@@ -131,11 +133,13 @@ def test_lst_data_builds_packed_sequences_with_a_card(tokenizer, tmp_path, sampl
           "--text", str(tmp_path / "text.txt"), "--sequence_length", "64", "--output", str(tmp_path / "packed")])
     packed = datasets.load_from_disk(str(tmp_path / "packed"))
     assert set(packed.column_names) == {"input_ids", "modality_mask", "word_spans", "silence_spans", "piece_spans",
-                                       "document_starts"}
+                                       "document_starts", "packed_patch_size"}
+    assert set(packed.unique("packed_patch_size")) == {4}  # the lst recipe packs by static patches of 4
     card = (tmp_path / "packed" / "README.md").read_text()
-    assert "**recipe**: lst" in card and "realised source shares" in card and "| units not deduplicated | paper |" in card
+    assert "**static patch size**: 4" in card and "**recipe**: lst" in card and "realised source shares" in card and "| units not deduplicated | paper |" in card
 
 
+@pytest.mark.slow
 def test_bad_input_ends_in_one_line_naming_the_problem(tmp_path):
     import subprocess
     import sys

@@ -14,6 +14,8 @@ import torch
 
 from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
 
+pytestmark = pytest.mark.slow  # subprocesses, several processes or whole jobs: `-m "not slow"` skips them
+
 
 @pytest.fixture(scope="module")
 def config(tokenizer) -> LSTConfig:

@@ -62,6 +62,7 @@ def test_split_at_a_word_boundary_gives_matching_text_and_units():
         split_paired_utterance({"words": ["a"], "word_spans": [[0, 1]], "units": np.arange(1)})
 
 
+@pytest.mark.slow
 def test_cra_is_perfect_on_memorised_pairs_and_near_chance_untrained(tokenizer, sample_verses):
     rng = np.random.default_rng(0)
     # Distinct verses, so that no two utterances share a prompt or a continuation.
@@ -78,6 +79,7 @@ def test_cra_is_perfect_on_memorised_pairs_and_near_chance_untrained(tokenizer, 
         assert result["chance"] == pytest.approx(1 / 30) and result["cra"] <= 5 / 30
 
 
+@pytest.mark.slow
 def test_multiple_choice_finds_memorised_endings_in_every_direction(tokenizer):
     rng = np.random.default_rng(3)
     stories = [(" ".join(rng.choice(WORDS, 4)), " ".join(rng.choice(WORDS, 3))) for _ in range(4)]

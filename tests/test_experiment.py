@@ -10,6 +10,8 @@ import pytest
 
 from lst_speech.training.experiments.experiment import ExperimentArguments, main, patching_flags
 
+pytestmark = pytest.mark.slow  # subprocesses, several processes or whole jobs: `-m "not slow"` skips them
+
 TINY = ["--preset", "tiny", "--max_steps", "4", "--spoken_utterances", "40", "--held_out_utterances", "10",
         "--cloze_items", "8", "--num_units", "20", "--vocab_size", "400", "--sequence_length", "48",
         "--batch_size", "4"]

@@ -67,6 +67,7 @@ def arguments(workspace, output_dir, **overrides) -> FinetuningArguments:
     return FinetuningArguments(**{**values, **overrides})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("modality", ["text", "speech"])
 def test_lora_fine_tuning_learns_a_separable_task_in_modality(workspace, tmp_path, modality):
     results = finetune(arguments(workspace, tmp_path / modality, train_modality=modality, eval_modality=modality,
@@ -156,6 +157,7 @@ def test_bad_input_is_named(workspace, tmp_path, tokenizer):
         build_model(arguments(workspace, tmp_path, lora_preset="everything"), SENTIMENT)
 
 
+@pytest.mark.slow
 def test_the_llama_baseline_fine_tunes_through_the_same_recipe(workspace, tokenizer, tmp_path):
     from transformers import LlamaForCausalLM
 
@@ -174,6 +176,7 @@ def command_line(args: FinetuningArguments) -> list[str]:
     return [f"--{name}={value}" for name, value in vars(args).items() if value is not None and value is not False]
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_repeats_every_loss_and_the_best_step(workspace, tmp_path):
     reference = finetune(arguments(workspace, tmp_path / "reference", eval_steps=5))
     expected = {row["step"]: row for row in read_log(tmp_path / "reference" / "log.jsonl")}
@@ -199,6 +202,7 @@ def test_resume_after_sigkill_repeats_every_loss_and_the_best_step(workspace, tm
     assert resumed["best"]["macro_f1"] == pytest.approx(reference["best"]["macro_f1"])
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process_with_the_same_global_batch(workspace, tmp_path):
     one = finetune(arguments(workspace, tmp_path / "one", max_steps=8, eval_steps=4))
     args = arguments(workspace, tmp_path / "two", max_steps=8, eval_steps=4, per_device_batch_size=8)

@@ -40,6 +40,7 @@ def parts(tokenizer, sample_verses, tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_text_prompt_to_text_streams_what_greedy_generate_writes(parts, tokenizer, tmp_path, capsys):
     main(["generate", "--model", str(parts / "model"), "--text", "In the beginning", "--max_new_tokens", "12",
           "--output_json", str(tmp_path / "out.json")])
@@ -53,6 +54,7 @@ def test_text_prompt_to_text_streams_what_greedy_generate_writes(parts, tokenize
     assert printed.count(result["text"]) == 2  # streamed as it came, then printed whole
 
 
+@pytest.mark.slow
 def test_sampling_is_seeded(parts, tmp_path):
     outputs = []
     for seed in (3, 3, 4):
@@ -91,6 +93,7 @@ def test_bad_generate_requests_are_refused_with_the_reason(parts, flags, message
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_fresh_process_loads_a_release_without_trust_remote_code(parts):
     """The in-process tests import the tokenizer package already; a new `lst` process must register it too."""
     finished = subprocess.run([sys.executable, "-m", "lst_speech.training.cli.main", "generate", "--model", str(parts / "model"),

@@ -26,7 +26,8 @@ from test_remote_code import BLOCK_PROJECT
 from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
 from lst_speech.training.checkpoints import save_pretrained_atomically
 
-pytestmark = pytest.mark.skipif(not OLAH_CLI.exists(), reason=f"{OLAH_CLI} is missing: run scripts/setup_env.sh")
+pytestmark = [pytest.mark.slow,  # a Hub server in a subprocess: `-m "not slow"` skips it
+              pytest.mark.skipif(not OLAH_CLI.exists(), reason=f"{OLAH_CLI} is missing: run scripts/setup_env.sh")]
 
 LOAD = BLOCK_PROJECT + textwrap.dedent("""
     import json, sys, numpy as np, torch, datasets

@@ -58,6 +58,7 @@ def test_centroids_from_a_npy_file_and_bad_inputs(tmp_path):
         HubertUnitExtractor(tmp_path / "no-such-model", layer=1, num_units=5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm", ["group", "layer"])
 def test_batched_extraction_equals_one_by_one(tmp_path, speech, norm):
     """Layer-norm models run as one padded batch with an attention mask; group-norm ones one by one. Either

@@ -10,6 +10,8 @@ from lst_speech.evaluation.uncertainty import format_accuracy, format_difference
 from lst_speech.training.experiments.main_job import main
 from lst_speech.training.experiments.runs import split_bible, topic_cloze_items
 
+pytestmark = pytest.mark.slow  # subprocesses, several processes or whole jobs: `-m "not slow"` skips them
+
 
 def test_held_out_chapters_never_reach_training_and_cloze_pairs_are_consecutive():
     train, held_out = split_bible(held_out_every=10)

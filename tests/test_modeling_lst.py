@@ -135,6 +135,7 @@ def test_a_run_of_padding_is_one_global_slot(model, tokenizer, side):
     assert int(outputs.patch_mask[1].sum()) == text_row_real
 
 
+@pytest.mark.slow
 def test_tiny_model_overfits_two_mixed_sequences(tokenizer, config):
     torch.manual_seed(0)
     model = LSTForCausalLM(config)

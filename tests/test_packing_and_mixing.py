@@ -34,6 +34,7 @@ def sources(tokenizer, sample_verses):
     return {"speech": speech, "paired": paired, "text": text}
 
 
+@pytest.mark.slow
 def test_source_shares_within_2_percent_over_10000_examples(tokenizer, sources):
     recipe = RECIPES["sutlm"].replace(deduplicate_units=False, unit_pieces=False)
     mixed, weights = build_pretraining_data(recipe, tokenizer, **sources, pack_sequences=False)
@@ -46,6 +47,7 @@ def test_source_shares_within_2_percent_over_10000_examples(tokenizer, sources):
     assert set(report["format_shares"]) == {"ulm", "tlm", "cst_speech_text", "cst_text_speech", "ast"}
 
 
+@pytest.mark.slow
 def test_token_ratio_within_2_percent_over_10000_examples(tokenizer, sources):
     built = {name: build_format(sources[name], tokenizer, fmt) for name, fmt in
              (("speech", "ulm"), ("text", "tlm"), ("paired", "cst_speech_text"))}

@@ -202,6 +202,7 @@ def test_the_curriculum_moves_from_merged_piece_patches_to_static(tokenizer, spo
     assert torch.equal(early, aligned) and torch.equal(late, patch_starts("static", batch["modality_mask"], 4, 16))
 
 
+@pytest.mark.slow
 def test_pretraining_runs_with_bpe_patches_and_merged_silences(tokenizer, spoken, tmp_path):
     import json
     import os

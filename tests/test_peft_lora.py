@@ -18,6 +18,7 @@ def batch_of(tokenizer) -> torch.Tensor:
     return torch.tensor(rows)
 
 
+@pytest.mark.slow
 def test_lora_on_the_global_transformer_and_decoder_trains_saves_reloads_and_merges(tokenizer, tmp_path):
     torch.manual_seed(0)
     base = LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny"))

@@ -12,6 +12,7 @@ from lst_speech.evaluation.metrics import metric_path
 PELM = metric_path("pelm")
 
 
+@pytest.mark.slow
 def test_real_continuations_score_lower_than_scrambled_ones(external_lm, sample_verses):
     pelm = evaluate.load(str(PELM))
     contexts, continuations = [], []

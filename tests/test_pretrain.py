@@ -57,6 +57,7 @@ def read_log(output_dir):
     return [json.loads(line) for line in (output_dir / "log.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_repeats_every_loss(workspace, tmp_path):
     extra = ["--per_device_batch_size", "4", "--gradient_accumulation_steps", "2", "--save_steps", "5",
              "--patching_mode", "curriculum", "--curriculum_aligned_until", "10", "--curriculum_static_from", "30"]
@@ -98,6 +99,7 @@ def test_resume_after_sigkill_repeats_every_loss(workspace, tmp_path):
     assert all("flops" in row and row["tokens"] > 0 for row in resumed)
 
 
+@pytest.mark.slow
 def test_the_final_checkpoint_loads_without_the_package(workspace, tmp_path, tokenizer):
     from lst_speech.modeling_lst import LSTForCausalLM
     from test_release import load_without_the_package, reference
@@ -112,6 +114,7 @@ def test_the_final_checkpoint_loads_without_the_package(workspace, tmp_path, tok
     assert loaded["generated"] == generated
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process_with_the_same_global_batch(workspace, tmp_path):
     one = tmp_path / "one"
     run_pretraining(*arguments(workspace, one, "--per_device_batch_size", "4", "--max_steps", "8"))

@@ -97,6 +97,7 @@ def reference(model, ids):
     return logits, generated
 
 
+@pytest.mark.slow
 def test_an_lst_release_loads_without_the_package_sharded_with_its_card_and_extractor(tokenizer, tmp_path, extractor):
     torch.manual_seed(0)
     model = LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny")).eval()
@@ -130,6 +131,7 @@ def test_an_lst_release_loads_without_the_package_sharded_with_its_card_and_extr
     assert loaded["generated"] == generated
 
 
+@pytest.mark.slow
 def test_a_baseline_release_and_a_pretraining_final_load_without_the_package(tokenizer, tmp_path):
     torch.manual_seed(0)
     model = LlamaForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny").global_llama_config()).eval()
@@ -186,6 +188,7 @@ def test_loading_a_preset_name_says_that_presets_are_configurations(tmp_path):
             load(str(tmp_path / "missing" / "model"))
 
 
+@pytest.mark.slow
 def test_a_lora_adapter_release_loads_onto_its_base_release_without_the_package(tokenizer, tmp_path):
     import peft
 

@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 import torch
 
 from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
@@ -24,6 +25,7 @@ sys.meta_path.insert(0, BlockProjectPackages())
 """
 
 
+@pytest.mark.slow
 def test_remote_code_checkpoint_loads_without_the_package(tokenizer, tmp_path):
     torch.manual_seed(0)
     model = LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny")).eval()

@@ -55,6 +55,7 @@ def test_two_processes_write_the_same_shards_as_one(audio_tree):
     assert all(len(row["units"]) > 0 and max(row["units"]) < 4 for row in rows)
 
 
+@pytest.mark.slow
 def test_spawned_local_workers_equal_one_process(audio_tree):
     run_extraction(_job(audio_tree, "one"))
     run_extraction(_job(audio_tree, "spawned"), num_processes=2)
@@ -136,6 +137,7 @@ def test_the_command_writes_shards_and_keeps_json_lines_to_one_process(audio_tre
     assert "give --output a folder name" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_accelerate_launch_with_two_processes_equals_one_process(audio_tree):
     run_extraction(_job(audio_tree, "one"))
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",

@@ -168,6 +168,7 @@ def test_ner_fine_tunes_by_generation_and_the_adapter_generates_like_its_merge(s
         assert task.generate(adapted.eval(), tokenizer, examples) == task.generate(merged.eval(), tokenizer, examples)
 
 
+@pytest.mark.slow
 def test_transfer_matrix_fills_four_cells_per_model_and_refuses_a_leak(stand_in, bases, extractor, tmp_path):
     with pytest.raises(ValueError, match="would not be zero-shot"):
         TransferArguments(output_dir=str(tmp_path), models=[f"lst={bases / 'lst'}"], data_dir=str(stand_in[0]),

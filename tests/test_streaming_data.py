@@ -30,6 +30,7 @@ def paired_rows(verses, seed=0):
                "word_spans": np.stack([np.r_[0, ends[:-1]], ends], 1).tolist()}
 
 
+@pytest.mark.slow
 def test_lst_data_streaming_writes_shards_that_train_and_load(tokenizer, tmp_path, sample_verses):
     shards = tmp_path / "corpus"
     shards.mkdir()
@@ -60,6 +61,7 @@ def test_lst_data_streaming_writes_shards_that_train_and_load(tokenizer, tmp_pat
     assert f"**packed sequences**: {len(written)}" in card and "data-*.parquet" in card
 
 
+@pytest.mark.slow
 def test_parts_of_the_sources_build_in_parallel_into_folders_read_together(tokenizer, tmp_path, sample_verses):
     shards = tmp_path / "corpus"
     shards.mkdir()

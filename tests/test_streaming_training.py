@@ -16,6 +16,8 @@ from test_pretrain import ENV, arguments, read_log, run_pretraining, workspace  
 from lst_speech.training.data.dataset_files import open_dataset, write_parquet_shards
 from lst_speech.training.data.packing import PACKED_FEATURES
 
+pytestmark = pytest.mark.slow  # subprocesses, several processes or whole jobs: `-m "not slow"` skips them
+
 ROWS = 60  # a small corpus, so that 12 steps of 8 rows cross into the second epoch
 TRAINING = ["--per_device_batch_size", "4", "--gradient_accumulation_steps", "2", "--max_steps", "12",
             "--patching_mode", "curriculum", "--curriculum_aligned_until", "4", "--curriculum_static_from", "9"]

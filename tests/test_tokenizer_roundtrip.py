@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -49,6 +50,7 @@ def check_round_trip(tokenizer, segments, expected_units):
         assert tokenizer(tokenizer.decode(ids), split_special_tokens=False, add_special_tokens=False)["input_ids"] == ids
 
 
+@pytest.mark.slow
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(segments=interleavings())
 def test_raw_unit_round_trip(tokenizer, segments):

@@ -52,6 +52,7 @@ def test_bos_eos_settings_survive_saving(sample_verses, tmp_path):
     assert loaded(segments=[[1]])["input_ids"] == [401, 403, 2]
 
 
+@pytest.mark.slow
 def test_loads_in_a_fresh_process_without_this_package(tokenizer, tmp_path):
     """tokenizer.json alone: a generic transformers tokenizer gives the same ids for the string form.
 

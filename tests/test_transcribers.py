@@ -59,6 +59,7 @@ def test_bigram_lm_is_a_distribution_after_every_history(tmp_path):
         write_arpa_bigram(["..."], tmp_path / "empty.arpa")
 
 
+@pytest.mark.slow
 def test_pocketsphinx_recovers_espeak_sentences(command_lm, caplog):
     synthesizer, transcriber = EspeakSynthesizer(), PocketsphinxTranscriber(language_model=command_lm)
     # DEBUG: an earlier test in the same process may already have logged this conversion once at INFO.
@@ -125,6 +126,7 @@ def test_pipeline_transcriber_loads_a_recogniser_by_path(tiny_ctc_recogniser, ca
     assert text and set(text) <= set("abcdefghijklmnopqrstuvwxyz ")
 
 
+@pytest.mark.slow
 def test_lst_eval_pelm_scores_all_four_directions(tokenizer, external_lm, sample_verses, tiny_ctc_recogniser,
                                                   tmp_path):
     from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM

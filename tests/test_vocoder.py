@@ -70,6 +70,7 @@ def test_bad_durations_and_shapes_are_refused():
         UnitVocoderConfig(sampling_rate=16000, frame_rate=30)
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_and_resumes_exactly(tmp_path):
     output_dir = tmp_path / "run"
     args = ["--output_dir", str(output_dir), "--num_utterances", "6", "--held_out_utterances", "2",
