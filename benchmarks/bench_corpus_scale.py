@@ -169,10 +169,10 @@ def stage_build(arguments) -> dict:
     """`lst data --streaming` (with `--pack`), or the formatted, mixed documents only, counted."""
     from transformers import AutoTokenizer
 
-    from lst_speech.training.cli.main import main
     from lst_speech.training.cli.data import _text_source
-    from lst_speech.training.data.recipes import RECIPES, build_pretraining_data
+    from lst_speech.training.cli.main import main
     from lst_speech.training.data.dataset_files import open_dataset
+    from lst_speech.training.data.recipes import RECIPES, build_pretraining_data
 
     start = time.perf_counter()
     if arguments.pack:
@@ -298,11 +298,11 @@ def main() -> None:
 
 
 def report(arguments, workdir: Path) -> None:
-    from lst_speech.tokenization import SpeechUnitTextTokenizer
-    from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
-    from lst_speech.tokenization.corpora.sample_text import kjv_verses
-
     import soundfile
+
+    from lst_speech.tokenization import SpeechUnitTextTokenizer
+    from lst_speech.tokenization.corpora.sample_text import kjv_verses
+    from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
 
     print("## Extraction (MFCC k-means on the CPU, 1 process; 12 s clips)\n")
     print("| audio hours | files | seconds | audio hours / s | peak MiB | 2nd-half peak - 1st-half peak, MiB |\n"

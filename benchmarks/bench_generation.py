@@ -28,10 +28,10 @@ import time
 import numpy as np
 import torch
 from transformers import LlamaForCausalLM, LogitsProcessorList
+from weight_reads import matmul_ceiling
 
 from lst_speech.modeling_lst import PRESETS, LSTConfig, LSTForCausalLM
 from lst_speech.modeling_lst.modality import ModalityLogitsProcessor
-from weight_reads import matmul_ceiling
 
 TEXT_PIECES, NUM_UNITS = 8000, 501
 TEXT_MARKER, SPEECH_MARKER, SPEECH_START = TEXT_PIECES, TEXT_PIECES + 1, TEXT_PIECES + 2

@@ -26,14 +26,14 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from local_hub import local_hub  # noqa: E402  (test support: the olah server)
-from test_remote_code import BLOCK_PROJECT  # noqa: E402
-
 from lst_speech.model_cards.release import export_release  # noqa: E402
 from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM  # noqa: E402
 from lst_speech.tokenization import SpeechUnitTextTokenizer  # noqa: E402
 from lst_speech.tokenization.corpora.sample_text import kjv_verses  # noqa: E402
 from lst_speech.training.checkpoints import save_pretrained_atomically  # noqa: E402
+
+from local_hub import local_hub  # noqa: E402  (test support: the olah server)
+from test_remote_code import BLOCK_PROJECT  # noqa: E402
 
 LOAD = BLOCK_PROJECT + textwrap.dedent("""
     import json, resource, time

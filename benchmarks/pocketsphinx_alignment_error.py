@@ -15,9 +15,9 @@ import logging
 
 import numpy as np
 
-from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
 from lst_speech.tokenization.alignment.pocketsphinx_aligner import PocketsphinxAligner
 from lst_speech.tokenization.corpora.sample_text import kjv_verses
+from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
 
 
 def main() -> None:

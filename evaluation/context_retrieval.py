@@ -8,12 +8,11 @@ goes to the `cra` metric module. Directions: u2u, u2t, t2u, t2t (prompt modality
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from lst_speech.evaluation.likelihood import continuation_log_likelihoods
-from lst_speech.evaluation.uncertainty import proportion_interval
 from lst_speech.evaluation.metrics import metric_path
+from lst_speech.evaluation.uncertainty import proportion_interval
 
 DIRECTIONS = ("u2u", "u2t", "t2u", "t2t")
 CRA_METRIC = metric_path("cra")

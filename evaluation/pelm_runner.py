@@ -9,11 +9,10 @@ specify.
 
 from __future__ import annotations
 
-
 import numpy as np
 
-from lst_speech.modeling_lst.modality import generate_in_modality
 from lst_speech.evaluation.metrics import metric_path
+from lst_speech.modeling_lst.modality import generate_in_modality
 
 PELM_METRIC = metric_path("pelm")
 

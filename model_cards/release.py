@@ -27,12 +27,16 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceC
 
 import lst_speech.modeling_lst  # noqa: F401  (registers LST with the Auto classes)
 import lst_speech.tokenization  # noqa: F401  (registers the joint tokenizer)
+from lst_speech.model_cards.model_card import model_card, run_facts
 from lst_speech.modeling_lst.accounting import parameter_counts
-from lst_speech.modeling_lst.export import save_processor_with_remote_code, save_tokenizer_with_remote_code, save_with_remote_code
+from lst_speech.modeling_lst.export import (
+    save_processor_with_remote_code,
+    save_tokenizer_with_remote_code,
+    save_with_remote_code,
+)
 from lst_speech.tokenization.atomic_files import atomic_path
 from lst_speech.tokenization.processing_lst import SpeechTextProcessor
 from lst_speech.tokenization.speech.unit_extraction import CENTROIDS_FILE, CONFIG_FILE, load_unit_extractor
-from lst_speech.model_cards.model_card import model_card, run_facts
 
 logger = logging.getLogger("lst.release")
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")

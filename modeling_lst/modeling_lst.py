@@ -33,9 +33,9 @@ from transformers.models.llama.modeling_llama import (
     eager_attention_forward,
 )
 from transformers.utils import ModelOutput
+from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
-from transformers.utils.deprecation import deprecate_kwarg
 
 from .cache_lst import LSTCache
 from .configuration_lst import PRESETS, LSTConfig
@@ -44,7 +44,6 @@ from .loading_checks import checked_load
 from .local_attention import IMPLEMENTATION_NAME as BLOCK_SLIDING_WINDOW
 from .local_attention import dense_attention_weights
 from .patching import patch_ids_from_starts, static_patch_starts
-
 
 HIDDEN_STATES_DOC = """
         hidden_states: with `output_hidden_states`, the local decoder's token states: its input (the encoder's

@@ -90,3 +90,26 @@ def bases(tokenizer, tmp_path_factory):
     for name in ("lst", "llama"):
         tokenizer.save_pretrained(root / name)
     return root
+
+
+def save_packed_lst_data(tokenizer, verses: list[str], directory, paired: int, text: slice) -> None:
+    """LST-recipe sequences of 48 global positions, saved with `save_to_disk`: the first `paired` verses as
+    stand-in speech (random units in word spans with pauses between words) interleaved with their text, plus
+    the `text` verses as text only."""
+    import datasets
+
+    from lst_speech.training.data.recipes import RECIPES, build_pretraining_data
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for verse in verses[:paired]:
+        words = verse.split()
+        lengths, gaps = rng.integers(2, 6, len(words)), rng.integers(0, 3, len(words) + 1)
+        starts = np.cumsum(np.r_[gaps[0], (lengths + gaps[1:])[:-1]])
+        spans = np.stack([starts, starts + lengths], 1)
+        rows.append({"text": verse, "words": words, "word_spans": spans.tolist(),
+                     "units": rng.integers(0, NUM_UNITS, int(spans[-1, 1] + gaps[-1])).tolist()})
+    packed, _ = build_pretraining_data(RECIPES["lst"].replace(sequence_length=48), tokenizer,
+                                       paired=datasets.Dataset.from_list(rows),
+                                       text=datasets.Dataset.from_dict({"text": verses[text]}))
+    packed.save_to_disk(str(directory))

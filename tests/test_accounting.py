@@ -11,7 +11,13 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import LlamaForCausalLM
 
 from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
-from lst_speech.modeling_lst.accounting import SequenceShape, decoding_weight_reads, llama_flops, lst_flops, parameter_counts
+from lst_speech.modeling_lst.accounting import (
+    SequenceShape,
+    decoding_weight_reads,
+    llama_flops,
+    lst_flops,
+    parameter_counts,
+)
 from lst_speech.modeling_lst.patching import patch_lengths_from_starts, static_patch_starts
 
 

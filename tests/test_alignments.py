@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from lst_speech.tokenization.alignment.word_alignment import WordAlignment, silence_spans, word_times_to_frame_spans
 from lst_speech.tokenization.alignment.readers import read_ctm, read_json_alignment, read_textgrid
+from lst_speech.tokenization.alignment.word_alignment import WordAlignment, silence_spans, word_times_to_frame_spans
 
 # A TextGrid as the Montreal Forced Aligner writes it (long format, empty intervals for silence).
 MFA_TEXTGRID = """File type = "ooTextFile"
@@ -118,8 +118,8 @@ def test_transcript_mismatch_and_times_outside_the_audio_are_named():
 
 
 def test_pocketsphinx_aligns_espeak_speech_within_50_ms(sample_verses):
-    from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
     from lst_speech.tokenization.alignment.pocketsphinx_aligner import PocketsphinxAligner
+    from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
 
     synthesizer, aligner = EspeakSynthesizer(), PocketsphinxAligner()
     errors = []

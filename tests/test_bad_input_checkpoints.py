@@ -12,8 +12,13 @@ import torch
 from accelerate import Accelerator
 from transformers import get_scheduler
 
-from lst_speech.training.checkpoints import (STATE_FILE, checkpoint_problem, load_checkpoint, resolve_checkpoint,
-                                  save_checkpoint)
+from lst_speech.training.checkpoints import (
+    STATE_FILE,
+    checkpoint_problem,
+    load_checkpoint,
+    resolve_checkpoint,
+    save_checkpoint,
+)
 
 REQUIRED = ("step", "micro_batches")
 

@@ -9,9 +9,9 @@ import pytest
 
 from lst_speech.training.data.formats import AstConfig, SpanSampler, document_segments
 from lst_speech.training.data.mixing import mix
+from lst_speech.training.data.packing import pack
 from lst_speech.training.data.pipeline import build_format
 from lst_speech.training.data.recipes import RECIPES, DataRecipe, build_pretraining_data
-from lst_speech.training.data.packing import pack
 
 ROW = {
     "text": "Alpha beta, gamma delta.",

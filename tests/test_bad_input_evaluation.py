@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from lst_speech.evaluation.metrics import metric_path
 from lst_speech.evaluation.multiple_choice import MultipleChoiceItem, multiple_choice_accuracy
 from lst_speech.evaluation.multiple_choice_data import load_story_cloze
 from lst_speech.evaluation.slue.data import _waveform
-from lst_speech.evaluation.metrics import metric_path
 
 METRICS = Path(metric_path("cra")).parent
 
@@ -113,8 +113,8 @@ def test_context_retrieval_names_a_bad_direction(tokenizer):
 
 
 def test_likelihood_names_an_empty_continuation_and_a_bad_normalisation(tokenizer):
-    from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
     from lst_speech.evaluation.likelihood import continuation_log_likelihoods
+    from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
 
     model = LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny")).eval()
     with pytest.raises(ValueError, match="A continuation needs at least one segment"):

@@ -7,10 +7,11 @@ import os
 
 import pytest
 import torch
-from test_multiple_choice_data import STORY_CLOZE_CSV
 
 from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
 from lst_speech.training.cli.main import main
+
+from test_multiple_choice_data import STORY_CLOZE_CSV
 
 
 def test_lst_eval_mc_writes_json_and_markdown(tokenizer, tmp_path):
@@ -53,9 +54,9 @@ def test_lst_help_answers_without_importing_torch():
 
 @pytest.mark.slow
 def test_lst_eval_cra_and_spoken_mc(tokenizer, tmp_path, sample_verses):
+    from lst_speech.tokenization.corpora.spoken_corpus import build_spoken_corpus
     from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
     from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
-    from lst_speech.tokenization.corpora.spoken_corpus import build_spoken_corpus
 
     synthesizer = EspeakSynthesizer()
     # The test tokenizer has 50 units: fit a 50-unit extractor so the corpus's units fit its vocabulary.

@@ -7,6 +7,7 @@ import datasets
 import numpy as np
 import pytest
 
+from lst_speech.model_cards.dataset_cards import pretraining_data_card
 from lst_speech.tokenization.segments import SpeechSegment
 from lst_speech.training.data.formats import (
     AstConfig,
@@ -17,7 +18,6 @@ from lst_speech.training.data.formats import (
     interleave_blocks,
     speech_block,
 )
-from lst_speech.model_cards.dataset_cards import pretraining_data_card
 from lst_speech.training.data.pipeline import build_format, push_with_card, save_with_card
 
 # Four words over 12 unit frames: silence 0-1, words at 1-3, 3-5, 6-8, 9-11, silence 11-12.

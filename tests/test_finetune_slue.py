@@ -24,8 +24,8 @@ from transformers import AutoTokenizer
 
 from lst_speech.evaluation.slue.data import SENTIMENT_LABELS
 from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM, LSTForSequenceClassification
-from lst_speech.training.finetuning.adapters import load_finetuned
 from lst_speech.training.checkpoints import read_log
+from lst_speech.training.finetuning.adapters import load_finetuned
 from lst_speech.training.finetuning.loop import FinetuningArguments, build_model, finetune
 from lst_speech.training.finetuning.lora_presets import LORA_PRESETS, lora_config
 from lst_speech.training.finetuning.slue_sentiment import SLUE_SA_METRIC, SentimentTask

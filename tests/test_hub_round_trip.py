@@ -18,13 +18,14 @@ import numpy as np
 import pytest
 import torch
 
-from local_hub import OLAH_CLI, local_hub
 from lst_speech.model_cards.dataset_cards import pretraining_data_card
 from lst_speech.model_cards.release import export_release
 from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
-from test_remote_code import BLOCK_PROJECT
 from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
 from lst_speech.training.checkpoints import save_pretrained_atomically
+
+from local_hub import OLAH_CLI, local_hub
+from test_remote_code import BLOCK_PROJECT
 
 pytestmark = [pytest.mark.slow,  # a Hub server in a subprocess: `-m "not slow"` skips it
               pytest.mark.skipif(not OLAH_CLI.exists(), reason=f"{OLAH_CLI} is missing: run scripts/setup_env.sh")]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import evaluate
 import pytest
+
 from lst_speech.evaluation.metrics import metric_path
 
 METRICS = Path(metric_path("cra")).parent

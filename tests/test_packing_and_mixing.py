@@ -9,9 +9,9 @@ import torch
 
 from lst_speech.modeling_lst.patching import static_patch_starts
 from lst_speech.training.data.mixing import mix, realised_ratios, token_ratio_weights
+from lst_speech.training.data.packing import pack, static_patch_start_mask
 from lst_speech.training.data.pipeline import build_format
 from lst_speech.training.data.recipes import RECIPES, build_pretraining_data
-from lst_speech.training.data.packing import pack, static_patch_start_mask
 
 NUM_UNITS = 50
 

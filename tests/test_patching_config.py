@@ -6,16 +6,17 @@ from __future__ import annotations
 import json
 
 import datasets
-import numpy as np
 import pytest
 import torch
 
-from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
+from lst_speech.modeling_lst import LSTConfig
 from lst_speech.modeling_lst.patching import config_patch_starts, patch_starts
 from lst_speech.training import pretrain
 from lst_speech.training.arguments import DataArguments, ModelArguments, PretrainingArguments, parse_script_arguments
-from lst_speech.training.data.packing import check_packed_patch_size
-from lst_speech.training.data.recipes import RECIPES, build_pretraining_data
+from lst_speech.training.data.checks import check_packed_patch_size
+from lst_speech.training.data.recipes import RECIPES
+
+from conftest import save_packed_lst_data
 
 TYPES = (ModelArguments, DataArguments, PretrainingArguments)
 
@@ -47,23 +48,11 @@ def test_config_patch_starts_follow_every_setting_of_the_config():
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory, tokenizer, sample_verses):
-    """A saved tokenizer, a saved static-patching LST, and packed LST-recipe data with word spans."""
+def workspace(tmp_path_factory, tokenizer, sample_verses, bases):
+    """A saved tokenizer, a saved static-patching LST (`bases/lst`), and packed LST-recipe data with word spans."""
     root = tmp_path_factory.mktemp("patching")
     tokenizer.save_pretrained(root / "tokenizer")
-    torch.manual_seed(0)
-    LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny")).save_pretrained(root / "static_model")
-    rng = np.random.default_rng(0)
-    rows = []
-    for verse in sample_verses[:60]:
-        words = verse.split()
-        ends = np.cumsum(rng.integers(2, 5, len(words)))
-        rows.append({"text": verse, "words": words, "word_spans": np.stack([ends - 2, ends], 1).tolist(),
-                     "units": rng.integers(0, 50, int(ends[-1])).tolist()})
-    packed, _ = build_pretraining_data(RECIPES["lst"].replace(sequence_length=48), tokenizer,
-                                       paired=datasets.Dataset.from_list(rows),
-                                       text=datasets.Dataset.from_dict({"text": sample_verses[100:160]}))
-    packed.save_to_disk(root / "data")
+    save_packed_lst_data(tokenizer, sample_verses, root / "data", paired=60, text=slice(100, 160))
     return root
 
 
@@ -95,11 +84,11 @@ def test_a_model_of_another_patch_size_is_refused_before_it_is_built(workspace, 
 
 
 @pytest.mark.slow
-def test_a_run_from_a_saved_model_trains_and_saves_the_patching_it_was_given(workspace, tmp_path):
-    saved = json.loads((workspace / "static_model" / "config.json").read_text())
+def test_a_run_from_a_saved_model_trains_and_saves_the_patching_it_was_given(workspace, bases, tmp_path):
+    saved = json.loads((bases / "lst" / "config.json").read_text())
     assert saved["patching_mode"] == "static"
     parsed = parse_script_arguments(TYPES, _arguments(
-        workspace, tmp_path / "run", "--model_name_or_path", str(workspace / "static_model"), "--patching_mode",
+        workspace, tmp_path / "run", "--model_name_or_path", str(bases / "lst"), "--patching_mode",
         "curriculum", "--curriculum_aligned_until", "1", "--curriculum_static_from", "2", "--aligned_silences",
         "merged"))
     final = pretrain.run(*parsed)

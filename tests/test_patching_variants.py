@@ -9,15 +9,24 @@ import numpy as np
 import pytest
 import torch
 
-from lst_speech.modeling_lst.patching import (aligned_patch_starts, merged_silence_boundary_mask, patch_lengths_from_starts,
-                                   patch_starts, word_boundary_mask)
-from lst_speech.tokenization.speech.character_times import (align_letters_to_phonemes, character_frames, letters_from_phonemes,
-                                          proportional_character_starts)
 from lst_speech.modeling_lst import LSTConfig
+from lst_speech.modeling_lst.patching import (
+    aligned_patch_starts,
+    merged_silence_boundary_mask,
+    patch_lengths_from_starts,
+    patch_starts,
+    word_boundary_mask,
+)
+from lst_speech.tokenization.speech.character_times import (
+    align_letters_to_phonemes,
+    character_frames,
+    letters_from_phonemes,
+    proportional_character_starts,
+)
 from lst_speech.training.data.collator import PackedCollator
 from lst_speech.training.data.formats import word_pieces
-from lst_speech.training.data.pipeline import build_format
 from lst_speech.training.data.packing import pack
+from lst_speech.training.data.pipeline import build_format
 
 
 def speech(pattern: str) -> torch.Tensor:
@@ -164,7 +173,7 @@ def test_rows_without_character_times_get_pieces_only_when_the_fallback_is_asked
 
 def test_bpe_training_on_data_without_piece_spans_is_refused_before_training(tokenizer, spoken, tmp_path):
     from lst_speech.training.arguments import PretrainingArguments
-    from lst_speech.training.pretrain import check_packed_columns
+    from lst_speech.training.data.checks import check_packed_columns
 
     packed = packed_batch(tokenizer, spoken.remove_columns("character_starts"))
     config = LSTConfig(patching_mode="bpe")
@@ -191,7 +200,7 @@ def test_ctc_character_times_survive_regrouping_into_espeak_words():
 
 
 def test_the_curriculum_moves_from_merged_piece_patches_to_static(tokenizer, spoken):
-    from lst_speech.training.pretrain import patching_for
+    from lst_speech.training.steps import patching_for
 
     packed = packed_batch(tokenizer, spoken)
     batch = PackedCollator(tokenizer.pad_token_id, "piece", "merged")([packed[i] for i in range(4)])

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-
 import evaluate
 import numpy as np
 import pytest
 import torch
+
 from lst_speech.evaluation.metrics import metric_path
 
 PELM = metric_path("pelm")

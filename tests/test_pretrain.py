@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from lst_speech.training.checkpoints import latest_checkpoint
-from lst_speech.training.data.recipes import RECIPES, build_pretraining_data
+
+from conftest import save_packed_lst_data
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
 
@@ -24,19 +25,7 @@ def workspace(tmp_path_factory, tokenizer, sample_verses):
     """A saved tokenizer and packed LST-recipe data (interleaved stand-in speech + text)."""
     root = tmp_path_factory.mktemp("pretrain")
     tokenizer.save_pretrained(root / "tokenizer")
-    rng = np.random.default_rng(0)
-    rows = []
-    for verse in sample_verses[:300]:
-        words = verse.split()
-        lengths, gaps = rng.integers(2, 6, len(words)), rng.integers(0, 3, len(words) + 1)
-        starts = np.cumsum(np.r_[gaps[0], (lengths + gaps[1:])[:-1]])
-        spans = np.stack([starts, starts + lengths], 1)
-        rows.append({"text": verse, "words": words, "word_spans": spans.tolist(),
-                     "units": rng.integers(0, 50, int(spans[-1, 1] + gaps[-1])).tolist()})
-    packed, _ = build_pretraining_data(RECIPES["lst"].replace(sequence_length=48), tokenizer,
-                                       paired=datasets.Dataset.from_list(rows),
-                                       text=datasets.Dataset.from_dict({"text": sample_verses[1000:1600]}))
-    packed.save_to_disk(root / "data")
+    save_packed_lst_data(tokenizer, sample_verses, root / "data", paired=300, text=slice(1000, 1600))
     return root
 
 
@@ -101,8 +90,9 @@ def test_resume_after_sigkill_repeats_every_loss(workspace, tmp_path):
 
 @pytest.mark.slow
 def test_the_final_checkpoint_loads_without_the_package(workspace, tmp_path, tokenizer):
-    from lst_speech.modeling_lst import LSTForCausalLM
     from test_release import load_without_the_package, reference
+
+    from lst_speech.modeling_lst import LSTForCausalLM
 
     run_pretraining(*arguments(workspace, tmp_path / "run", "--max_steps", "2", "--per_device_batch_size", "2"))
     ids = tokenizer(segments=["In the beginning", np.arange(8) % 50])["input_ids"]

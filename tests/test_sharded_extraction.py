@@ -11,8 +11,8 @@ import pytest
 import soundfile
 
 from lst_speech.tokenization.corpora import sharded_extraction
-from lst_speech.training.cli.main import main
 from lst_speech.tokenization.corpora.sharded_extraction import ShardedExtraction, run_extraction
+from lst_speech.training.cli.main import main
 
 
 @pytest.fixture

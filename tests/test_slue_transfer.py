@@ -14,10 +14,15 @@ from lst_speech.evaluation.slue.data import load_slue, with_units
 from lst_speech.evaluation.slue.stand_in import build_slue_stand_in, normalise
 from lst_speech.modeling_lst import LSTForCausalLM
 from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
+from lst_speech.training.experiments.transfer_matrix import (
+    TransferArguments,
+    check_unseen,
+    markdown_table,
+    transfer_matrix,
+)
 from lst_speech.training.finetuning.adapters import load_finetuned
 from lst_speech.training.finetuning.loop import FinetuningArguments, finetune
 from lst_speech.training.finetuning.slue_ner import NerTask
-from lst_speech.training.experiments.transfer_matrix import TransferArguments, check_unseen, markdown_table, transfer_matrix
 
 SIZES = {"train": 24, "validation": 8, "test": 8}
 

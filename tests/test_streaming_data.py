@@ -10,11 +10,11 @@ import datasets
 import numpy as np
 import pytest
 
-from lst_speech.training.cli.main import main
 from lst_speech.training.cli.data import _text_source
+from lst_speech.training.cli.main import main
+from lst_speech.training.data.dataset_files import open_dataset
 from lst_speech.training.data.mixing import token_counts
 from lst_speech.training.data.recipes import RECIPES, build_pretraining_data, pack_with_recipe
-from lst_speech.training.data.dataset_files import open_dataset
 
 PAIRED_FEATURES = datasets.Features({"text": datasets.Value("string"), "words": datasets.Sequence(datasets.Value("string")),
                                      "units": datasets.Sequence(datasets.Value("int32")),

@@ -11,8 +11,8 @@ import sys
 
 import datasets
 import pytest
-
 from test_pretrain import ENV, arguments, read_log, run_pretraining, workspace  # noqa: F401  (fixture)
+
 from lst_speech.training.data.dataset_files import open_dataset, write_parquet_shards
 from lst_speech.training.data.packing import PACKED_FEATURES
 
@@ -107,8 +107,9 @@ def test_a_checkpoint_resumes_only_with_the_data_reading_it_was_made_with(worksp
     from accelerate import Accelerator
 
     from lst_speech.training.arguments import DataArguments
+    from lst_speech.training.batches import make_batches
     from lst_speech.training.data.collator import PackedCollator
-    from lst_speech.training.pretrain import make_batches, parse_arguments
+    from lst_speech.training.pretrain import parse_arguments
 
     _, _, args = parse_arguments(streamed_arguments(workspace, corpus, tmp_path / "run"))
     accelerator, collator = Accelerator(cpu=True), PackedCollator(0)

@@ -100,8 +100,13 @@ def test_unit_transcriber_gives_a_deduplicating_vocoder_the_true_durations():
 def tiny_ctc_recogniser(tmp_path_factory) -> str:
     """A randomly initialised Wav2Vec2ForCTC with a letter vocabulary, saved with its processor: a transformers
     recogniser loaded by path (it spells random letters, which is all the plumbing needs)."""
-    from transformers import (Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC,
-                              Wav2Vec2Processor)
+    from transformers import (
+        Wav2Vec2Config,
+        Wav2Vec2CTCTokenizer,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForCTC,
+        Wav2Vec2Processor,
+    )
 
     directory = tmp_path_factory.mktemp("ctc")
     vocabulary = {"<pad>": 0, "|": 1, **{letter: index + 2 for index, letter in enumerate("abcdefghijklmnopqrstuvwxyz")}}
@@ -130,8 +135,8 @@ def test_pipeline_transcriber_loads_a_recogniser_by_path(tiny_ctc_recogniser, ca
 def test_lst_eval_pelm_scores_all_four_directions(tokenizer, external_lm, sample_verses, tiny_ctc_recogniser,
                                                   tmp_path):
     from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
-    from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
     from lst_speech.tokenization.corpora.spoken_corpus import build_spoken_corpus
+    from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
     from lst_speech.training.cli.main import main
 
     synthesizer = EspeakSynthesizer()

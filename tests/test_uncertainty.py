@@ -7,8 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from lst_speech.evaluation.uncertainty import (format_accuracy, format_difference, paired_difference_interval,
-                                    proportion_interval)
+from lst_speech.evaluation.uncertainty import (
+    format_accuracy,
+    format_difference,
+    paired_difference_interval,
+    proportion_interval,
+)
 
 
 @pytest.mark.parametrize("successes, trials", [(136, 200), (0, 8), (8, 8), (1, 3)])

@@ -9,12 +9,12 @@ from transformers import AutoFeatureExtractor, AutoProcessor, AutoTokenizer
 
 from lst_speech.modeling_lst.configuration_lst import LSTConfig
 
+from .feature_extraction_units import UnitFeatureExtractor
+from .processing_lst import SpeechTextProcessor
 from .segments import SpeechSegment
 from .sentencepiece_text import TextPieceModel, train_text_sentencepiece
 from .tokenization_speech_unit_text import SpeechUnitTextTokenizer
 from .unit_pieces import UnitPieceModel, deduplicate_units
-from .feature_extraction_units import UnitFeatureExtractor
-from .processing_lst import SpeechTextProcessor
 
 AutoTokenizer.register(LSTConfig, tokenizer_class=SpeechUnitTextTokenizer, exist_ok=True)
 AutoFeatureExtractor.register(LSTConfig, UnitFeatureExtractor, exist_ok=True)

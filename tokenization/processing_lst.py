@@ -11,9 +11,9 @@ import numpy as np
 from transformers import BatchEncoding, ProcessorMixin
 
 from .alignment.word_alignment import WordAlignment
-from .speech.audio import duration_seconds
 from .feature_extraction_units import UnitFeatureExtractor
 from .segments import SpeechSegment
+from .speech.audio import duration_seconds
 from .speech.unit_extraction import KMeansUnitExtractor
 
 ORDERS = ("speech_first", "text_first")

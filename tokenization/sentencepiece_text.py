@@ -12,11 +12,10 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterable
-from itertools import chain
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
-
 import sentencepiece as spm
 from tokenizers import Regex, Tokenizer, decoders, normalizers
 from tokenizers.models import BPE, Unigram

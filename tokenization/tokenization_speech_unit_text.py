@@ -33,8 +33,13 @@ from transformers.utils import PaddingStrategy
 
 from .segments import Segment, SpeechSegment, looks_like_units, parse_segments, validate_units
 from .sentencepiece_text import TextPieceEncoder, TextPieceModel, train_text_sentencepiece
-from .tokenizer_files import TEXT_MODEL_FILE, UNIT_PIECE_MODEL_FILE, check_tokenizer_directory, read_json_file
-from .tokenizer_files import reads_as_path
+from .tokenizer_files import (
+    TEXT_MODEL_FILE,
+    UNIT_PIECE_MODEL_FILE,
+    check_tokenizer_directory,
+    read_json_file,
+    reads_as_path,
+)
 from .unit_pieces import MAX_UNITS, UnitPieceModel
 
 TEXT, SPEECH = 0, 1

@@ -12,8 +12,14 @@ from dataclasses import dataclass, field
 import yaml
 from transformers import HfArgumentParser
 
-from lst_speech.modeling_lst.configuration_lst import (ALIGNED_BY, PATCHING_FIELDS, PATCHING_MODES, PRESETS, SILENCES,
-                                                     LSTConfig)
+from lst_speech.modeling_lst.configuration_lst import (
+    ALIGNED_BY,
+    PATCHING_FIELDS,
+    PATCHING_MODES,
+    PRESETS,
+    SILENCES,
+    LSTConfig,
+)
 from lst_speech.tokenization.tokenizer_files import reads_as_path
 from lst_speech.training.data.dataset_files import describe_problem
 

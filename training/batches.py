@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+from accelerate.utils import gather_object
 from datasets.distributed import split_dataset_by_node
 from torch.utils.data import DataLoader
 
@@ -102,3 +103,28 @@ class StreamingBatches:
     def state(self) -> dict:
         """What resumes this process's stream exactly (JSON-serialisable)."""
         return {"micro_batches": self.position, **self.cursor}
+
+
+def make_batches(train_data, data_args, accelerator, collator, args, state: dict, check_row=None):
+    """Map-style batches resumed at a micro-batch count, or streamed batches resumed from each process's stream
+    state (a checkpoint of a streamed run holds one per process); `check_row` checks each streamed row."""
+    if not data_args.streaming:
+        if "streams" in state:
+            raise ValueError("The checkpoint is from a run that streamed its data: resume it with --streaming.")
+        return Batches(train_data, accelerator, collator, args, state.get("micro_batches", 0))
+    streams = state.get("streams")
+    if state and streams is None:
+        raise ValueError("The checkpoint is from a run that memory-mapped its data: resume it without --streaming.")
+    if streams is not None and len(streams) != accelerator.num_processes:
+        raise ValueError(f"The checkpoint holds the stream positions of {len(streams)} processes and this run has "
+                         f"{accelerator.num_processes}: resume a streamed run with as many processes as it had.")
+    return StreamingBatches(train_data, accelerator, collator, args,
+                            streams[accelerator.process_index] if streams else None, check_row)
+
+
+def trainer_state(step: int, batches, accelerator) -> dict:
+    """The checkpoint's trainer state: the step and where the data is (every process's stream when streaming;
+    a collective call, so every process makes it)."""
+    if isinstance(batches, StreamingBatches):
+        return {"step": step, "micro_batches": batches.position, "streams": gather_object([batches.state()])}
+    return {"step": step, **batches.state()}

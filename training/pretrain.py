@@ -24,156 +24,37 @@ import logging
 import time
 from pathlib import Path
 
-import datasets
-import numpy as np
-import pyarrow.compute as pc
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
-from accelerate.utils import gather_object, set_seed
-from torch.utils.data import DataLoader
+from accelerate.utils import set_seed
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer, LlamaForCausalLM, get_scheduler
+from transformers import AutoTokenizer, get_scheduler
 
 import lst_speech.modeling_lst  # noqa: F401  (registers LST with the Auto classes)
 import lst_speech.tokenization  # noqa: F401  (registers the joint tokenizer)
-from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
-from lst_speech.modeling_lst.configuration_lst import WORD_SPAN_MODES
-from lst_speech.modeling_lst.patching import config_patch_starts, patch_starts
-
-from lst_speech.training.arguments import DataArguments, ModelArguments, PretrainingArguments, parse_script_arguments
-from lst_speech.training.batches import Batches, StreamingBatches
-from lst_speech.training.data.dataset_files import open_dataset
-from lst_speech.tokenization.atomic_files import write_text_atomically
-from lst_speech.training.checkpoints import (load_checkpoint, read_log, resolve_checkpoint, save_checkpoint,
-                                  save_pretrained_atomically, truncate_log)
-from lst_speech.training.data.collator import PackedCollator
-from lst_speech.training.data.packing import check_packed_patch_size
-from lst_speech.training.loss_plot import plot_losses
 from lst_speech.model_cards.model_card import hardware
+from lst_speech.tokenization.atomic_files import write_text_atomically
+from lst_speech.training.arguments import DataArguments, ModelArguments, PretrainingArguments, parse_script_arguments
+from lst_speech.training.batches import make_batches, trainer_state
+from lst_speech.training.checkpoints import (
+    load_checkpoint,
+    read_log,
+    resolve_checkpoint,
+    save_checkpoint,
+    save_pretrained_atomically,
+    truncate_log,
+)
+from lst_speech.training.data.checks import check_packed_columns, check_packed_patch_size, streamed_row_check
+from lst_speech.training.data.collator import PackedCollator
+from lst_speech.training.data.dataset_files import open_dataset
+from lst_speech.training.loss_plot import plot_losses
+from lst_speech.training.model_setup import build_model, model_config
+from lst_speech.training.steps import LossWindow, evaluate_loss, optimizer_for, patching_for, token_losses
 from lst_speech.training.throughput import measured_peak_flops, training_flops
 
 logger = logging.getLogger("lst.pretrain")
 RESUME_STATE = ("step", "micro_batches")  # what a checkpoint's trainer state must hold to resume from
 LOG_FILE = "log.jsonl"
-
-
-def model_config(model_args: ModelArguments, tokenizer, args: PretrainingArguments) -> LSTConfig | None:
-    """The config the run trains LST with: the preset's (with `--config_overrides`) or the saved model's, with
-    the run's patching arguments copied in once; for the Llama baseline, the LST config whose global shape it
-    takes (None when loading a saved baseline). Cheap: no weights are built or read."""
-    patching = args.patching_overrides()
-    if not model_args.model_name_or_path:
-        return LSTConfig.from_tokenizer(tokenizer, preset=model_args.preset, **model_args.overrides()).with_patching(
-            **patching)
-    return LSTConfig.from_pretrained(model_args.model_name_or_path).with_patching(**patching) if (
-        model_args.model_type == "lst") else None
-
-
-def build_model(model_args: ModelArguments, config: LSTConfig | None, args: PretrainingArguments):
-    """LST from `config` (with saved weights where given), or the Llama baseline with LST's global shape."""
-    if model_args.model_type == "lst":
-        model = (LSTForCausalLM.from_pretrained(model_args.model_name_or_path, config=config)
-                 if model_args.model_name_or_path else LSTForCausalLM(config))
-    else:
-        model = (LlamaForCausalLM.from_pretrained(model_args.model_name_or_path) if model_args.model_name_or_path
-                 else LlamaForCausalLM(config.global_llama_config()))
-    if args.gradient_checkpointing:
-        model.activation_checkpointing_enable()
-    return model
-
-
-def check_packed_columns(dataset, where: str, config: LSTConfig | None) -> None:
-    """Packed rows hold ids and the modality mask; word-based patching also needs the word spans, and patching
-    by pieces the piece spans of every row that has words (data built from rows with character times). A
-    streamed dataset is checked by its columns here and row by row as it is read (`piece_span_problem`)."""
-    aligned = config is not None and config.patching_mode in WORD_SPAN_MODES
-    needed = ["input_ids", "modality_mask"] + (["word_spans"] if aligned else [])
-    needed += ["piece_spans"] if aligned and config.aligned_by == "piece" else []
-    columns = dataset.column_names
-    if columns is None:  # a stream whose features are only known once read
-        columns = list(next(iter(dataset)))
-    missing = [name for name in needed if name not in columns]
-    if missing:
-        raise ValueError(f"{where} lacks the column(s) {missing} (it has {columns}): train on packed "
-                         f"sequences from `lst data`{' with word spans' if 'word_spans' in missing else ''}"
-                         f"{PIECE_HINT if 'piece_spans' in missing else ''}.")
-    if "piece_spans" in needed and isinstance(dataset, datasets.Dataset):
-        words = pc.list_value_length(dataset.data.column("word_spans")).to_numpy(zero_copy_only=False)
-        pieces = pc.list_value_length(dataset.data.column("piece_spans")).to_numpy(zero_copy_only=False)
-        lacking = np.flatnonzero((words > 0) & (pieces == 0))
-        if lacking.size:
-            raise ValueError(f"{where}: {lacking.size} of {len(words)} rows have word spans but no piece spans (the "
-                             f"first is row {lacking[0]}), so patching by pieces cannot follow them{PIECE_HINT}.")
-
-
-def piece_span_problem(where: str):
-    """The row check of a streamed dataset under patching by pieces: a row with words but no pieces stops
-    training with the reason (the stream cannot be scanned up front)."""
-    def check(row: dict) -> None:
-        if row.get("word_spans") and not row.get("piece_spans"):
-            raise ValueError(f"{where}: a streamed row has word spans but no piece spans, so patching by pieces "
-                             f"cannot follow it{PIECE_HINT}.")
-    return check
-
-
-PIECE_HINT = ("; piece spans come from front-end rows with character_starts (the espeak corpus and the CTC "
-              "aligner give them; `lst data --piece_timing proportional` splits words by characters instead)")
-
-
-def optimizer_for(model, args: PretrainingArguments) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only (not on norms, biases or 1-D parameters)."""
-    decayed = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    plain = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    groups = [{"params": decayed, "weight_decay": args.weight_decay}, {"params": plain, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2))
-
-
-def token_losses(model, batch: dict, starts: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Next-token losses (batch, tokens - 1) and which targets count (not padding)."""
-    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-    if starts is not None:
-        inputs["patch_starts"] = starts
-    logits = model(**inputs, use_cache=False).logits[:, :-1].float()
-    targets = batch["input_ids"][:, 1:]
-    losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
-    return losses.view_as(targets), batch["attention_mask"][:, 1:].bool()
-
-
-def patching_for(batch: dict, config: LSTConfig, seed: int, step: int, rank: int, micro: int) -> torch.Tensor:
-    """This micro-batch's patch starts under the config's patching; random draws are seeded by (seed, step,
-    rank, micro)."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + step * 1009 + rank * 31 + micro)
-    return config_patch_starts(config, batch["modality_mask"].cpu(), batch["aligned_boundaries"].cpu(), step,
-                               generator).to(batch["input_ids"].device)
-
-
-class LossWindow:
-    """Sums of token losses by kind (all, text, speech) between two log lines, reduced over processes."""
-
-    KINDS = ("all", "text", "speech")
-
-    def __init__(self, device):
-        self.device = device
-        self.reset()
-
-    def reset(self):
-        self.sums = torch.zeros(3, dtype=torch.float64, device=self.device)
-        self.counts = torch.zeros(3, dtype=torch.float64, device=self.device)
-        self.tokens = self.positions = self.flops = 0.0
-        self.started = time.perf_counter()
-
-    def add(self, losses, valid, targets, speech_targets, text_range):
-        text = valid & (targets >= text_range[0]) & (targets < text_range[1])
-        speech = valid & speech_targets
-        for index, mask in enumerate((valid, text, speech)):
-            self.sums[index] += losses.detach()[mask].double().sum()
-            self.counts[index] += mask.sum()
-
-    def means(self, accelerator) -> dict[str, float]:
-        sums, counts = accelerator.reduce(self.sums, "sum"), accelerator.reduce(self.counts, "sum")
-        return {f"loss_{kind}" if kind != "all" else "loss": s / c if c else float("nan")
-                for kind, s, c in zip(self.KINDS, sums.tolist(), counts.tolist())}
 
 
 def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingArguments) -> Path:
@@ -215,7 +96,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
         truncate_log(output_dir / LOG_FILE, step)
     collator = (PackedCollator(tokenizer.pad_token_id, lst_config.aligned_by, lst_config.aligned_silences)
                 if lst_config else PackedCollator(tokenizer.pad_token_id))
-    batches = make_batches(train_data, data_args, accelerator, collator, args, state, lst_config)
+    batches = make_batches(train_data, data_args, accelerator, collator, args, state,
+                           streamed_row_check(lst_config, data_args.train_data))
     if accelerator.log_with:
         accelerator.init_trackers("pretrain", config={k: v for k, v in vars(args).items() if v is not None})
 
@@ -292,52 +174,6 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return final
-
-
-def make_batches(train_data, data_args, accelerator, collator, args, state: dict, config: LSTConfig | None):
-    """Map-style batches resumed at a micro-batch count, or streamed batches resumed from each process's stream
-    state (a checkpoint of a streamed run holds one per process)."""
-    if not data_args.streaming:
-        if "streams" in state:
-            raise ValueError("The checkpoint is from a run that streamed its data: resume it with --streaming.")
-        return Batches(train_data, accelerator, collator, args, state.get("micro_batches", 0))
-    streams = state.get("streams")
-    if state and streams is None:
-        raise ValueError("The checkpoint is from a run that memory-mapped its data: resume it without --streaming.")
-    if streams is not None and len(streams) != accelerator.num_processes:
-        raise ValueError(f"The checkpoint holds the stream positions of {len(streams)} processes and this run has "
-                         f"{accelerator.num_processes}: resume a streamed run with as many processes as it had.")
-    by_pieces = config is not None and config.aligned_by == "piece" and config.patching_mode in WORD_SPAN_MODES
-    check_row = piece_span_problem(data_args.train_data) if by_pieces else None
-    return StreamingBatches(train_data, accelerator, collator, args,
-                            streams[accelerator.process_index] if streams else None, check_row)
-
-
-def trainer_state(step: int, batches, accelerator) -> dict:
-    """The checkpoint's trainer state: the step and where the data is (every process's stream when streaming;
-    a collective call, so every process makes it)."""
-    if isinstance(batches, StreamingBatches):
-        return {"step": step, "micro_batches": batches.position, "streams": gather_object([batches.state()])}
-    return {"step": step, **batches.state()}
-
-
-def evaluate_loss(model, dataset, tokenizer, accelerator, args, lst_config) -> dict[str, float]:
-    """Held-out next-token loss, overall and by target modality, with the patching used at inference."""
-    model.eval()
-    window = LossWindow(accelerator.device)
-    loader = accelerator.prepare_data_loader(DataLoader(dataset, batch_size=args.per_device_batch_size,
-                                                        collate_fn=PackedCollator(tokenizer.pad_token_id)))
-    text_range = tokenizer.vocabulary_layout()["text_token_range"]
-    with torch.no_grad():
-        for batch in loader:
-            starts = None
-            if lst_config is not None:
-                starts = patch_starts("static", batch["modality_mask"].cpu(), lst_config.patch_size,
-                                      lst_config.max_patch_length).to(batch["input_ids"].device)
-            losses, valid = token_losses(model, batch, starts)
-            window.add(losses, valid, batch["input_ids"][:, 1:], batch["modality_mask"][:, 1:], text_range)
-    model.train()
-    return window.means(accelerator)
 
 
 def _log(accelerator, output_dir: Path, window: LossWindow, step: int, lr: float, grad_norm: float, peak: float,

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lst_speech.tokenization.alignment.word_alignment import normalise_words
-
 from lst_speech.evaluation.uncertainty import bootstrap_interval
+from lst_speech.tokenization.alignment.word_alignment import normalise_words
 
 
 def corpus_rate(edits, lengths) -> float:

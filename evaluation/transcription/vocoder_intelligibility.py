@@ -12,10 +12,9 @@ import logging
 import numpy as np
 from tqdm.auto import tqdm
 
-from lst_speech.tokenization.unit_pieces import deduplicate_units
-
 from lst_speech.evaluation.transcription.error_rates import error_counts, rate_difference, summarise
 from lst_speech.evaluation.uncertainty import bootstrap_interval
+from lst_speech.tokenization.unit_pieces import deduplicate_units
 
 logger = logging.getLogger(__name__)
 

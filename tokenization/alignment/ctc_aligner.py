@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from transformers import AutoFeatureExtractor, AutoTokenizer, Wav2Vec2ForCTC
 
-from .word_alignment import WordAlignment
 from ..speech.audio import feature_encoder_receptive_field, prepare_waveform
+from .word_alignment import WordAlignment
 
 
 def ctc_viterbi(log_probs: np.ndarray, targets: np.ndarray, blank: int) -> np.ndarray:

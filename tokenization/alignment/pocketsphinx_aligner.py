@@ -13,8 +13,8 @@ import logging
 
 import numpy as np
 
-from .word_alignment import WordAlignment, normalise_words
 from ..speech.audio import duration_seconds, prepare_waveform
+from .word_alignment import WordAlignment, normalise_words
 
 logger = logging.getLogger(__name__)
 

@@ -99,14 +99,12 @@ def run(arguments) -> None:
     from transformers import AutoTokenizer
 
     import lst_speech.tokenization  # noqa: F401  (registers the joint tokenizer)
-
-    from lst_speech.training.data.mixing import RealisedRatios
     from lst_speech.model_cards.dataset_cards import pretraining_data_card
-
+    from lst_speech.training.data.dataset_files import SHARD_PATTERN, open_dataset, write_parquet_shards
+    from lst_speech.training.data.mixing import RealisedRatios
+    from lst_speech.training.data.packing import PACKED_FEATURES
     from lst_speech.training.data.pipeline import push_with_card, save_with_card
     from lst_speech.training.data.recipes import PROVENANCE, RECIPES, build_pretraining_data, pack_with_recipe
-    from lst_speech.training.data.dataset_files import SHARD_PATTERN, open_dataset, write_parquet_shards
-    from lst_speech.training.data.packing import PACKED_FEATURES
 
     if arguments.recipe not in RECIPES:
         raise ValueError(f"Unknown recipe {arguments.recipe!r}; choose one of {sorted(RECIPES)}.")

@@ -135,7 +135,6 @@ def _pelm(arguments, model, tokenizer) -> tuple[dict, str]:
         from transformers import AutoModel
 
         import lst_speech.tokenization.vocoder  # noqa: F401  (registers the vocoder with AutoModel)
-
         from lst_speech.evaluation.transcription.transcribers import UnitTranscriber, load_transcriber
 
         options = {"language_model": arguments.language_model} if arguments.language_model else {}

@@ -105,19 +105,3 @@ def pack(dataset, sequence_length: int, unit: str = "tokens", patch_size: int = 
     return dataset.map(pack_documents, num_proc=num_proc, desc="packing", **options)
 
 
-def check_packed_patch_size(dataset, where: str, patch_size: int | None) -> None:
-    """Data packed by global positions counts them in static patches of one size; LST trained with another
-    `patch_size` would see sequences of another length than the recipe's. Refused before training (data packed
-    by tokens, and data packed before rows recorded it, pass)."""
-    columns = dataset.column_names
-    if patch_size is None or (columns is not None and "packed_patch_size" not in columns):
-        return
-    if isinstance(dataset, datasets.Dataset):
-        sizes = set(dataset.unique("packed_patch_size"))
-    else:  # a stream: its first row stands for it
-        sizes = {next(iter(dataset)).get("packed_patch_size", 0)}
-    sizes.discard(0)
-    if sizes and sizes != {patch_size}:
-        raise ValueError(f"{where} was packed for static patches of {sorted(sizes)} speech tokens but the model's "
-                         f"patch_size is {patch_size}: pack it again with `lst data --patch_size {patch_size}`, or "
-                         f"train a model with patch_size {min(sizes)}.")

@@ -17,11 +17,16 @@ import pyarrow as pa
 from datasets.distributed import split_dataset_by_node
 
 from lst_speech.tokenization.atomic_files import atomic_path
-
 from lst_speech.tokenization.speech.character_times import proportional_character_starts
-
-from lst_speech.training.data.formats import (FORMATS, AstConfig, InterleaveConfig, SpanSampler, document_segments, encode_documents,
-                           text_piece_model)
+from lst_speech.training.data.formats import (
+    FORMATS,
+    AstConfig,
+    InterleaveConfig,
+    SpanSampler,
+    document_segments,
+    encode_documents,
+    text_piece_model,
+)
 
 PIECE_TIMINGS = ("characters", "proportional")
 

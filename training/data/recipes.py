@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from lst_speech.training.data.formats import FORMATS, AstConfig, InterleaveConfig, SpanSampler
 from lst_speech.training.data.mixing import check_weights, mix, token_ratio_weights
-from lst_speech.training.data.pipeline import build_format
 from lst_speech.training.data.packing import PACK_UNITS, pack
+from lst_speech.training.data.pipeline import build_format
 
 SOURCE_FORMATS = {"speech": "ulm", "text": "tlm"}  # paired sources are rendered in `paired_formats`
 SOURCE_KINDS = ("speech", "paired", "text")

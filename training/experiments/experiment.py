@@ -41,9 +41,18 @@ from lst_speech.modeling_lst.configuration_lst import PATCHING_MODES
 from lst_speech.tokenization.atomic_files import write_text_atomically
 from lst_speech.training.arguments import parse_script_arguments
 from lst_speech.training.checkpoints import latest_checkpoint
-from lst_speech.training.experiments.runs import (MainJobArguments, build_training_data, curriculum, evaluate, prepare_corpus,
-                               pretrain_command, split_bible, topic_cloze_items, train_data_for)
 from lst_speech.training.experiments.main_job_report import training_summary
+from lst_speech.training.experiments.runs import (
+    MainJobArguments,
+    build_training_data,
+    curriculum,
+    evaluate,
+    prepare_corpus,
+    pretrain_command,
+    split_bible,
+    topic_cloze_items,
+    train_data_for,
+)
 
 logger = logging.getLogger("lst.experiment")
 VARIANT_OPTIONS = {"merged": ("aligned_silences", "merged"), "piece": ("aligned_by", "piece")}

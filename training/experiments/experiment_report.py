@@ -14,8 +14,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from lst_speech.evaluation.uncertainty import (  # noqa: E402
-    format_accuracy, format_difference, paired_difference_interval)
+from lst_speech.evaluation.uncertainty import format_accuracy, format_difference, paired_difference_interval  # noqa: E402
 from lst_speech.tokenization.atomic_files import write_text_atomically  # noqa: E402
 from lst_speech.training.experiments.main_job_report import PROTOCOLS  # noqa: E402
 

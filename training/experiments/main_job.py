@@ -30,14 +30,22 @@ from pathlib import Path
 import datasets
 from transformers import HfArgumentParser
 
-from lst_speech.model_cards.release import export_release
 from lst_speech.evaluation.multiple_choice_data import DIRECTIONS, spoken_items, text_items
+from lst_speech.model_cards.release import export_release
 from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
 from lst_speech.training.data.recipes import RECIPES
 from lst_speech.training.experiments.main_job_report import write_report
-from lst_speech.training.experiments.runs import (MODELS, MainJobArguments, build_training_data, curriculum, evaluate,
-                                                 prepare_corpus, pretrain_command, topic_cloze_items,
-                                                 train_data_for)
+from lst_speech.training.experiments.runs import (
+    MODELS,
+    MainJobArguments,
+    build_training_data,
+    curriculum,
+    evaluate,
+    prepare_corpus,
+    pretrain_command,
+    topic_cloze_items,
+    train_data_for,
+)
 
 logger = logging.getLogger("lst.main_job")
 

@@ -25,7 +25,6 @@ from lst_speech.training.data.mixing import realised_ratios
 from lst_speech.training.data.recipes import RECIPES, build_pretraining_data, pack_with_recipe
 from lst_speech.training.experiments.main_job_report import PROTOCOLS
 
-
 logger = logging.getLogger("lst.main_job")
 MODELS = ("lst", "llama")
 

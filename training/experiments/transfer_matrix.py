@@ -25,13 +25,19 @@ from pathlib import Path
 
 from accelerate import Accelerator
 
-from lst_speech.tokenization.speech.unit_extraction import load_unit_extractor
-from lst_speech.training.finetuning.adapters import load_finetuned
-from lst_speech.training.arguments import parse_script_arguments
 from lst_speech.tokenization.atomic_files import write_text_atomically
+from lst_speech.tokenization.speech.unit_extraction import load_unit_extractor
+from lst_speech.training.arguments import parse_script_arguments
 from lst_speech.training.checkpoints import STATE_FILE, latest_checkpoint
-from lst_speech.training.finetuning.loop import (MODALITIES, TASKS, FinetuningArguments, finetune, recorded_arguments,
-                                    task_for)
+from lst_speech.training.finetuning.adapters import load_finetuned
+from lst_speech.training.finetuning.loop import (
+    MODALITIES,
+    TASKS,
+    FinetuningArguments,
+    finetune,
+    recorded_arguments,
+    task_for,
+)
 from lst_speech.training.finetuning.slue_data import model_type_of
 
 logger = logging.getLogger("lst.transfer")

@@ -18,13 +18,19 @@ from accelerate.utils import set_seed
 from transformers import AutoTokenizer, get_scheduler
 
 import lst_speech.modeling_lst  # noqa: F401  (registers LST with the Auto classes)
+from lst_speech.tokenization.atomic_files import write_text_atomically
 from lst_speech.tokenization.speech.unit_extraction import load_unit_extractor
 from lst_speech.training.arguments import check_local_path
-from lst_speech.training.finetuning.adapters import BASE_RECORD, base_fingerprint, base_record, load_finetuned
 from lst_speech.training.batches import Batches
-from lst_speech.training.checkpoints import (checkpoint_state, load_checkpoint, resolve_checkpoint, save_checkpoint,
-                                  save_pretrained_atomically, truncate_log)
-from lst_speech.tokenization.atomic_files import write_text_atomically
+from lst_speech.training.checkpoints import (
+    checkpoint_state,
+    load_checkpoint,
+    resolve_checkpoint,
+    save_checkpoint,
+    save_pretrained_atomically,
+    truncate_log,
+)
+from lst_speech.training.finetuning.adapters import BASE_RECORD, base_fingerprint, base_record, load_finetuned
 from lst_speech.training.finetuning.lora_presets import LORA_PRESETS, lora_config
 from lst_speech.training.finetuning.slue_ner import NerTask
 from lst_speech.training.finetuning.slue_sentiment import SentimentTask

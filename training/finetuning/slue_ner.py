@@ -11,11 +11,11 @@ import functools
 
 import evaluate
 
-from lst_speech.evaluation.slue.data import slue_ner_format, ner_examples
+from lst_speech.evaluation.metrics import metric_path
+from lst_speech.evaluation.slue.data import ner_examples, slue_ner_format
 from lst_speech.evaluation.uncertainty import bootstrap_interval
 from lst_speech.training.finetuning.generation_task import GenerationTask
 from lst_speech.training.finetuning.slue_data import slue_rows
-from lst_speech.evaluation.metrics import metric_path
 
 SLUE_NER_METRIC = metric_path("slue_ner")
 

@@ -15,11 +15,11 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import LlamaForSequenceClassification
 
+from lst_speech.evaluation.metrics import metric_path
 from lst_speech.evaluation.slue.data import SENTIMENT_LABELS, sentiment_examples
 from lst_speech.evaluation.uncertainty import bootstrap_interval
 from lst_speech.modeling_lst import LSTForSequenceClassification
 from lst_speech.training.finetuning.slue_data import model_type_of, segment_of, slue_rows
-from lst_speech.evaluation.metrics import metric_path
 
 logger = logging.getLogger("lst.finetune")
 SLUE_SA_METRIC = metric_path("slue_sa")

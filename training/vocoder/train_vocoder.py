@@ -29,12 +29,23 @@ from transformers import get_scheduler
 
 from lst_speech.tokenization.atomic_files import atomic_path, write_text_atomically
 from lst_speech.tokenization.vocoder import PRESETS, UnitHifiGanVocoder, UnitVocoderConfig
-from lst_speech.tokenization.vocoder.losses import (HifiGanDiscriminator, LogMelSpectrogram, adversarial_loss,
-                                         discriminator_loss, duration_loss, feature_matching_loss)
+from lst_speech.tokenization.vocoder.losses import (
+    HifiGanDiscriminator,
+    LogMelSpectrogram,
+    adversarial_loss,
+    discriminator_loss,
+    duration_loss,
+    feature_matching_loss,
+)
 from lst_speech.training.arguments import check_local_path, parse_script_arguments
 from lst_speech.training.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoint, truncate_log
-from lst_speech.training.vocoder.data import (SegmentBatches, builtin_texts, spoken_verses, to_dataset,
-                                   utterances_from_directory)
+from lst_speech.training.vocoder.data import (
+    SegmentBatches,
+    builtin_texts,
+    spoken_verses,
+    to_dataset,
+    utterances_from_directory,
+)
 
 logger = logging.getLogger("lst.vocoder")
 LOG_FILE = "log.jsonl"
