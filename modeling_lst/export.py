@@ -124,7 +124,8 @@ def _add_auto_map(config_file: Path, entries: dict, nested: dict | None = None) 
     """Adds `entries` to the file's `auto_map`, and each of `nested` to the `auto_map` of that section (a
     processor's config holds its feature extractor's config as a section)."""
     config = json.loads(config_file.read_text(encoding="utf-8"))
-    for section, section_entries in [(config, entries)] + [(config[key], value) for key, value in (nested or {}).items()]:
+    sections = [(config, entries)] + [(config[key], value) for key, value in (nested or {}).items()]
+    for section, section_entries in sections:
         section["auto_map"] = {**section.get("auto_map", {}), **section_entries}
     _write_json(config_file, config)
 

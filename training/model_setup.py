@@ -14,11 +14,12 @@ def model_config(model_args: ModelArguments, tokenizer, args: PretrainingArgumen
     the run's patching arguments copied in once; for the Llama baseline, the LST config whose global shape it
     takes (None when loading a saved baseline). Cheap: no weights are built or read."""
     patching = args.patching_overrides()
-    if not model_args.model_name_or_path:
-        return LSTConfig.from_tokenizer(tokenizer, preset=model_args.preset, **model_args.overrides()).with_patching(
-            **patching)
-    return LSTConfig.from_pretrained(model_args.model_name_or_path).with_patching(**patching) if (
-        model_args.model_type == "lst") else None
+    if model_args.model_name_or_path:
+        if model_args.model_type != "lst":
+            return None
+        return LSTConfig.from_pretrained(model_args.model_name_or_path).with_patching(**patching)
+    preset = LSTConfig.from_tokenizer(tokenizer, preset=model_args.preset, **model_args.overrides())
+    return preset.with_patching(**patching)
 
 
 def build_model(model_args: ModelArguments, config: LSTConfig | None, args: PretrainingArguments):

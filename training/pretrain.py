@@ -73,7 +73,6 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
     check_packed_columns(train_data, data_args.train_data, lst_config)
     check_packed_patch_size(train_data, data_args.train_data, lst_config.patch_size if lst_config else None)
     model = build_model(model_args, config, args)
-    lst_config = model.config if lst_config is not None else None
     flops_config = model.config
     text_range = tokenizer.vocabulary_layout()["text_token_range"]
     optimizer = optimizer_for(model, args)
