@@ -67,14 +67,48 @@ def test_slue_sa_needs_some_scorable_reference():
         load("slue_sa").compute(predictions=["Positive"], references=["<mixed>"])
 
 
-def test_slue_ner_parser_on_the_end_to_end_format():
+# The rule table of slue_ner's docstring (slue-toolkit eval_w2v_ner.get_gt_pred): transcript, raw entities,
+# combined entities.
+READING_RULES = {
+    "well-formed": ("the ` eu ] met on @ monday ]", [("ORG", "eu"), ("DATE", "monday")],
+                    [("ORG", "eu"), ("WHEN", "monday")]),
+    "open when the next tag starts": ("} anna ` eu ] met", [("ORG", "eu")], [("ORG", "eu")]),
+    "nested": ("` the } anna ] board ]", [("PERSON", "anna")], [("PERSON", "anna")]),
+    "never closed": ("met } anna", [], []),
+    "empty": ("} ] met", [], []),
+    "stray end": ("met ] } anna ]", [("PERSON", "anna")], [("PERSON", "anna")]),
+    "unknown tag character": ("+ anna ]", [], []),
+    "unknown character inside an entity": ("} + anna ]", [("PERSON", "+ anna")], [("PERSON", "+ anna")]),
+    "mark joined to a word": ("}anna ]", [], []),
+    "words outside entities": ("met anna", [], []),
+    "$ is FAC, discarded in combined": ("$ louvre ] and } anna ]", [("FAC", "louvre"), ("PERSON", "anna")],
+                                       [("PERSON", "anna")]),
+    "a discarded tag still cuts an open entity": ("} anna # summit ]", [("EVENT", "summit")], []),
+}
+
+
+@pytest.mark.parametrize("case", READING_RULES)
+def test_slue_ner_reads_transcripts_by_the_toolkit_rules(case):
     ner = module("slue_ner")
-    assert ner.parse_tagged_text("the # european parliament ] met on & tuesday ]") == [
-        ("ORG", "european parliament"), ("WHEN", "tuesday")]
-    assert ner.parse_tagged_text("} john smith ] of ` the commission ]", "raw") == [
-        ("PERSON", "john smith"), ("ORG", "the commission")]
-    # Robust to model output: a new tag closes an open entity, a stray ] is ignored, an open entity ends.
-    assert ner.parse_tagged_text("] a $ b # c d ] e % f") == [("PERSON", "b"), ("ORG", "c d"), ("PLACE", "f")]
+    text, raw, combined = READING_RULES[case]
+    assert ner.parse_tagged_text(text, "raw") == raw
+    assert ner.parse_tagged_text(text, "combined") == combined
+
+
+def test_slue_ner_f1_on_malformed_predictions():
+    predictions = ["} anna ` the eu ] met on @ monday",     # PERSON cut by ORG; DATE never closed
+                   "% ] paris and $ louvre ] ]"]             # empty GPE; FAC; a stray "]"
+    references = ["} anna ] met ` the eu ] on @ monday ]", "% paris ] and $ louvre ]"]
+    combined = load("slue_ner").compute(predictions=predictions, references=references)
+    # Predicted (ORG, the eu); gold PERSON anna, ORG the eu, WHEN monday, PLACE paris (FAC discarded): 1 of 1, 1 of 4.
+    assert (combined["precision"], combined["recall"]) == (1.0, 0.25)
+    assert combined["f1"] == pytest.approx(0.4) and combined["label_f1"] == pytest.approx(0.4)
+    assert {k: combined[k] for k in ("num_cut_by_next_tag", "num_never_closed", "num_empty", "num_stray_end")} == {
+        "num_cut_by_next_tag": 1, "num_never_closed": 1, "num_empty": 1, "num_stray_end": 1}
+    raw = load("slue_ner", config_name="raw").compute(predictions=predictions, references=references)
+    # Predicted (ORG, the eu) and (FAC, louvre), both right; gold 5.
+    assert (raw["precision"], raw["recall"]) == (1.0, 0.4) and raw["f1"] == pytest.approx(4 / 7)
+    assert (raw["num_predicted_entities"], raw["num_reference_entities"]) == (2, 5)
 
 
 def test_slue_ner_tagged_text_from_slue_annotations():
@@ -82,19 +116,23 @@ def test_slue_ner_tagged_text_from_slue_annotations():
     text = "the european parliament met in strasbourg on tuesday at the summit"
     spans = [("ORG", 4, 19), ("GPE", 31, 10), ("DATE", 45, 7), ("EVENT", 60, 6)]
     assert ner.tagged_text(text, spans) == (
-        "the # european parliament ] met in % strasbourg ] on & tuesday ] at the summit")
+        "the ` european parliament ] met in % strasbourg ] on @ tuesday ] at the summit")
     assert ner.tagged_text(text, spans, "raw") == (
         "the ` european parliament ] met in % strasbourg ] on @ tuesday ] at the # summit ]")
     with pytest.raises(ValueError, match="Unknown SLUE NER tag 'CITY'"):
         ner.tagged_text(text, [("CITY", 31, 10)])
     with pytest.raises(ValueError, match="overlaps another or lies outside"):
         ner.tagged_text(text, [("ORG", 4, 19), ("GPE", 10, 3)])
+    with pytest.raises(ValueError, match=r"has the words \['\$'\], which the format reads as tag marks"):
+        ner.tagged_text("it costs $ five", [])
+    with pytest.raises(ValueError, match="label set must be one of"):
+        ner.tagged_text(text, spans, "ontonotes")
 
 
 def test_slue_ner_f1_and_label_f1():
     result = load("slue_ner").compute(
-        predictions=["the # eu parliament ] met on & monday ]", "$ anna ] and $ anna ] spoke"],
-        references=["the # eu ] met on & monday ]", "$ anna ] and $ anna ] and $ ben ] spoke"],
+        predictions=["the ` eu parliament ] met on @ monday ]", "} anna ] and } anna ] spoke"],
+        references=["the ` eu ] met on @ monday ]", "} anna ] and } anna ] and } ben ] spoke"],
     )
     # Pairs: predicted 4, reference 5; correct: (WHEN monday) and (PERSON anna) twice = 3.
     assert result["precision"] == pytest.approx(3 / 4) and result["recall"] == pytest.approx(3 / 5)
@@ -104,8 +142,26 @@ def test_slue_ner_f1_and_label_f1():
     assert (result["num_reference_entities"], result["num_predicted_entities"]) == (5, 4)
 
 
-def test_slue_ner_raw_configuration_reads_raw_tag_characters():
-    raw = load("slue_ner", config_name="raw").compute(predictions=["@ tuesday ]"], references=["@ tuesday ]"])
-    assert raw["f1"] == 1.0
-    combined = load("slue_ner").compute(predictions=["@ tuesday ]"], references=["& tuesday ]"])
-    assert combined["f1"] == 0.0 and combined["num_predicted_entities"] == 1  # @ is NORP in the combined set
+def test_slue_ner_reads_raw_characters_in_both_label_sets():
+    # "$" is FAC in the raw characters the scorer reads; PERSON only in the combined characters, which it never reads.
+    raw = load("slue_ner", config_name="raw").compute(predictions=["$ anna ]"], references=["} anna ]"])
+    assert raw["f1"] == 0.0 and raw["num_predicted_entities"] == 1
+    combined = load("slue_ner").compute(predictions=["$ anna ]"], references=["} anna ]"])
+    assert combined["f1"] == 0.0 and combined["num_predicted_entities"] == 0  # FAC is discarded
+    assert load("slue_ner").compute(predictions=["> noon ]"], references=["@ noon ]"])["f1"] == 1.0  # TIME, DATE: WHEN
+
+
+@pytest.mark.parametrize("reference", ["} anna ` eu ] met", "met } anna", "} ] met", "met ] } anna ]"])
+def test_slue_ner_refuses_a_reference_the_toolkit_would_read_with_loss(reference):
+    with pytest.raises(ValueError, match="Reference 0 is not well-formed"):
+        load("slue_ner").compute(predictions=["met"], references=[reference])
+
+
+def test_slue_ner_refuses_references_in_the_combined_characters():
+    combined_characters = ["$ anna ] met # the eu ] on & monday ]"] * 7  # 21 entities: PERSON, ORG, WHEN there
+    with pytest.raises(ValueError, match="look written with combined_entity_to_spl_char"):
+        load("slue_ner").compute(predictions=combined_characters, references=combined_characters)
+    raw_characters = ["} anna ] met ` the eu ] on @ monday ]"] * 7
+    assert load("slue_ner").compute(predictions=raw_characters, references=raw_characters)["f1"] == 1.0
+    few = ["% paris ] on @ monday ]"] * 3  # a small set of GPE and DATE entities is legitimate raw text
+    assert load("slue_ner").compute(predictions=few, references=few)["f1"] == 1.0

@@ -133,17 +133,29 @@ def test_ner_targets_mask_the_prompt_and_hand_made_outputs_score_as_slue_does(to
     assert scores["f1_ci95"][0] <= scores["f1"] <= scores["f1_ci95"][1]
 
 
-def test_raw_tags_map_onto_the_combined_set_like_the_metric_does():
+def test_every_target_the_formatter_writes_reads_back_as_its_spans():
     from lst_speech.evaluation.slue.data import slue_ner_format
 
     ner = slue_ner_format()
     rng = np.random.default_rng(0)
-    vocabulary = list(ner.RAW_TAG_CHARACTERS.values()) + ["]", "a", "b", "c"]
+    tags = sorted(ner.RAW_TAG_CHARACTERS)
     for _ in range(300):
-        text = " ".join(rng.choice(vocabulary, size=int(rng.integers(1, 12))))
-        expected = [(ner.RAW_TO_COMBINED[tag], phrase) for tag, phrase in ner.parse_tagged_text(text, "raw")
-                    if tag in ner.RAW_TO_COMBINED]
-        assert ner.parse_tagged_text(ner.raw_to_combined(text), "combined") == expected, text
+        words = [f"w{i}" for i in range(int(rng.integers(1, 12)))]
+        starts = np.cumsum([0] + [len(w) + 1 for w in words])  # each word's character offset in the text
+        text, spans, located, word = " ".join(words), [], [], 0
+        while word < len(words):  # entities of 1-3 words, adjacent or apart
+            length = int(rng.integers(1, 4))
+            if rng.random() < 0.5 and word + length <= len(words):
+                phrase, tag = " ".join(words[word:word + length]), str(rng.choice(tags))
+                spans.append((tag, phrase))
+                located.append((tag, int(starts[word]), len(phrase)))
+                word += length
+            else:
+                word += 1
+        for label_set in ("raw", "combined"):
+            target = ner.tagged_text(text, located, label_set)
+            assert ner.read_entities(target)[1] == {}, target  # well-formed: no rule fires
+            assert ner.parse_tagged_text(target, label_set) == ner.labelled(spans, label_set), target
 
 
 def ner_arguments(stand_in, bases, output_dir, **overrides) -> FinetuningArguments:

@@ -161,7 +161,8 @@ def _entities(annotation) -> list[tuple[str, int, int]]:
 
 
 def ner_examples(dataset, tag_set: str = "combined") -> list[dict]:
-    """`{id, text, tagged}` rows: the transcript and its end-to-end tagged form, the NER target."""
+    """`{id, text, tagged}` rows: the transcript and its end-to-end tagged form (raw tag characters; with the
+    combined set, the entities it discards left untagged), the NER target."""
     ner_format = slue_ner_format()
     return [{"id": row["id"], "text": row["normalized_text"],
              "tagged": ner_format.tagged_text(row["normalized_text"], _entities(row["normalized_ner"]), tag_set)}

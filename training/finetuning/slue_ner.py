@@ -1,8 +1,10 @@
 """SLUE-NER as a fine-tuning task by generation: the model reads an utterance and writes its tagged transcript.
 
 Each example is `<s> [input in the training modality] <text> [tagged transcript] </s>` (lst_speech.training.finetuning.generation_task
-encodes, batches and generates). The greedy output is scored with the `slue_ner` metric: on the tag set it
-was trained on and, for raw tags, also on the combined set that SLUE reports (raw tags map onto it).
+encodes, batches and generates). Targets use SLUE's raw tag characters, the only ones its scorer reads; with
+`tag_set="combined"` the entities that the combined set discards are left untagged. The greedy output is scored
+with the `slue_ner` metric on the labels it was trained for and, for raw tags, also on the combined labels that
+SLUE reports (the same text, read with the other label set).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import functools
 import evaluate
 
 from lst_speech.evaluation.metrics import metric_path
-from lst_speech.evaluation.slue.data import ner_examples, slue_ner_format
+from lst_speech.evaluation.slue.data import ner_examples
 from lst_speech.evaluation.uncertainty import bootstrap_interval
 from lst_speech.training.finetuning.generation_task import GenerationTask
 from lst_speech.training.finetuning.slue_data import slue_rows
@@ -57,9 +59,7 @@ class NerTask(GenerationTask):
 
         result["f1_ci95"] = list(bootstrap_interval(f1, predictions, references, resamples=200))
         if self.tag_set == "raw":
-            to_combined = slue_ner_format().raw_to_combined
-            combined = self.metrics["combined"].compute(
-                predictions=[to_combined(p) for p in predictions], references=[to_combined(r) for r in references])
+            combined = self.metrics["combined"].compute(predictions=predictions, references=references)
             result.update({f"combined_{key}": value for key, value in combined.items()
                            if key in ("f1", "label_f1", "precision", "recall")})
         return result
