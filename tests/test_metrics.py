@@ -62,6 +62,30 @@ def test_slue_sa_macro_scores_and_reported_exclusions():
     assert result["excluded_labels"] == {"<mixed>": 1, "Disagreement": 1}
 
 
+@pytest.mark.parametrize(("predictions", "references", "macro_f1", "macro_recall", "f1_per_label"), [
+    # Negative is never predicted: it is averaged with F1 0. Neutral: 1 right, 1 wrong guess -> 2/3.
+    (["Neutral", "Neutral", "Positive", "Positive"], ["Negative", "Neutral", "Positive", "Positive"], 5 / 9, 2 / 3,
+     {"Negative": 0.0, "Neutral": 2 / 3, "Positive": 1.0}),
+    # Negative is in neither: only the two labels present are averaged.
+    (["Neutral", "Positive"], ["Neutral", "Positive"], 1.0, 1.0, {"Neutral": 1.0, "Positive": 1.0}),
+    # "happy" is wrong for its row (Neutral F1 and recall 0) and a label of its own with F1 and recall 0.
+    (["Negative", "happy", "Positive"], ["Negative", "Neutral", "Positive"], 2 / 4, 2 / 4,
+     {"Negative": 1.0, "Neutral": 0.0, "Positive": 1.0, "happy": 0.0}),
+])
+@pytest.mark.filterwarnings("ignore:Recall is ill-defined")  # the toolkit's call, on "happy"
+def test_slue_sa_averages_over_the_labels_the_toolkit_call_sees(predictions, references, macro_f1, macro_recall,
+                                                               f1_per_label):
+    from sklearn.metrics import f1_score, recall_score
+
+    result = load("slue_sa").compute(predictions=predictions, references=references)
+    assert result["macro_f1"] == pytest.approx(macro_f1) and result["macro_recall"] == pytest.approx(macro_recall)
+    assert result["f1_per_label"] == pytest.approx(f1_per_label)
+    assert result["num_invalid_predictions"] == sum(p == "happy" for p in predictions)
+    # The slue-toolkit's call (eval_w2v_sentiment.py): scikit-learn without labels=.
+    assert result["macro_f1"] == pytest.approx(f1_score(references, predictions, average="macro"))
+    assert result["macro_recall"] == pytest.approx(recall_score(references, predictions, average="macro"))
+
+
 def test_slue_sa_needs_some_scorable_reference():
     with pytest.raises(ValueError, match="No reference is one of"):
         load("slue_sa").compute(predictions=["Positive"], references=["<mixed>"])
