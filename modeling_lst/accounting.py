@@ -110,16 +110,16 @@ def lst_flops(config: LSTConfig, sequence: SequenceShape, attention_scores: bool
     pooling = 2 * patches * local * k * local + _cross_attention_flops(
         patches * k, tokens, scores * window_tokens * k / max(patches * k, 1), size, size
     )
-    if k * local != config.hidden_size:
-        pooling += 2 * patches * k * local * config.hidden_size
-    global_ = config.num_hidden_layers * _layer_flops(
-        patches, config.hidden_size, config.num_attention_heads, config.num_key_value_heads,
-        config.intermediate_size, scores * _causal_keys(patches),
+    if k * local != config.global_hidden_size:
+        pooling += 2 * patches * k * local * config.global_hidden_size
+    global_ = config.global_num_layers * _layer_flops(
+        patches, config.global_hidden_size, config.global_num_attention_heads, config.global_num_key_value_heads,
+        config.global_intermediate_size, scores * _causal_keys(patches),
     )
     # Decoder cross-attention: keys are the k null states and k per patch; each token reads the null
     # state and up to W closed patches.
     decoder_keys = scores * k * (1 + min(config.cross_attn_window_decoder, max(patches - 1, 0)))
-    decoder = 2 * patches * config.hidden_size * k * local + config.decoder_num_layers * (
+    decoder = 2 * patches * config.global_hidden_size * k * local + config.decoder_num_layers * (
         local_layer + _cross_attention_flops(tokens, (patches + 1) * k, decoder_keys, size, size)
     )
     return {

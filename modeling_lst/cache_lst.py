@@ -25,13 +25,19 @@ SLOT_FIELDS = ("patch_keys", "slot_is_real")
 class LSTCache(Cache):
     """A `transformers.Cache`, so that every decoding strategy of `generate` works on LST.
 
-    It holds no per-layer `CacheLayer`s of its own: its two key/value caches are `DynamicCache`s, and the rest
-    is LST's patch bookkeeping. `crop` rolls all of it back (assisted and prompt-lookup decoding);
-    `is_compileable` is False, as for a dynamic cache.
+    Its two key/value caches are `DynamicCache`s, and the rest is LST's patch bookkeeping. Its `layers`, what the
+    library counts and inspects (`len(cache)`, `is_linear`, `is_croppable`, the key shapes), are the local decoder's
+    self-attention layers, one per `config.num_hidden_layers`, as the model's `hidden_states` and `attentions` are.
+    `crop` rolls all of it back (assisted and prompt-lookup decoding); `is_compileable` is False, as for a dynamic
+    cache.
     """
 
     def __init__(self):
-        super().__init__(layers=[])
+        # Not Cache.__init__: it would assign `layers`, which here is a view of the local cache (see `layers`).
+        self.layer_class_to_replicate = None
+        self.offloading = False
+        # The local cache's first layers are the encoder's; the model sets their number on its first forward.
+        self.encoder_num_layers = 0
         self.local = DynamicCache()
         self.global_ = DynamicCache()
         self.patch_keys: torch.Tensor | None = None  # (batch, slots, k, local width)
@@ -42,6 +48,11 @@ class LSTCache(Cache):
         self.token_is_speech: torch.Tensor | None = None  # (batch, tokens) bool
         self.speech_run_length: torch.Tensor | None = None  # (batch,)
         self.cross_projections: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    @property
+    def layers(self) -> list:
+        """The local decoder's self-attention key/values, `(batch, local kv heads, tokens, head_dim)` per layer."""
+        return self.local.layers[self.encoder_num_layers :]
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         """Tokens seen so far (what `generate` asks a cache)."""
@@ -79,7 +90,9 @@ class LSTCache(Cache):
             return
         keep = seen + tokens_to_remove
         if keep <= 0:
+            encoder_num_layers = self.encoder_num_layers
             self.__init__()
+            self.encoder_num_layers = encoder_num_layers
             return
         self.local.crop(tokens_to_remove)
         for name in TOKEN_FIELDS:

@@ -22,26 +22,26 @@ from .loading_checks import checked_load
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(
         local_hidden_size=32, encoder_num_layers=1, decoder_num_layers=1, local_num_attention_heads=2,
-        local_intermediate_size=64, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=128, cross_attn_k=2, cross_attn_num_heads=2, local_attention_window=64,
+        local_intermediate_size=64, global_hidden_size=64, global_num_layers=2, global_num_attention_heads=4,
+        global_intermediate_size=128, cross_attn_k=2, cross_attn_num_heads=2, local_attention_window=64,
         cross_attn_window_encoder=1, cross_attn_window_decoder=1, max_position_embeddings=2048,
     ),
     "small": dict(
         local_hidden_size=256, encoder_num_layers=1, decoder_num_layers=2, local_num_attention_heads=4,
-        local_intermediate_size=768, hidden_size=512, num_hidden_layers=6, num_attention_heads=8,
-        intermediate_size=1408, cross_attn_k=2, cross_attn_num_heads=4, local_attention_window=256,
+        local_intermediate_size=768, global_hidden_size=512, global_num_layers=6, global_num_attention_heads=8,
+        global_intermediate_size=1408, cross_attn_k=2, cross_attn_num_heads=4, local_attention_window=256,
         cross_attn_window_encoder=1, cross_attn_window_decoder=1, max_position_embeddings=4096,
     ),
     "lst-350m": dict(
         local_hidden_size=512, encoder_num_layers=1, decoder_num_layers=4, local_num_attention_heads=8,
-        local_intermediate_size=1536, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-        intermediate_size=2816, cross_attn_k=2, cross_attn_num_heads=8, local_attention_window=512,
+        local_intermediate_size=1536, global_hidden_size=1024, global_num_layers=24, global_num_attention_heads=16,
+        global_intermediate_size=2816, cross_attn_k=2, cross_attn_num_heads=8, local_attention_window=512,
         cross_attn_window_encoder=1, cross_attn_window_decoder=1, max_position_embeddings=4096,
     ),
     "lst-1b": dict(
         local_hidden_size=1024, encoder_num_layers=1, decoder_num_layers=9, local_num_attention_heads=16,
-        local_intermediate_size=2816, hidden_size=2048, num_hidden_layers=25, num_attention_heads=16,
-        intermediate_size=5632, cross_attn_k=2, cross_attn_num_heads=16, local_attention_window=512,
+        local_intermediate_size=2816, global_hidden_size=2048, global_num_layers=25, global_num_attention_heads=16,
+        global_intermediate_size=5632, cross_attn_k=2, cross_attn_num_heads=16, local_attention_window=512,
         cross_attn_window_encoder=1, cross_attn_window_decoder=1, max_position_embeddings=4096,
     ),
 }
@@ -54,6 +54,36 @@ SILENCES = ("separate", "merged")  # silences between words: patches of their ow
 # the model's shape and stay as built, because packed data counts its sequences in static patches.
 PATCHING_FIELDS = ("patching_mode", "curriculum_aligned_until", "curriculum_static_from", "mixed_aligned_probability",
                    "aligned_by", "aligned_silences")
+# The library's generic names describe what the outputs hold: `hidden_states`, `attentions` and the cache's layers
+# come from the local decoder (its token states are what a value head, a probe or a classifier reads), so
+# `config.hidden_size` is the decoder's width, `num_hidden_layers` its depth, and so on. The global transformer's
+# shape has its own `global_*` fields. (transformers' BLT port does the same with per-part sub-configs.)
+GENERIC_NAMES = {
+    "hidden_size": "local_hidden_size",
+    "num_hidden_layers": "decoder_num_layers",
+    "num_attention_heads": "local_num_attention_heads",
+    "num_key_value_heads": "local_num_key_value_heads",
+    "intermediate_size": "local_intermediate_size",
+}
+# Configs saved before the `global_*` fields existed used the generic names for the global transformer.
+FIRST_LAYOUT_GLOBAL_NAMES = {
+    "hidden_size": "global_hidden_size",
+    "num_hidden_layers": "global_num_layers",
+    "num_attention_heads": "global_num_attention_heads",
+    "num_key_value_heads": "global_num_key_value_heads",
+    "intermediate_size": "global_intermediate_size",
+}
+
+
+def upgrade_saved_layout(config_dict: dict) -> dict:
+    """A saved config in the current layout: one from before the `global_*` fields (it has `local_hidden_size`,
+    generic `hidden_size` and no `global_hidden_size`) names its global shape with the generic names."""
+    if "global_hidden_size" in config_dict or not {"hidden_size", "local_hidden_size"} <= set(config_dict):
+        return config_dict
+    upgraded = {key: value for key, value in config_dict.items() if key not in FIRST_LAYOUT_GLOBAL_NAMES}
+    upgraded.update({FIRST_LAYOUT_GLOBAL_NAMES[key]: value for key, value in config_dict.items()
+                     if key in FIRST_LAYOUT_GLOBAL_NAMES})
+    return upgraded
 
 
 class LSTConfig(PreTrainedConfig):
@@ -63,12 +93,16 @@ class LSTConfig(PreTrainedConfig):
         vocab_size: size of the joint vocabulary (specials, text pieces, markers, speech tokens).
         text_token_range, speech_token_range: `[start, stop)` id ranges of text pieces and speech tokens.
         text_marker_id, speech_marker_id: ids of the modality markers.
-        local_hidden_size: width of the local encoder and decoder.
-        encoder_num_layers, decoder_num_layers: depths of the local encoder and decoder.
-        local_num_attention_heads, local_num_key_value_heads, local_intermediate_size: local layer shapes.
+        local_hidden_size: width of the local encoder and decoder (`hidden_size`, the width of `hidden_states`).
+        encoder_num_layers, decoder_num_layers: depths of the local encoder and decoder (`decoder_num_layers` is
+            `num_hidden_layers`: `hidden_states` holds `num_hidden_layers + 1` tensors, `attentions` and the
+            cache's `layers` one per decoder layer).
+        local_num_attention_heads, local_num_key_value_heads, local_intermediate_size: local layer shapes (also
+            read as `num_attention_heads`, `num_key_value_heads`, `intermediate_size`).
         local_attention_window: tokens a local self-attention query sees (itself included).
-        hidden_size, num_hidden_layers, num_attention_heads, num_key_value_heads, intermediate_size: global
-            transformer shape (Llama blocks over patches).
+        global_hidden_size, global_num_layers, global_num_attention_heads, global_num_key_value_heads,
+            global_intermediate_size: the global transformer's shape (Llama blocks over patches); its states are
+            `global_hidden_states` and `last_global_hidden_state`.
         cross_attn_k: each patch is pooled into `k` local-width vectors, concatenated into one global input.
         cross_attn_num_heads: heads of the encoder and decoder cross-attentions.
         cross_attn_window_encoder: patches whose tokens a patch query attends to (1 = its own tokens).
@@ -88,6 +122,7 @@ class LSTConfig(PreTrainedConfig):
 
     model_type = "lst"
     keys_to_ignore_at_inference = ["cache"]
+    attribute_map = GENERIC_NAMES
 
     def __init__(
         self,
@@ -103,11 +138,11 @@ class LSTConfig(PreTrainedConfig):
         local_num_key_value_heads: int | None = None,
         local_intermediate_size: int = 2816,
         local_attention_window: int = 512,
-        hidden_size: int = 2048,
-        num_hidden_layers: int = 25,
-        num_attention_heads: int = 16,
-        num_key_value_heads: int | None = None,
-        intermediate_size: int = 5632,
+        global_hidden_size: int = 2048,
+        global_num_layers: int = 25,
+        global_num_attention_heads: int = 16,
+        global_num_key_value_heads: int | None = None,
+        global_intermediate_size: int = 5632,
         max_position_embeddings: int = 4096,
         rope_theta: float = 500000.0,
         cross_attn_k: int = 2,
@@ -133,6 +168,12 @@ class LSTConfig(PreTrainedConfig):
         use_cache: bool = True,
         **kwargs,
     ):
+        # The generic names set the local decoder's fields they stand for (see GENERIC_NAMES).
+        local_hidden_size = kwargs.pop("hidden_size", local_hidden_size)
+        decoder_num_layers = kwargs.pop("num_hidden_layers", decoder_num_layers)
+        local_num_attention_heads = kwargs.pop("num_attention_heads", local_num_attention_heads)
+        local_num_key_value_heads = kwargs.pop("num_key_value_heads", local_num_key_value_heads)
+        local_intermediate_size = kwargs.pop("intermediate_size", local_intermediate_size)
         if patching_mode not in PATCHING_MODES:
             raise ValueError(f"patching_mode must be one of {PATCHING_MODES}, got {patching_mode!r}.")
         aligned_by = aligned_by or ("piece" if patching_mode == "bpe" else "word")
@@ -152,7 +193,7 @@ class LSTConfig(PreTrainedConfig):
             raise ValueError(f"mixed_aligned_probability must be in [0, 1], got {mixed_aligned_probability}.")
         for name, width, heads in (
             ("local", local_hidden_size, local_num_attention_heads),
-            ("global", hidden_size, num_attention_heads),
+            ("global", global_hidden_size, global_num_attention_heads),
             ("cross-attention", local_hidden_size, cross_attn_num_heads),
         ):
             if width % heads:
@@ -171,11 +212,11 @@ class LSTConfig(PreTrainedConfig):
         self.local_num_key_value_heads = local_num_key_value_heads or local_num_attention_heads
         self.local_intermediate_size = local_intermediate_size
         self.local_attention_window = local_attention_window
-        self.hidden_size = hidden_size
-        self.num_hidden_layers = num_hidden_layers
-        self.num_attention_heads = num_attention_heads
-        self.num_key_value_heads = num_key_value_heads or num_attention_heads
-        self.intermediate_size = intermediate_size
+        self.global_hidden_size = global_hidden_size
+        self.global_num_layers = global_num_layers
+        self.global_num_attention_heads = global_num_attention_heads
+        self.global_num_key_value_heads = global_num_key_value_heads or global_num_attention_heads
+        self.global_intermediate_size = global_intermediate_size
         self.max_position_embeddings = max_position_embeddings
         self.rope_theta = rope_theta
         self.cross_attn_k = cross_attn_k
@@ -202,6 +243,11 @@ class LSTConfig(PreTrainedConfig):
             tie_word_embeddings=tie_word_embeddings,
             **kwargs,
         )
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs) -> LSTConfig:
+        """The library's loader (from_pretrained and AutoConfig come through here), reading old layouts too."""
+        return super().from_dict(upgrade_saved_layout(config_dict), **kwargs)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs) -> LSTConfig:
@@ -243,11 +289,11 @@ class LSTConfig(PreTrainedConfig):
         """The global transformer's shape as a `LlamaConfig`, for transformers' Llama blocks."""
         config = LlamaConfig(
             vocab_size=self.vocab_size,
-            hidden_size=self.hidden_size,
-            intermediate_size=self.intermediate_size,
-            num_hidden_layers=self.num_hidden_layers,
-            num_attention_heads=self.num_attention_heads,
-            num_key_value_heads=self.num_key_value_heads,
+            hidden_size=self.global_hidden_size,
+            intermediate_size=self.global_intermediate_size,
+            num_hidden_layers=self.global_num_layers,
+            num_attention_heads=self.global_num_attention_heads,
+            num_key_value_heads=self.global_num_key_value_heads,
             hidden_act=self.hidden_act,
             max_position_embeddings=self.max_position_embeddings,
             rms_norm_eps=self.rms_norm_eps,

@@ -18,7 +18,10 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
 
 
 def local_directory(name_or_path, kwargs: dict) -> str | None:
-    """The local directory a `from_pretrained` call reads (with its `subfolder`), or None for a repo id."""
+    """The local directory a `from_pretrained` call reads (with its `subfolder`), or None for a repo id or for no
+    path at all (`from_pretrained(None, config=..., state_dict=...)`)."""
+    if name_or_path is None:
+        return None
     path = os.fspath(name_or_path)
     if kwargs.get("subfolder"):
         path = os.path.join(path, kwargs["subfolder"])
@@ -87,7 +90,7 @@ def checked_load(name_or_path, kwargs: dict, needs_weights: bool, preset_names=(
     try:
         yield
     except OSError as error:
-        if directory is not None:
+        if directory is not None or name_or_path is None:
             raise
         text = os.fspath(name_or_path)
         if reads_as_path(text):

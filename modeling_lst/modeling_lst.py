@@ -16,6 +16,7 @@ checkpointing); the cross-attentions use the same attention interface with masks
 from __future__ import annotations
 
 import functools
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -32,7 +33,7 @@ from transformers.models.llama.modeling_llama import (
     LlamaRotaryEmbedding,
     eager_attention_forward,
 )
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, logging
 from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
@@ -45,6 +46,8 @@ from .local_attention import IMPLEMENTATION_NAME as BLOCK_SLIDING_WINDOW
 from .local_attention import dense_attention_weights
 from .patching import patch_ids_from_starts, static_patch_starts
 
+logger = logging.get_logger(__name__)
+
 HIDDEN_STATES_DOC = """
         hidden_states: with `output_hidden_states`, the local decoder's token states: its input (the encoder's
             output) and the output of each decoder layer, `decoder_num_layers + 1` tensors of
@@ -54,7 +57,7 @@ HIDDEN_STATES_DOC = """
             `encoder_num_layers` tensors of `(batch, tokens, local_hidden_size)`; the last is the decoder's input,
             `hidden_states[0]`. (transformers' recorder prepends a module's input for `hidden_states` only.)
         global_hidden_states: with `output_hidden_states`, the output of each global transformer layer before
-            the final norm, `num_hidden_layers` tensors of `(batch, slots, hidden_size)`. In a cached step they
+            the final norm, `global_num_layers` tensors of `(batch, slots, global_hidden_size)`. In a cached step they
             cover the patch that closed at that token, and are empty when none did.
         attentions: with `output_attentions` (eager attention only), each local decoder layer's self-attention
             weights, `decoder_num_layers` tensors of `(batch, local_num_attention_heads, tokens, tokens)`, zero
@@ -65,7 +68,7 @@ HIDDEN_STATES_DOC = """
         encoder_attentions: each local encoder layer's self-attention weights, as `attentions`.
         encoder_cross_attentions: the pooling cross-attention, one tensor `(batch, cross_attn_num_heads,
             slots * cross_attn_k, tokens)`: the k queries of each patch over the tokens it reads.
-        global_attentions: each global layer's weights, `(batch, num_attention_heads, slots, slots)`.
+        global_attentions: each global layer's weights, `(batch, global_num_attention_heads, slots, slots)`.
         In a cached step the queries are the new token (or the closing patch) and the keys all that came before;
         `cross_attentions`' keys are then the cache's slots, of which `cache.slot_is_real` marks the real ones."""
 
@@ -86,7 +89,7 @@ class LSTModelOutput(ModelOutput):
         cache: the generation cache, when `use_cache` (see `LSTCache`). `output.past_key_values` still reads it,
             with transformers' deprecation warning.
         last_global_hidden_state: the global transformer's patch states after its final norm, zero at padding
-            slots, `(batch, slots, hidden_size)`.
+            slots, `(batch, slots, global_hidden_size)`.
         patch_ids: each token's patch index, `(batch, tokens)`.
         patch_mask: 1 for patches made of real (non-padding) tokens, `(batch, slots)`.""" + HIDDEN_STATES_DOC
 
@@ -140,16 +143,18 @@ def record_every_part(forward):
 
     transformers' `capture_outputs` reads one `output_<key>` flag per recorded key; LST records three kinds of
     hidden states and five kinds of attention weights, which a user asks for with the two flags every model has.
-    Weights exist only under eager attention: with sdpa the library would warn and return None, LST refuses.
+    Weights exist only under eager attention: under another implementation LST warns and returns none, as the
+    library's models do.
     """
 
     @functools.wraps(forward)
     def wrapper(self, *args, **kwargs):
         attentions = bool(kwargs.get("output_attentions", self.config.output_attentions))
         if attentions and self.config._attn_implementation != "eager":
-            raise ValueError(f"Attention weights need eager attention, but this model runs "
-                             f"{self.config._attn_implementation!r}: load it with attn_implementation='eager' or "
-                             "call model.set_attn_implementation('eager') first.")
+            logger.warning_once(f"Attention weights need eager attention, but this model runs "
+                                f"{self.config._attn_implementation!r}, so none are returned: load it with "
+                                "attn_implementation='eager' or call model.set_attn_implementation('eager') first.")
+            attentions = False
         kwargs["output_attentions"] = attentions
         for key in ("output_encoder_attentions", "output_encoder_cross_attentions", "output_global_attentions"):
             kwargs.setdefault(key, attentions)
@@ -159,6 +164,53 @@ def record_every_part(forward):
         return forward(self, *args, **kwargs)
 
     return wrapper
+
+
+def record_cached_tokens_one_at_a_time(forward):
+    """Several new tokens after a cache, with per-layer states or weights asked for (assisted decoding's candidate
+    check does this): each token is its own local step, so each is recorded by its own call and the records are
+    joined along the token axis, as one forward over those tokens returns them. States are concatenated; weights
+    are concatenated along the queries, each step's zero-padded over the keys it did not yet have. The global
+    transformer's records hold one slot per step in which some row closed a patch (none if no row did)."""
+    signature = inspect.signature(forward)
+
+    @functools.wraps(forward)
+    def wrapper(self, *args, **kwargs):
+        arguments = signature.bind(self, *args, **kwargs).arguments
+        arguments.pop("self")
+        arguments.update(arguments.pop("kwargs", {}))
+        input_ids, cache, mask = arguments.get("input_ids"), arguments.get("cache"), arguments.get("attention_mask")
+        recording = arguments.get("output_hidden_states") or arguments.get("output_attentions")
+        seen = cache.get_seq_length() if cache is not None else 0
+        if not (recording and seen and input_ids is not None and input_ids.shape[1] > 1):
+            return forward(self, *args, **kwargs)
+        return_dict = arguments.pop("return_dict", self.config.return_dict)
+        steps = []
+        for index in range(input_ids.shape[1]):
+            arguments.update(input_ids=input_ids[:, index : index + 1],
+                             attention_mask=None if mask is None else mask[:, : seen + index + 1])
+            steps.append(forward(self, **arguments, return_dict=True))
+        joined = LSTModelOutput(last_hidden_state=torch.cat([step.last_hidden_state for step in steps], dim=1),
+                                cache=cache)
+        for name in RECORDED_FIELDS:
+            if any(name in step for step in steps):
+                joined[name] = join_steps([step.get(name) or () for step in steps], axis=1 if "hidden" in name else 2)
+        return joined if return_dict else joined.to_tuple()
+
+    return wrapper
+
+
+def join_steps(steps: list[tuple[torch.Tensor, ...]], axis: int) -> tuple[torch.Tensor, ...]:
+    """Per-layer records of consecutive steps joined along `axis` (1: tokens of states; 2: queries of weights,
+    whose last axis, the keys, grows from step to step and is zero-padded to the last step's)."""
+    present = [step for step in steps if step]
+    joined = []
+    for layer in zip(*present):
+        if axis == 2:
+            keys = max(record.shape[-1] for record in layer)
+            layer = [torch.nn.functional.pad(record, (0, keys - record.shape[-1])) for record in layer]
+        joined.append(torch.cat(layer, dim=axis))
+    return tuple(joined)
 
 
 def local_llama_config(config: LSTConfig) -> LlamaConfig:
@@ -296,7 +348,8 @@ class LSTLocalEncoder(nn.Module):
         self.query_projection = nn.Linear(size, k * size, bias=False)
         self.pooling = LSTCrossAttention(config, size)
         self.patch_projection = (
-            nn.Identity() if k * size == config.hidden_size else nn.Linear(k * size, config.hidden_size, bias=False)
+            nn.Identity() if k * size == config.global_hidden_size
+            else nn.Linear(k * size, config.global_hidden_size, bias=False)
         )
 
     def contextualize(self, input_ids, position_embeddings, local_attention, cache=None):
@@ -308,7 +361,7 @@ class LSTLocalEncoder(nn.Module):
         return hidden
 
     def pool(self, hidden, patch_ids, token_is_real, patch_index, output_attentions=False, bound=None):
-        """Global inputs `(batch, n, hidden_size)` for the patches `patch_index` `(batch, n)` of each row.
+        """Global inputs `(batch, n, global_hidden_size)` for the patches `patch_index` `(batch, n)` of each row.
 
         The k queries of patch p start as the max over p's token states and read the tokens of patches
         p - W + 1 .. p (padding only within p, so that a padding patch still has a key). Slot indices past a
@@ -404,7 +457,7 @@ class LSTLocalDecoder(nn.Module):
         super().__init__()
         self.config = config
         k, size = config.cross_attn_k, config.local_hidden_size
-        self.global_projection = nn.Linear(config.hidden_size, k * size, bias=False)
+        self.global_projection = nn.Linear(config.global_hidden_size, k * size, bias=False)
         # Read by tokens of the first patch, which has no closed patch before it.
         self.null_patch_state = nn.Parameter(torch.zeros(k, size))
         self.layers = nn.ModuleList(
@@ -414,7 +467,7 @@ class LSTLocalDecoder(nn.Module):
         self.norm = LlamaRMSNorm(size, eps=config.rms_norm_eps)
 
     def project_slots(self, global_states: torch.Tensor) -> torch.Tensor:
-        """Global states `(batch, slots, hidden_size)` to the decoder's keys `(batch, slots, k, local width)`."""
+        """Global states `(batch, slots, global_hidden_size)` to the decoder's keys `(batch, slots, k, local width)`."""
         batch, slots, _ = global_states.shape
         return self.global_projection(global_states).view(batch, slots, self.config.cross_attn_k, -1)
 
@@ -456,7 +509,8 @@ class LSTPreTrainedModel(PreTrainedModel):
         "hidden_states": OutputRecorder(LSTDecoderLayer, index=0, num_hidden_layers_key="decoder_num_layers"),
         "encoder_hidden_states": OutputRecorder(LlamaDecoderLayer, index=0, layer_name="encoder.layers",
                                                 num_hidden_layers_key="encoder_num_layers"),
-        "global_hidden_states": OutputRecorder(LlamaDecoderLayer, index=0, layer_name="global_transformer.layers"),
+        "global_hidden_states": OutputRecorder(LlamaDecoderLayer, index=0, layer_name="global_transformer.layers",
+                                               num_hidden_layers_key="global_num_layers"),
         "attentions": OutputRecorder(LlamaAttention, index=1, layer_name="decoder.layers"),
         "cross_attentions": OutputRecorder(LSTCrossAttention, index=1, layer_name="decoder.layers"),
         "encoder_attentions": OutputRecorder(LlamaAttention, index=1, layer_name="encoder.layers"),
@@ -531,6 +585,7 @@ class LSTModel(LSTPreTrainedModel):
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     @merge_with_config_defaults
     @record_every_part
+    @record_cached_tokens_one_at_a_time
     @capture_outputs
     def forward(
         self,
@@ -553,6 +608,9 @@ class LSTModel(LSTPreTrainedModel):
                              "units. Pass input_ids (PEFT's prompt-learning methods, which feed embeddings, do not "
                              "apply; use LoRA).")
         check_token_ids(input_ids, self.config.vocab_size)
+        if cache is not None and not isinstance(cache, LSTCache):
+            raise TypeError(f"LST continues only its own cache (LSTCache), not a {type(cache).__name__}: pass the "
+                            "cache an LST call returned, or none.")
         seen = cache.get_seq_length() if cache is not None else 0
         check_same_shape(attention_mask, "attention_mask", input_ids, (input_ids.shape[0], seen + input_ids.shape[1]))
         check_same_shape(patch_starts, "patch_starts", input_ids, tuple(input_ids.shape))
@@ -562,15 +620,14 @@ class LSTModel(LSTPreTrainedModel):
         # set_attn_implementation changes self.config; the global Llama config follows it (the local layers
         # run it inside their blocked sliding window, see local_attention.py).
         self.global_config._attn_implementation = self.config._attn_implementation
+        if cache is None and use_cache:
+            cache = LSTCache()
+        if cache is not None:
+            cache.encoder_num_layers = self.config.encoder_num_layers
         if seen > 0:
             if patch_starts is not None:
                 raise ValueError("patch_starts applies to full forward passes; cached steps patch statically.")
-            if input_ids.shape[1] > 1 and (kwargs.get("output_hidden_states") or output_attentions):
-                raise ValueError("Per-layer states of several cached tokens at once are not defined (each token is "
-                                 "its own local step): pass them one at a time, or run a full forward.")
             return self._cached_steps(input_ids, attention_mask, cache, output_attentions)
-        if cache is None and use_cache:
-            cache = LSTCache()
         return self._full_forward(input_ids, attention_mask, patch_starts, cache, output_attentions)
 
     def _local_inputs(self, token_is_real: torch.Tensor, positions: torch.Tensor, output_attentions: bool):
@@ -728,7 +785,11 @@ class LSTForCausalLM(LSTPreTrainedModel, GenerationMixin):
 
     def _prepare_cache_for_generation(self, generation_config, model_kwargs, *args, **kwargs):
         """Give `generate` an empty LSTCache up front, where it would make a DynamicCache for another model:
-        assisted and prompt-lookup decoding need the cache before the first forward."""
+        assisted and prompt-lookup decoding need the cache before the first forward. The library's other cache
+        implementations hold one key/value list per layer, which LST's patch bookkeeping does not fit."""
+        if generation_config.cache_implementation not in (None, "dynamic"):
+            raise ValueError(f"cache_implementation={generation_config.cache_implementation!r} is not supported: LST "
+                             "keeps its own cache (LSTCache, dynamic). Leave cache_implementation unset.")
         super()._prepare_cache_for_generation(generation_config, model_kwargs, *args, **kwargs)
         if generation_config.use_cache is not False and model_kwargs.get("cache") is None:
             model_kwargs["cache"] = LSTCache()

@@ -22,15 +22,16 @@ def test_from_tokenizer_copies_the_vocabulary_ranges(tokenizer):
 def test_paper_1b_preset_is_table_7(tokenizer):
     config = LSTConfig.from_tokenizer(tokenizer, preset="lst-1b")
     assert (config.encoder_num_layers, config.local_hidden_size) == (1, 1024)
-    assert (config.num_hidden_layers, config.hidden_size, config.num_attention_heads) == (25, 2048, 16)
+    assert (config.global_num_layers, config.global_hidden_size, config.global_num_attention_heads) == (25, 2048, 16)
     assert (config.decoder_num_layers, config.local_num_attention_heads, config.local_attention_window) == (9, 16, 512)
-    assert config.cross_attn_k * config.local_hidden_size == config.hidden_size
+    assert config.cross_attn_k * config.local_hidden_size == config.global_hidden_size
 
 
 def test_overrides_win_over_the_preset(tokenizer):
     config = LSTConfig.from_tokenizer(tokenizer, preset="small", patch_size=6, patching_mode="curriculum",
                                       curriculum_aligned_until=100, curriculum_static_from=200)
-    assert (config.patch_size, config.patching_mode, config.hidden_size) == (6, "curriculum", PRESETS["small"]["hidden_size"])
+    assert (config.patch_size, config.patching_mode, config.global_hidden_size) == (
+        6, "curriculum", PRESETS["small"]["global_hidden_size"])
 
 
 @pytest.mark.parametrize(
@@ -39,7 +40,8 @@ def test_overrides_win_over_the_preset(tokenizer):
         ({"patching_mode": "entropy"}, "patching_mode must be one of"),
         ({"patch_size": 0}, "patch_size and max_patch_length must be at least 1"),
         ({"curriculum_aligned_until": 10, "curriculum_static_from": 5}, "must not come before"),
-        ({"hidden_size": 100, "num_attention_heads": 16}, "global width 100 is not divisible by its 16 heads"),
+        ({"global_hidden_size": 100, "global_num_attention_heads": 16}, "global width 100 is not divisible by its 16"),
+        ({"hidden_size": 100, "num_attention_heads": 16}, "local width 100 is not divisible by its 16 heads"),
         ({"speech_token_range": [10, 10**6]}, "does not fit vocab_size"),
     ],
 )

@@ -98,4 +98,4 @@ def test_a_run_from_a_saved_model_trains_and_saves_the_patching_it_was_given(wor
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert (run["patching_mode"], run["aligned_by"], run["aligned_silences"]) == ("curriculum", "word", "merged")
     # The weights are the saved model's, trained on: only the patching came from the arguments.
-    assert config["hidden_size"] == saved["hidden_size"] and config["vocab_size"] == saved["vocab_size"]
+    assert config["global_hidden_size"] == saved["global_hidden_size"] and config["vocab_size"] == saved["vocab_size"]
