@@ -13,6 +13,7 @@ from transformers import AutoTokenizer
 
 from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM, LSTForSequenceClassification
 from lst_speech.tokenization import SpeechUnitTextTokenizer, UnitFeatureExtractor
+from lst_speech.tokenization.feature_extraction_units import encode_centroids
 from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
 from lst_speech.tokenization.speech.unit_extraction import load_unit_extractor
 
@@ -136,6 +137,18 @@ def test_damaged_unit_extractors_are_named(fitted_extractor, tmp_path, damage, e
 def test_a_feature_extractor_whose_centroids_do_not_match_its_units_is_named(fitted_extractor, tmp_path):
     features = UnitFeatureExtractor.from_unit_extractor(fitted_extractor)
     features.save_pretrained(tmp_path)
+    config_file = tmp_path / "preprocessor_config.json"
+    saved = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**saved, "centroids": encode_centroids(np.zeros((7, 39)))}))
+    with pytest.raises(ValueError, match=r"centroids have shape \(7, 39\), but 4 units need one row each"):
+        UnitFeatureExtractor.from_pretrained(tmp_path)
+    config_file.write_text(json.dumps({**saved, "centroids": saved["centroids"][:-8]}))
+    with pytest.raises(ValueError, match=r"centroids are damaged"):
+        UnitFeatureExtractor.from_pretrained(tmp_path)
+    # A save from before the centroids moved into preprocessor_config.json keeps them in unit_centroids.npy.
+    config_file.write_text(json.dumps({**saved, "centroids": None}))
     np.save(tmp_path / "unit_centroids.npy", np.zeros((7, 39), dtype=np.float32))
     with pytest.raises(ValueError, match=r"unit_centroids.npy in .* holds 7 centroids for 4 units"):
         UnitFeatureExtractor.from_pretrained(tmp_path)
+    np.save(tmp_path / "unit_centroids.npy", fitted_extractor.centroids)
+    np.testing.assert_array_equal(UnitFeatureExtractor.from_pretrained(tmp_path).centroids, fitted_extractor.centroids)

@@ -12,7 +12,7 @@ import logging
 import pytest
 import torch
 from torch import nn
-from transformers import AutoConfig, GenerationConfig
+from transformers import AutoConfig, DynamicCache, GenerationConfig
 
 from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM, LSTForSequenceClassification, LSTModel
 
@@ -254,3 +254,13 @@ def test_a_model_saved_with_the_first_config_layout_loads_unchanged(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded(ids, attention_mask=mask).logits, model(ids, attention_mask=mask).logits)
     assert GenerationConfig.from_model_config(loaded.config).eos_token_id == 2
+
+
+def test_the_library_caches_that_do_not_fit_are_refused_by_name():
+    model = build()
+    ids, mask = left_padded(PROMPTS)
+    for implementation in ("static", "offloaded", "quantized"):
+        with pytest.raises(ValueError, match=f"cache_implementation='{implementation}' is not supported"):
+            model.generate(ids, attention_mask=mask, max_new_tokens=2, cache_implementation=implementation)
+    with pytest.raises(TypeError, match="only its own cache \\(LSTCache\\), not a DynamicCache"):
+        model(ids, attention_mask=mask, cache=DynamicCache())

@@ -193,3 +193,21 @@ def test_processor_makes_model_inputs_with_word_spans(extractor, synthesizer, to
     reloaded = SpeechTextProcessor.from_pretrained(tmp_path / "processor")
     again = reloaded(audio=speech[0].waveform, sampling_rate=rate, text=texts[0], alignment=alignments[0])
     assert again["input_ids"] == single["input_ids"]
+
+
+def test_the_feature_extractor_is_whole_in_its_config_file(extractor, synthesizer, tmp_path):
+    """transformers >= 5.25 builds an AutoFeatureExtractor from preprocessor_config.json's dictionary alone
+    (`from_dict`), so the centroids travel inside that file, exactly."""
+    import json
+
+    from lst_speech.tokenization import UnitFeatureExtractor
+
+    features = UnitFeatureExtractor.from_unit_extractor(extractor)
+    features.save_pretrained(tmp_path)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["preprocessor_config.json"]
+    rebuilt = UnitFeatureExtractor.from_dict(json.loads((tmp_path / "preprocessor_config.json").read_text()))
+    np.testing.assert_array_equal(rebuilt.centroids, extractor.centroids)
+    speech = synthesizer.synthesize("In the beginning")
+    np.testing.assert_array_equal(rebuilt(speech.waveform, sampling_rate=speech.sampling_rate)["units"],
+                                  extractor(speech.waveform, speech.sampling_rate))
+    assert f"centroids of shape ({extractor.num_units}, 39)" in repr(rebuilt) and len(repr(rebuilt)) < 300

@@ -1,23 +1,43 @@
 """The unit extractors as a transformers feature extractor, so `AutoFeatureExtractor` loads one by repo id.
 
 `UnitFeatureExtractor` is the `SequenceFeatureExtractor` face of a k-means unit extractor (MFCC or HuBERT,
-lst_speech.tokenization.speech.unit_extraction): its settings go to `preprocessor_config.json` like any feature extractor's,
-its k-means centroids to `unit_centroids.npy` beside it (a JSON list of floats would be large and lossy), and
-calling it turns waveforms into unit ids. The work is done by the extractor classes themselves; this class
+`lst_speech.tokenization.speech.unit_extraction`): its settings go to `preprocessor_config.json` like any feature
+extractor's, its k-means centroids into the same file as base64 `.npy` bytes (exact, and a third the size of a list
+of floats), and calling it turns waveforms into unit ids. The work is done by the extractor classes themselves; this class
 only carries them through transformers' save / load / Auto machinery.
+
+The centroids live in `preprocessor_config.json` itself because transformers' loaders build a feature extractor
+from that file's dictionary alone (`AutoFeatureExtractor` calls `from_dict` since 5.25), so a file beside it is
+never read there. Saves from before kept them in `unit_centroids.npy`; `from_pretrained` still reads that.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import os
-from pathlib import Path
 
 import numpy as np
 from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import cached_file
 
-CENTROIDS_NAME = "unit_centroids.npy"
+CENTROIDS_NAME = "unit_centroids.npy"  # where saves from before 2026-12 keep their centroids
 KINDS = ("mfcc_kmeans", "hubert_kmeans")
+
+
+def encode_centroids(centroids: np.ndarray) -> str:
+    """`.npy` bytes as base64 text: the exact array (dtype and shape included) inside a JSON file."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(centroids, dtype=np.float32), allow_pickle=False)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def decode_centroids(text: str) -> np.ndarray:
+    try:
+        return np.load(io.BytesIO(base64.b64decode(text, validate=True)), allow_pickle=False)
+    except ValueError as error:
+        raise ValueError(f"The feature extractor's centroids are damaged ({error}): save or download it "
+                         "again.") from error
 
 
 class UnitFeatureExtractor(SequenceFeatureExtractor):
@@ -25,7 +45,7 @@ class UnitFeatureExtractor(SequenceFeatureExtractor):
 
     def __init__(self, extractor_kind: str = "mfcc_kmeans", num_units: int = 100, sampling_rate: int = 16000,
                  frame_rate: int = 50, hubert_model: str | None = None, hubert_layer: int | None = None,
-                 centroids: np.ndarray | None = None, **kwargs):
+                 centroids: np.ndarray | str | None = None, **kwargs):
         if extractor_kind not in KINDS:
             raise ValueError(f"extractor_kind must be one of {KINDS}, got {extractor_kind!r}.")
         if extractor_kind == "hubert_kmeans" and (hubert_model is None or hubert_layer is None):
@@ -35,7 +55,12 @@ class UnitFeatureExtractor(SequenceFeatureExtractor):
         super().__init__(feature_size=1, sampling_rate=sampling_rate, padding_value=0.0, **kwargs)
         self.extractor_kind, self.num_units, self.frame_rate = extractor_kind, num_units, frame_rate
         self.hubert_model, self.hubert_layer = hubert_model, hubert_layer
+        if isinstance(centroids, str):
+            centroids = decode_centroids(centroids)
         self.centroids = None if centroids is None else np.asarray(centroids, dtype=np.float32)
+        if self.centroids is not None and (self.centroids.ndim != 2 or self.centroids.shape[0] != num_units):
+            raise ValueError(f"The centroids have shape {self.centroids.shape}, but {num_units} units need one row "
+                             "each: save the feature extractor again from its fitted unit extractor.")
         self._extractor = None
 
     @classmethod
@@ -65,7 +90,8 @@ class UnitFeatureExtractor(SequenceFeatureExtractor):
                                                       self.centroids)
         return self._extractor
 
-    def __call__(self, raw_speech, sampling_rate: int | None = None, deduplicate: bool = False, **kwargs) -> BatchFeature:
+    def __call__(self, raw_speech, sampling_rate: int | None = None, deduplicate: bool = False,
+                 **kwargs) -> BatchFeature:
         """Unit ids of a waveform or a list of them (`units`: one array each, `frame_rate` per second); with
         `deduplicate`, also `durations` (SUTLM's deduplication). The audio is resampled to `sampling_rate`."""
         if sampling_rate is None:
@@ -83,25 +109,30 @@ class UnitFeatureExtractor(SequenceFeatureExtractor):
 
     def to_dict(self) -> dict:
         output = super().to_dict()
-        for private in ("centroids", "_extractor"):
-            output.pop(private, None)
+        output.pop("_extractor", None)
+        output["centroids"] = None if self.centroids is None else encode_centroids(self.centroids)
         return output
+
+    def __repr__(self) -> str:  # the library prints the whole JSON, centroids included (megabytes for HuBERT)
+        shape = None if self.centroids is None else self.centroids.shape
+        return (f"{type(self).__name__}(extractor_kind={self.extractor_kind!r}, num_units={self.num_units}, "
+                f"sampling_rate={self.sampling_rate}, frame_rate={self.frame_rate}, centroids of shape {shape})")
 
     def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs):
         if self.centroids is None:
             raise ValueError("Nothing to save: the feature extractor has no centroids.")
-        saved = super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
-        np.save(Path(save_directory) / CENTROIDS_NAME, self.centroids)
-        return saved
+        return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> UnitFeatureExtractor:
         download = {k: kwargs[k] for k in ("cache_dir", "force_download", "local_files_only", "token", "revision",
                                            "subfolder") if k in kwargs}
-        centroids_file = cached_file(pretrained_model_name_or_path, CENTROIDS_NAME, **download)
         extractor = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-        extractor.centroids = np.load(centroids_file)
+        if extractor.centroids is not None:
+            return extractor
+        # A save from before the centroids moved into preprocessor_config.json.
+        extractor.centroids = np.load(cached_file(pretrained_model_name_or_path, CENTROIDS_NAME, **download))
         if extractor.centroids.shape[0] != extractor.num_units:
-            raise ValueError(f"{CENTROIDS_NAME} in {pretrained_model_name_or_path} holds {extractor.centroids.shape[0]} "
-                             f"centroids for {extractor.num_units} units.")
+            raise ValueError(f"{CENTROIDS_NAME} in {pretrained_model_name_or_path} holds "
+                             f"{extractor.centroids.shape[0]} centroids for {extractor.num_units} units.")
         return extractor
