@@ -32,9 +32,9 @@ def continuation_text(segments, transcriber=None) -> str:
 
 def pelm(model, tokenizer, prompts, prompt_transcripts, references, external_lm: str, output_modality: str = "text",
          transcriber=None, temperature: float = 0.8, top_k: int = 25, max_new_tokens: int = 50, seed: int = 0,
-         batch_size: int = 16) -> dict:
+         batch_size: int = 16, reduction: str = "corpus") -> dict:
     """Sample one continuation per prompt (lists of segments), `batch_size` prompts per `generate`, and score
-    them with the `pelm` module."""
+    them with the `pelm` module (`reduction`: "corpus", token-weighted, or "utterance", slamkit's GenPPL)."""
     import evaluate  # imported here: it takes seconds, and only evaluation needs it
     import torch
 
@@ -50,7 +50,8 @@ def pelm(model, tokenizer, prompts, prompt_transcripts, references, external_lm:
                                               max_new_tokens=max_new_tokens)
     predictions = [continuation_text(c, transcriber) for c in continuations]
     result = evaluate.load(PELM_METRIC).compute(
-        predictions=predictions, references=list(references), contexts=list(prompt_transcripts), model_id=external_lm
+        predictions=predictions, references=list(references), contexts=list(prompt_transcripts), model_id=external_lm,
+        reduction=reduction,
     )
     return {**result, "continuations": predictions}
 

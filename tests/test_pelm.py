@@ -1,15 +1,91 @@
-"""PELM under a tiny external LM trained here on the built-in sample text."""
+"""PELM under a tiny external LM trained here on the built-in sample text, and against a hand computation."""
 
 from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
 
 import evaluate
 import numpy as np
 import pytest
 import torch
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from lst_speech.evaluation.metrics import metric_path
+from lst_speech.tokenization import train_text_sentencepiece
 
 PELM = metric_path("pelm")
+CONTEXTS = ["in the beginning god created", "and god said", "and the evening and the morning"]
+CONTINUATIONS = ["the heaven and the earth", "let there be light", "were the first day and it was good"]
+
+
+def pelm_module():
+    spec = importlib.util.spec_from_file_location("pelm", Path(PELM) / "pelm.py")
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def untrained_lm(sample_verses, tmp_path_factory) -> str:
+    """A random 1-layer Llama over a SentencePiece model that keeps a leading space as a lone "▁" piece."""
+    text_model = train_text_sentencepiece(sample_verses[:800], vocab_size=400, byte_fallback=False,
+                                          remove_extra_whitespaces=False)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=text_model.build_tokenizer(), bos_token="<s>",
+                                        eos_token="</s>", unk_token="<unk>", pad_token="<pad>")
+    tokenizer.add_bos_token = True
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=400, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                         num_attention_heads=2, pad_token_id=0, bos_token_id=1, eos_token_id=2))
+    directory = tmp_path_factory.mktemp("untrained_lm")
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return str(directory)
+
+
+def by_hand(directory: str) -> tuple[list[float], list[int]]:
+    """Each continuation's negative log-likelihood and token count: one unpadded forward per pair of the whole
+    text, a log-softmax written out, and the continuation's pieces found by tokenizing it alone."""
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(directory)
+    model = LlamaForCausalLM.from_pretrained(directory).eval()
+    totals, counts = [], []
+    for context, continuation in zip(CONTEXTS, CONTINUATIONS):
+        ids = tokenizer(f"{context} {continuation}")["input_ids"]
+        pieces = len(tokenizer(continuation, add_special_tokens=False)["input_ids"])  # its own word pieces
+        with torch.no_grad():
+            logits = model(torch.tensor([ids])).logits[0].double()
+        log_probs = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
+        totals.append(-sum(float(log_probs[t - 1, ids[t]]) for t in range(len(ids) - pieces, len(ids))))
+        counts.append(pieces)
+    return totals, counts
+
+
+def test_pelm_equals_a_perplexity_computed_by_hand(untrained_lm):
+    totals, counts = by_hand(untrained_lm)
+    pelm = evaluate.load(str(PELM))
+    arguments = {"predictions": CONTINUATIONS, "references": CONTINUATIONS, "contexts": CONTEXTS,
+                 "model_id": untrained_lm, "batch_size": 2}  # a padded batch and a single row
+    corpus = pelm.compute(**arguments)
+    assert corpus["perplexity"] == pytest.approx(math.exp(sum(totals) / sum(counts)), rel=1e-5)
+    utterance = pelm.compute(**arguments, reduction="utterance")
+    per_continuation = [math.exp(t / n) for t, n in zip(totals, counts)]
+    geometric_mean = math.exp(sum(math.log(p) for p in per_continuation) / len(per_continuation))
+    assert utterance["perplexity"] == pytest.approx(geometric_mean, rel=1e-5)
+    # Near-uniform random logits keep the two close, yet over 20 times the tolerance above apart.
+    assert abs(utterance["perplexity"] / corpus["perplexity"] - 1) > 2e-4
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        pelm.compute(**arguments, reduction="mean")
+
+
+def test_no_stray_word_boundary_piece_is_scored(untrained_lm):
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(untrained_lm)
+    context, continuation = CONTEXTS[1], CONTINUATIONS[1]
+    # " " + continuation on its own starts with a lone "▁" under this model: what the old code scored.
+    assert tokenizer.tokenize(" " + continuation)[0] == "▁"
+    ids, start, end = pelm_module().continuation_ids(tokenizer, context, continuation)
+    assert tokenizer.convert_ids_to_tokens(ids[start:end]) == tokenizer.tokenize(continuation)
+    assert tokenizer.convert_ids_to_tokens(ids[:start]) == ["<s>", *tokenizer.tokenize(context)]
 
 
 @pytest.mark.slow
