@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 from transformers import LlamaForCausalLM
 
-from lst_speech.evaluation.context_retrieval import context_retrieval_accuracy, split_paired_utterance
+from lst_speech.evaluation.context_retrieval import (
+    context_retrieval_accuracy,
+    context_retrieval_matrix,
+    split_paired_utterance,
+)
 from lst_speech.evaluation.likelihood import continuation_log_likelihoods
 from lst_speech.evaluation.multiple_choice import MultipleChoiceItem, multiple_choice_accuracy
 from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
@@ -60,6 +67,49 @@ def test_split_at_a_word_boundary_gives_matching_text_and_units():
     assert split["u"][0].tolist() == [0, 1, 2, 3, 4] and split["u"][1].tolist() == [5, 6, 7, 8]
     with pytest.raises(ValueError, match="needs at least two words"):
         split_paired_utterance({"words": ["a"], "word_spans": [[0, 1]], "units": np.arange(1)})
+
+
+class PrefixMemoriser(torch.nn.Module):
+    """A causal LM that has memorised `sequences` of ids exactly: after a prefix it has seen, the tokens that
+    followed it there take almost all the probability; after any other prefix, every token is equally likely."""
+
+    def __init__(self, sequences, vocab_size: int):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # where `device` comes from
+        self.vocab_size = vocab_size
+        self.following = defaultdict(Counter)
+        for ids in sequences:
+            for end in range(1, len(ids)):
+                self.following[tuple(ids[:end])][ids[end]] += 1
+
+    @property
+    def device(self):
+        return self.anchor.device
+
+    def forward(self, input_ids, attention_mask=None, use_cache=False):
+        logits = torch.zeros(*input_ids.shape, self.vocab_size)
+        for row, ids in enumerate(input_ids.tolist()):
+            for position in range(len(ids)):
+                for token, count in self.following.get(tuple(ids[:position + 1]), {}).items():
+                    logits[row, position, token] = 10.0 + np.log(count)
+        return SimpleNamespace(logits=logits)
+
+
+def test_each_cra_direction_reads_its_own_prompt_and_continuation_modalities(tokenizer, sample_verses):
+    rng = np.random.default_rng(0)
+    rows = [utterance(rng, i, sample_verses[i * 7].lower().split()[:6]) for i in range(4)]
+    splits = [split_paired_utterance(row) for row in rows]
+    # Per direction, the model memorised prompt i followed by continuation pairing[i] (in the direction's
+    # modalities), so continuation j retrieves context pairing^-1(j): CRA is the share of fixed points.
+    pairings = {"u2u": [0, 1, 2, 3], "u2t": [1, 0, 2, 3], "t2u": [1, 2, 0, 3], "t2t": [1, 2, 3, 0]}
+    memorised = [tokenizer(segments=[splits[i][d[0]][0], splits[j][d[2]][1]])["input_ids"]
+                 for d, pairing in pairings.items() for i, j in enumerate(pairing)]
+    model = PrefixMemoriser(memorised, len(tokenizer))
+    for direction, pairing in pairings.items():
+        retrieved = context_retrieval_matrix(model, tokenizer, rows, direction, batch_size=3).argmax(axis=0)
+        assert retrieved.tolist() == np.argsort(pairing).tolist(), direction
+    results = context_retrieval_accuracy(model, tokenizer, rows, batch_size=3)
+    assert {d: r["cra"] for d, r in results.items()} == {"u2u": 1.0, "u2t": 0.5, "t2u": 0.25, "t2t": 0.0}
 
 
 @pytest.mark.slow
