@@ -264,3 +264,16 @@ def test_the_library_caches_that_do_not_fit_are_refused_by_name():
             model.generate(ids, attention_mask=mask, max_new_tokens=2, cache_implementation=implementation)
     with pytest.raises(TypeError, match="only its own cache \\(LSTCache\\), not a DynamicCache"):
         model(ids, attention_mask=mask, cache=DynamicCache())
+
+
+def test_dynamic_int8_quantization_of_the_linear_layers_runs_generate():
+    model = build()
+    quantized = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+    ids, mask = left_padded(PROMPTS)
+    with torch.no_grad():
+        full, eight_bit = model(ids, attention_mask=mask).logits, quantized(ids, attention_mask=mask).logits
+        generated = quantized.generate(ids, attention_mask=mask, max_new_tokens=4, do_sample=False)
+    assert generated.shape == (3, ids.shape[1] + 4)
+    # int8 weights move the logits a little, not the model's choice at most positions.
+    agree = (full.argmax(-1) == eight_bit.argmax(-1))[mask.bool()].float().mean()
+    assert agree > 0.8 and not torch.equal(full, eight_bit)

@@ -36,9 +36,9 @@ class SpeechTextProcessor(ProcessorMixin):
         return self.feature_extractor.unit_extractor
 
     def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
-        """ProcessorMixin's save, plus the feature extractor's own files (its `preprocessor_config.json` and the
-        centroids): transformers v5 writes a processor's feature extractor only inside `processor_config.json`,
-        which carries no centroids and which `AutoFeatureExtractor` does not read."""
+        """ProcessorMixin's save, plus the feature extractor's own `preprocessor_config.json`: transformers v5
+        writes a processor's feature extractor only inside `processor_config.json`, which `AutoFeatureExtractor`
+        does not read."""
         saved = super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
         self.feature_extractor.save_pretrained(save_directory)
         return saved
