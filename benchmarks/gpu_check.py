@@ -517,8 +517,8 @@ def generation_rows(models_, settings: Settings, device, modes, budget, compilin
                     reason=(
                         f"not applicable: LST decodes with its own LSTCache (is_compileable="
                         f"{LSTCache().is_compileable}), whose shapes grow per token and whose step syncs with "
-                        "the host to decide whether a patch closes; transformers ignores "
-                        "cache_implementation='static' for it"
+                        "the host to decide whether a patch closes; LST refuses "
+                        "cache_implementation='static'"
                     ),
                 )
             )

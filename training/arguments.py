@@ -64,7 +64,7 @@ class ModelArguments:
             overrides = json.loads(self.config_overrides)
         except ValueError as error:
             raise ValueError(f"--config_overrides is not valid JSON ({error}): write it as "
-                             """'{"num_hidden_layers": 4}'.""") from error
+                             """'{"global_num_layers": 4}'.""") from error
         if not isinstance(overrides, dict):
             raise ValueError(f"--config_overrides must be a JSON object of LSTConfig fields, got {overrides!r}.")
         return overrides
