@@ -1,0 +1,302 @@
+"""The released spoken benchmarks: each reader on a tiny fixture laid out as its release is, and each scoring rule
+on fixed scores computed by hand (ties included)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import soundfile
+
+from lst_speech.evaluation.benchmarks import common
+from lst_speech.evaluation.benchmarks.common import Pair, Stimulus, mean_interval, pair_items, pair_outcomes
+from lst_speech.evaluation.benchmarks.salmon import SUBSETS, load_salmon
+from lst_speech.evaluation.benchmarks.sblimp import load_sblimp, summarize_sblimp
+from lst_speech.evaluation.benchmarks.storycloze import load_story_cloze
+from lst_speech.evaluation.benchmarks.swuggy import load_swuggy, summarize_swuggy
+from lst_speech.evaluation.likelihood import ContinuationScores
+from lst_speech.evaluation.multiple_choice import MultipleChoiceItem
+
+RATE = 16000
+
+
+def tone(seed: int, seconds: float = 0.3) -> np.ndarray:
+    """A short distinct sound: a sine whose pitch depends on `seed`, with a little noise."""
+    rng = np.random.default_rng(seed)
+    time = np.arange(int(seconds * RATE)) / RATE
+    return (0.3 * np.sin(2 * np.pi * (150 + 40 * seed) * time) + 0.01 * rng.standard_normal(time.size)).astype(
+        np.float32)
+
+
+def write_wav(path, seed: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(path, tone(seed), RATE)
+
+
+def wav_bytes(seed: int) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, tone(seed), RATE, format="WAV")
+    return buffer.getvalue()
+
+
+# ZeroSpeech 2021 (zerospeech2021-dataset.zip): lexical/dev/gold.csv, one row per wav, words and non-words of a pair
+# sharing `id` and `voice`; non-words have no orthographic `word`. Rows are not in pair order.
+LEXICAL_GOLD = """filename,id,voice,frequency,word,phones,length,correct
+aaa01,1,Alex,0,wuggle,w ah g ah l,5,1
+aaa02,1,Alex,0,,w ah b ah l,5,0
+aaa03,1,Bruce,0,wuggle,w ah g ah l,5,1
+aaa04,2,Alex,3,kettle,k eh t ah l,5,1
+aaa05,2,Alex,3,,k eh p ah l,5,0
+aaa06,1,Bruce,0,,w ah b ah l,5,0
+aaa07,2,Bruce,3,kettle,k eh t ah l,5,1
+aaa08,2,Bruce,3,,k eh p ah l,5,0
+aaa09,3,Alex,150,the,dh ah,2,1
+aaa10,3,Alex,150,,dh iy,2,0
+aaa11,3,Bruce,150,the,dh ah,2,1
+aaa12,3,Bruce,150,,dh iy,2,0
+"""
+
+# syntactic/dev/gold.csv: a row per wav; pairs share type, subtype, id and voice (ids repeat across subtypes).
+SYNTACTIC_GOLD = """filename,id,voice,type,subtype,transcription,correct
+bbb01,0,Alex,agreement,across_noun,the dogs bark,1
+bbb02,0,Alex,agreement,across_noun,the dogs barks,0
+bbb03,0,Bruce,agreement,across_noun,the dogs bark,1
+bbb04,0,Bruce,agreement,across_noun,the dogs barks,0
+bbb05,0,Alex,agreement,simple,a cat sleeps,1
+bbb06,0,Alex,agreement,simple,a cat sleep,0
+bbb07,0,Bruce,agreement,simple,a cat sleeps,1
+bbb08,0,Bruce,agreement,simple,a cat sleep,0
+bbb09,5,Alex,island,wh,what did you see,1
+bbb10,5,Alex,island,wh,what did you see it,0
+bbb11,5,Bruce,island,wh,what did you see,1
+bbb12,5,Bruce,island,wh,what did you see it,0
+"""
+
+
+def zerospeech_release(root, task: str, gold: str):
+    """`root/<task>/dev/` with gold.csv and a wav per row, as the ZeroSpeech 2021 zip unpacks."""
+    folder = root / task / "dev"
+    folder.mkdir(parents=True)
+    (folder / "gold.csv").write_text(gold)
+    for seed, line in enumerate(gold.splitlines()[1:]):
+        write_wav(folder / f"{line.split(',')[0]}.wav", seed)
+    return root
+
+
+def fixed_outcomes(monkeypatch, pairs, scores_by_file: dict[str, float]) -> dict[str, np.ndarray]:
+    """The outcomes `pair_outcomes` gives when each file has the given log-likelihood (a fake scorer, one token)."""
+    def scorer(model, tokenizer, requests, batch_size, progress):
+        values = np.array([scores_by_file[ending[0]] for _, ending in requests], dtype=float)
+        return ContinuationScores(values, np.ones_like(values), np.ones_like(values))
+
+    monkeypatch.setattr(common, "continuation_log_likelihoods", scorer)
+    return pair_outcomes(None, None, [MultipleChoiceItem([], [[p.positive.name], [p.negative.name]], 0, p.id)
+                                      for p in pairs])
+
+
+def test_pair_outcomes_count_a_tie_as_half_under_every_normalization(monkeypatch):
+    # Pair a: the positive wins on the sum and per unit, loses per token. Pair b: a tie on the sum and per unit.
+    def scorer(model, tokenizer, requests, batch_size, progress):
+        assert [ending for _, ending in requests] == [["p1"], ["n1"], ["p2"], ["n2"]]
+        return ContinuationScores(np.array([-4.0, -5.0, -3.0, -3.0]), np.array([4.0, 10.0, 3.0, 1.0]),
+                                  np.array([8.0, 2.0, 3.0, 3.0]))
+
+    monkeypatch.setattr(common, "continuation_log_likelihoods", scorer)
+    items = [MultipleChoiceItem([], [["p1"], ["n1"]], 0, "a"), MultipleChoiceItem([], [["p2"], ["n2"]], 0, "b")]
+    outcomes = pair_outcomes(None, None, items)
+    assert outcomes["sum"].tolist() == [1.0, 0.5]  # -4 > -5; -3 == -3
+    assert outcomes["per_token"].tolist() == [0.0, 1.0]  # -1 < -0.5; -1 > -3
+    assert outcomes["per_unit"].tolist() == [1.0, 0.5]  # -0.5 > -2.5; -1 == -1
+
+
+def test_mean_interval_is_wilson_for_proportions_and_bootstrap_otherwise():
+    mean, (low, high) = mean_interval([1, 1, 0, 1])
+    assert mean == 0.75 and (low, high) == pytest.approx((0.3006, 0.9544), abs=1e-3)  # Wilson, 3 of 4
+    mean, (low, high) = mean_interval([1, 0.5, 0, 1])
+    assert mean == 0.625 and 0.0 <= low <= mean <= high <= 1.0
+
+
+def test_swuggy_reads_the_release_and_pairs_by_id_and_voice(tmp_path):
+    pairs = load_swuggy(str(zerospeech_release(tmp_path, "lexical", LEXICAL_GOLD)))
+    assert len(pairs) == 6
+    names = {(p.id, p.fields["voice"]): (p.positive.name.rsplit("/", 1)[1], p.negative.name.rsplit("/", 1)[1])
+             for p in pairs}
+    assert names == {("1", "Alex"): ("aaa01.wav", "aaa02.wav"), ("1", "Bruce"): ("aaa03.wav", "aaa06.wav"),
+                     ("2", "Alex"): ("aaa04.wav", "aaa05.wav"), ("2", "Bruce"): ("aaa07.wav", "aaa08.wav"),
+                     ("3", "Alex"): ("aaa09.wav", "aaa10.wav"), ("3", "Bruce"): ("aaa11.wav", "aaa12.wav")}
+    assert pairs[0].positive.text == "wuggle" and pairs[0].negative.text is None  # non-words have no spelling
+    assert len(load_swuggy(str(tmp_path / "lexical" / "dev"))) == 6  # the split folder itself works too
+
+
+def test_swuggy_scores_as_the_zerospeech_toolkit(tmp_path, monkeypatch):
+    pairs = load_swuggy(str(zerospeech_release(tmp_path, "lexical", LEXICAL_GOLD)))
+    # Pair 1 (oov): Alex right, Bruce a tie -> 0.75. Pair 2 (frequency 3): both wrong -> 0. Pair 3 (150): right -> 1.
+    scores = {f"{tmp_path}/lexical/dev/aaa{n:02d}.wav": value for n, value in zip(
+        range(1, 13), [-1, -2, -3, -2, -1, -3, -5, -4, -1, -2, -1, -2])}
+    row = summarize_swuggy(pairs, fixed_outcomes(monkeypatch, pairs, scores))
+    assert (row["num_pairs"], row["num_voiced_pairs"]) == (3, 6)
+    assert row["accuracy_sum"] == pytest.approx((0.75 + 0 + 1) / 3)  # lexical_all
+    assert row["in_vocab_accuracy_sum"] == pytest.approx(0.5)  # lexical_invocab: pairs 2 and 3
+    assert row["by_frequency_sum"] == [{"frequency": "oov", "n": 1, "score": 0.75},
+                                       {"frequency": "1-5", "n": 1, "score": 0.0},
+                                       {"frequency": "6-20", "n": 0, "score": None},
+                                       {"frequency": "21-100", "n": 0, "score": None},
+                                       {"frequency": ">100", "n": 1, "score": 1.0}]
+    assert row["by_length_sum"] == [{"length": 2.0, "n": 1, "score": 1.0}, {"length": 5.0, "n": 2, "score": 0.375}]
+    low, high = row["accuracy_sum_ci95"]
+    assert 0.0 <= low <= row["accuracy_sum"] <= high <= 1.0
+
+
+def test_swuggy_refuses_a_pair_without_its_twin_and_a_missing_file(tmp_path):
+    zerospeech_release(tmp_path, "lexical", LEXICAL_GOLD)
+    gold = tmp_path / "lexical" / "dev" / "gold.csv"
+    gold.write_text(LEXICAL_GOLD.replace("aaa06,1,Bruce,0,,w ah b ah l,5,0\n", ""))
+    with pytest.raises(ValueError, match=r"'id': '1', 'voice': 'Bruce'.* 1 correct and 0 incorrect"):
+        load_swuggy(str(tmp_path))
+    gold.write_text(LEXICAL_GOLD)
+    (tmp_path / "lexical" / "dev" / "aaa05.wav").unlink()
+    with pytest.raises(FileNotFoundError, match=r"gold.csv:6: its file aaa05.wav"):
+        load_swuggy(str(tmp_path))
+    gold.write_text(LEXICAL_GOLD.replace("frequency,", "freq,"))
+    with pytest.raises(ValueError, match=r"lacks the columns \['frequency'\]"):
+        load_swuggy(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="no lexical/dev/gold.csv"):
+        load_swuggy(str(tmp_path / "nowhere"))
+
+
+def test_sblimp_scores_the_mean_over_pairs_not_over_types(tmp_path, monkeypatch):
+    pairs = load_sblimp(str(zerospeech_release(tmp_path, "syntactic", SYNTACTIC_GOLD)))
+    assert len(pairs) == 6 and pairs[0].positive.text == "the dogs bark"
+    assert pairs[0].fields["negative_text"] == "the dogs barks"
+    # agreement/across_noun/0: right in both voices -> 1; agreement/simple/0 (same id, another subtype): right, wrong
+    # -> 0.5; island/wh/5: wrong, tie -> 0.25.
+    scores = {f"{tmp_path}/syntactic/dev/bbb{n:02d}.wav": value for n, value in zip(
+        range(1, 13), [-1, -2, -1, -2, -1, -2, -2, -1, -2, -1, -3, -3])}
+    row = summarize_sblimp(pairs, fixed_outcomes(monkeypatch, pairs, scores))
+    assert row["num_pairs"] == 3
+    assert row["accuracy_sum"] == pytest.approx((1 + 0.5 + 0.25) / 3)  # not (0.75 + 0.25) / 2 over types
+    assert row["by_type_sum"] == [{"type": "agreement", "n": 2, "score": 0.75}, {"type": "island", "n": 1,
+                                                                                 "score": 0.25}]
+
+
+def test_story_cloze_release_folder_in_story_order(tmp_path):
+    root = tmp_path / "sSC"
+    for seed, story in enumerate(["10", "2", "1"]):
+        write_wav(root / f"{story}_correct.wav", 2 * seed)
+        write_wav(root / f"{story}_incorrect.wav", 2 * seed + 1)
+    pairs = load_story_cloze(str(root))
+    assert [p.id for p in pairs] == ["1", "2", "10"] and all(p.prompt is None for p in pairs)
+    assert pairs[0].positive.name.endswith("1_correct.wav") and pairs[0].negative.name.endswith("1_incorrect.wav")
+    items = pair_items(pairs, "S->S", {s.name: np.array([1, 2]) for p in pairs for s in (p.positive, p.negative)})
+    assert items[0].context == [] and items[0].label == 0
+    with pytest.raises(ValueError, match="has no prompt: a cross-modal direction"):
+        pair_items(pairs, "T->S", {})
+    (root / "2_incorrect.wav").unlink()
+    with pytest.raises(FileNotFoundError, match="2_incorrect.wav is missing"):
+        load_story_cloze(str(root))
+
+
+def test_story_cloze_cross_modal_layout_gives_all_four_directions(tmp_path):
+    root = tmp_path / "tSC"
+    texts = {"mutual": "Tom went out. It rained.", "correct": "He got wet.", "incorrect": "The cat sang."}
+    for seed, (part, text) in enumerate(texts.items()):
+        write_wav(root / "speaker1" / f"0_{part}.wav", seed)
+        (root / "speaker1" / f"0_{part}.txt").write_text(text + "\n")
+    (pair,) = load_story_cloze(str(root))
+    assert pair.id == "speaker1/0" and pair.prompt.text == texts["mutual"] and pair.negative.text == "The cat sang."
+    units = {s.name: np.array([seed]) for seed, s in enumerate((pair.prompt, pair.positive, pair.negative))}
+    expected = {"S->S": ([0], [1], [2]), "T->T": (texts["mutual"], texts["correct"], texts["incorrect"]),
+                "S->T": ([0], texts["correct"], texts["incorrect"]),
+                "T->S": (texts["mutual"], [1], [2])}
+    for direction, (context, positive, negative) in expected.items():
+        (item,) = pair_items([pair], direction, units)
+        flat = [s if isinstance(s, str) else s.tolist() for s in (item.context[0], item.endings[0][0],
+                                                                 item.endings[1][0])]
+        assert flat == [context, positive, negative], direction
+    write_wav(root / "speaker1" / "1_correct.wav", 7)
+    write_wav(root / "speaker1" / "1_incorrect.wav", 8)
+    with pytest.raises(ValueError, match="1 of 2 stories have a prompt"):
+        load_story_cloze(str(root))
+
+
+def test_story_cloze_hub_schema_from_a_saved_copy(tmp_path):
+    import datasets
+
+    rows = {"positive": [{"bytes": wav_bytes(0), "path": "p0.wav"}, {"bytes": wav_bytes(1), "path": "p1.wav"}],
+            "negative": [{"bytes": wav_bytes(2), "path": "n0.wav"}, {"bytes": wav_bytes(3), "path": "n1.wav"}]}
+    table = datasets.Dataset.from_dict(rows)
+    for column in rows:
+        table = table.cast_column(column, datasets.Audio())
+    table.save_to_disk(str(tmp_path / "saved"))
+    (tmp_path / "parquet").mkdir()
+    table.to_parquet(str(tmp_path / "parquet" / "train-00000-of-00001.parquet"))
+    for copy in ("saved", "parquet"):
+        pairs = load_story_cloze(str(tmp_path / copy))
+        assert [p.id for p in pairs] == ["0", "1"]
+        waveform, rate = common.read_stimulus_audio(pairs[1].negative)
+        assert rate == RATE and np.allclose(waveform, tone(3), atol=1e-4)
+    table.remove_columns("negative").save_to_disk(str(tmp_path / "partial"))
+    with pytest.raises(ValueError, match=r"lacks the audio columns \['negative'\]"):
+        load_story_cloze(str(tmp_path / "partial"))
+
+
+def salmon_release(root, subsets=SUBSETS, samples: int = 2):
+    """`root/<subset>/sample_<i>_<j>.wav` (0 positive, 1 negative) and metadata.json, as salmon_benchmark.zip."""
+    for offset, subset in enumerate(subsets):
+        for index in range(samples):
+            for option in (0, 1):
+                write_wav(root / subset / f"sample_{index}_{option}.wav", offset + 2 * index + option)
+        (root / subset / "metadata.json").write_text("[]")
+    return root
+
+
+def test_salmon_release_folder_and_hub_copy(tmp_path):
+    import datasets
+
+    root = salmon_release(tmp_path / "salmon", subsets=("speaker_consistency",), samples=3)
+    pairs = load_salmon(str(root), "speaker_consistency")
+    assert [p.id for p in pairs] == ["0", "1", "2"]
+    assert pairs[2].positive.name.endswith("sample_2_0.wav") and pairs[2].negative.name.endswith("sample_2_1.wav")
+    with pytest.raises(FileNotFoundError, match="has no gender_consistency/ folder"):
+        load_salmon(str(root), "gender_consistency")
+    with pytest.raises(ValueError, match="Unknown SALMon subset"):
+        load_salmon(str(root), "speaker")
+    (root / "speaker_consistency" / "sample_1_1.wav").unlink()
+    with pytest.raises(ValueError, match=r"sample 1 has the options \[0\]"):
+        load_salmon(str(root), "speaker_consistency")
+
+    # A copy of the slprl/SALMon repository: <subset>/train-00000-of-00001.parquet with the audio inside.
+    table = datasets.Dataset.from_dict({
+        "task": ["rir_consistency"] * 2, "ind": [7, 8],
+        "positive_audio": [{"bytes": wav_bytes(0), "path": "a.wav"}, {"bytes": wav_bytes(1), "path": "b.wav"}],
+        "negative_audio": [{"bytes": wav_bytes(2), "path": "c.wav"}, {"bytes": wav_bytes(3), "path": "d.wav"}]})
+    for column in ("positive_audio", "negative_audio"):
+        table = table.cast_column(column, datasets.Audio())
+    (tmp_path / "hub" / "rir_consistency").mkdir(parents=True)
+    table.to_parquet(str(tmp_path / "hub" / "rir_consistency" / "train-00000-of-00001.parquet"))
+    pairs = load_salmon(str(tmp_path / "hub"), "rir_consistency")
+    assert [p.id for p in pairs] == ["7", "8"]
+    assert np.allclose(common.read_stimulus_audio(pairs[0].positive)[0], tone(0), atol=1e-4)
+
+
+def test_any_saved_extractor_loads(tmp_path):
+    from lst_speech.tokenization.feature_extraction_units import UnitFeatureExtractor
+    from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
+
+    extractor = MfccUnitExtractor(4).fit([tone(seed, 1.0) for seed in range(3)], RATE)
+    extractor.save_pretrained(tmp_path / "units")
+    UnitFeatureExtractor.from_unit_extractor(extractor).save_pretrained(tmp_path / "release")
+    for folder in ("units", "release"):
+        loaded = common.load_extractor(tmp_path / folder)
+        assert np.array_equal(loaded(tone(1), RATE), extractor(tone(1), RATE))
+    with pytest.raises(FileNotFoundError, match="pass a saved unit extractor's folder"):
+        common.load_extractor(tmp_path)
+
+
+def test_stimuli_without_audio_or_text_are_refused_by_name():
+    pair = Pair("0", Stimulus("pos.wav", None, "fine"), Stimulus("neg.txt", None, None))
+    with pytest.raises(ValueError, match="needs the text of neg.txt"):
+        pair_items([pair], "T->T", {})
+    with pytest.raises(ValueError, match="needs the audio of pos.wav"):
+        pair_items([pair], "S->S", {})
