@@ -109,7 +109,8 @@ def write_paired_corpus(folder: Path, hours: float, frame_rate: int, num_units: 
                                   "words": datasets.Sequence(datasets.Value("string")),
                                   "units": datasets.Sequence(datasets.Value("int32")),
                                   "word_spans": datasets.Sequence(datasets.Sequence(datasets.Value("int32")))})
-    index = write_parquet_shards(paired_rows(hours, frame_rate, num_units), folder / "paired", features, 5000)
+    index = write_parquet_shards(paired_rows(hours, frame_rate, num_units), folder / "paired", features, 5000,
+                                 owner="bench_corpus_scale")
     with open(folder / "text.txt", "w") as handle:  # the recipe draws two text documents per paired one
         for verse in itertools.islice(itertools.cycle(kjv_verses(20_000)), 2 * index["rows"] + 100):
             handle.write(verse + "\n")

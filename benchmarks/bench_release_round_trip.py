@@ -66,7 +66,7 @@ def main() -> None:
         torch.manual_seed(0)
         model = LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset=args.preset))
         started = time.perf_counter()
-        save_pretrained_atomically(model, tokenizer, root / "model", with_code=True)
+        save_pretrained_atomically(model, tokenizer, root / "model", with_code=True, owner="bench")
         release = export_release(root / "model", root / "release", repo_id="org/lst-350m",
                                  max_shard_size=args.max_shard_size)
         export_seconds = time.perf_counter() - started

@@ -8,7 +8,8 @@ their `auto_map` and the code they need (so `AutoModel*` and `AutoTokenizer` loa
 `trust_remote_code=True` where this package is not installed; the Llama baseline's model is a transformers
 architecture and needs no code, its tokenizer does), `generation_config.json`, the unit extractor in
 `extractor/`, and a model card (lst_speech.model_cards.model_card). The folder is built beside its destination and
-renamed into place when complete. Uploading is `huggingface_hub`'s `create_repo` + `upload_folder`;
+renamed into place when complete; it replaces only an earlier release, and never lies inside what it is made from
+or holds it (`lst_speech.tokenization.output_safety`). Uploading is `huggingface_hub`'s `create_repo` + `upload_folder`;
 everything decided before that (what is uploaded, where, the card's metadata) is checked first and is what
 `--dry_run` prints.
 """
@@ -34,13 +35,15 @@ from lst_speech.modeling_lst.export import (
     save_tokenizer_with_remote_code,
     save_with_remote_code,
 )
-from lst_speech.tokenization.atomic_files import atomic_path
+from lst_speech.tokenization.atomic_files import atomic_directory
+from lst_speech.tokenization.output_safety import MARKER, check_apart, check_replaceable
 from lst_speech.tokenization.processing_lst import SpeechTextProcessor
 from lst_speech.tokenization.speech.unit_extraction import CENTROIDS_FILE, CONFIG_FILE, load_unit_extractor
 
 logger = logging.getLogger("lst.release")
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 RELEASE_FILES = ("tokenizer.json", "tokenizer_config.json", "README.md")
+OWNER = "lst export"
 
 
 def _model_directory(path: Path) -> tuple[Path, Path | None]:
@@ -65,11 +68,12 @@ def export_release(source: str | os.PathLike, output_dir: str | os.PathLike, ext
                    facts: dict | None = None, repo_id: str | None = None, max_shard_size: str = "2GB",
                    base_repo_id: str | None = None) -> Path:
     """Write the release of `source` (a pretraining run's output_dir, a saved model, or a fine-tuned LoRA adapter,
-    which needs `base_repo_id`) to `output_dir` (which may be the source's own model directory). `facts` add to
-    what the run recorded (data recipe, evaluation results) in the card. Returns `output_dir`."""
+    which needs `base_repo_id`) to `output_dir`, apart from the source and the extractor. `facts` add to what the
+    run recorded (data recipe, evaluation results) in the card. Returns `output_dir`."""
     if (Path(source) / "adapter_config.json").is_file():
         return export_adapter_release(source, output_dir, base_repo_id, facts, repo_id)
     model_dir, run_dir = _model_directory(Path(source))
+    _check_output(output_dir, source, extractor=extractor)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = _load(model_dir)
     vocabulary = model.get_input_embeddings().num_embeddings
@@ -79,10 +83,17 @@ def export_release(source: str | os.PathLike, output_dir: str | os.PathLike, ext
     if extractor is not None and not (Path(extractor) / CONFIG_FILE).is_file():
         raise ValueError(f"{extractor} is not a saved unit extractor (no {CONFIG_FILE}).")
     output_dir = Path(output_dir)
-    with atomic_path(output_dir) as partial:
+    with atomic_directory(output_dir, OWNER) as partial:
         _write_release(partial, model, tokenizer, extractor, max_shard_size, run_dir, model_dir, facts, repo_id)
     logger.info("release written to %s", output_dir)
     return output_dir
+
+
+def _check_output(output_dir, source, extractor=None, base_repo_id=None) -> None:
+    """Before anything is loaded: the release goes apart from what it is made of, and only over an earlier one."""
+    check_apart(("--output_dir", output_dir), ("source", source), ("--extractor", extractor),
+                ("--base_repo_id", base_repo_id))
+    check_replaceable(output_dir, OWNER)
 
 
 def _write_release(partial: Path, model, tokenizer, extractor, max_shard_size, run_dir, model_dir, facts, repo_id):
@@ -125,12 +136,12 @@ def export_adapter_release(source: str | os.PathLike, output_dir: str | os.PathL
     missing = [name for name in ADAPTER_FILES if not (source / name).is_file()]
     if missing:
         raise ValueError(f"{source} lacks {missing}: export an adapter saved by lst_speech.training.finetuning.finetune.")
+    _check_output(output_dir, source, base_repo_id=base_repo_id)
     tokenizer = AutoTokenizer.from_pretrained(source)
     adapter_config = json.loads((source / "adapter_config.json").read_text())
     base_config = AutoConfig.from_pretrained(adapter_config["base_model_name_or_path"], trust_remote_code=True)
     output_dir = Path(output_dir)
-    with atomic_path(output_dir) as partial:
-        partial.mkdir()
+    with atomic_directory(output_dir, OWNER) as partial:
         _write_adapter_release(partial, source, adapter_config, base_repo_id, base_config, tokenizer, facts, repo_id)
     logger.info("adapter release written to %s (base %s)", output_dir, base_repo_id)
     return output_dir
@@ -168,7 +179,7 @@ def upload_plan(folder: str | os.PathLike, repo_id: str, private: bool = False, 
         raise ValueError(f"{folder} is not a release folder (missing {missing + ([] if weights else ['*.safetensors'])}):"
                          " write one with `lst export` first.")
     card = ModelCard.load(folder / "README.md")
-    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != MARKER)
     return {"repo_id": repo_id, "private": private, "revision": revision or "main", "create_pr": create_pr,
             "files": [{"path": f, "bytes": (folder / f).stat().st_size} for f in files],
             "card": {"model_name": card.data.model_name, "license": card.data.license,
@@ -188,6 +199,6 @@ def push_release(folder: str | os.PathLike, repo_id: str, private: bool = False,
     if revision and revision != "main" and not create_pr:
         api.create_branch(repo_id, branch=revision, exist_ok=True)
     commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, revision=revision, create_pr=create_pr,
-                               commit_message="Upload LST release")
+                               commit_message="Upload LST release", ignore_patterns=[MARKER])
     plan["commit_url"] = str(commit)
     return plan

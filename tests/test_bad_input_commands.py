@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from lst_speech.tokenization.atomic_files import atomic_path
+from lst_speech.tokenization.atomic_files import atomic_directory
 from lst_speech.training.arguments import DataArguments, ModelArguments, PretrainingArguments, parse_script_arguments
 from lst_speech.training.cli.main import main
 
@@ -128,17 +128,15 @@ def test_subcommands_end_bad_input_in_one_line(tmp_path, capsys, argv, words):
 
 def test_an_atomic_output_that_fails_leaves_the_old_one_and_no_partial(tmp_path):
     target = tmp_path / "release"
-    target.mkdir()
-    (target / "old.txt").write_text("old")
-    with pytest.raises(RuntimeError), atomic_path(target) as partial:
-        partial.mkdir()
+    with atomic_directory(target, "lst export") as partial:
+        (partial / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), atomic_directory(target, "lst export") as partial:
         (partial / "half.txt").write_text("half")
         raise RuntimeError("killed mid-write")
     assert [p.name for p in tmp_path.iterdir()] == ["release"] and (target / "old.txt").read_text() == "old"
-    with atomic_path(target) as partial:
-        partial.mkdir()
+    with atomic_directory(target, "lst export") as partial:
         (partial / "new.txt").write_text(json.dumps(1))
-    assert [p.name for p in target.iterdir()] == ["new.txt"]
+    assert sorted(p.name for p in target.iterdir()) == [".lst-output.json", "new.txt"]
 
 
 @pytest.mark.parametrize("max_length", [-1, 0, 2.5, True])

@@ -176,7 +176,7 @@ def test_builds_are_reproducible_across_processes_and_resampled_per_epoch(tokeni
 def test_save_with_card_and_push_without_the_hub(tokenizer, paired_rows, tmp_path, monkeypatch):
     built = build_format(paired_rows, tokenizer, "cst_speech_text")
     card = pretraining_data_card("kjv-cst", {"format": "cst_speech_text"}, {"examples": len(built)})
-    save_with_card(built, tmp_path / "cst", card)
+    save_with_card(built, tmp_path / "cst", card, owner="lst data")
     assert datasets.load_from_disk(str(tmp_path / "cst"))["input_ids"] == built["input_ids"]
     assert "**format**: cst_speech_text" in (tmp_path / "cst" / "README.md").read_text()
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)

@@ -61,7 +61,7 @@ def run_loader(root, ids, **env):
 def test_a_release_and_a_dataset_load_by_repo_id_from_a_hub_server_and_then_offline(tokenizer, tmp_path):
     torch.manual_seed(0)
     model = LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny")).eval()
-    save_pretrained_atomically(model, tokenizer, tmp_path / "model", with_code=True)
+    save_pretrained_atomically(model, tokenizer, tmp_path / "model", with_code=True, owner="test")
     rng = np.random.default_rng(0)
     extractor = MfccUnitExtractor(50).fit([(0.1 * rng.standard_normal(16000)).astype(np.float32)], 16000)
     extractor.save_pretrained(tmp_path / "extractor")

@@ -72,14 +72,14 @@ def test_main_job_writes_a_report_from_its_own_numbers(tmp_path, monkeypatch):
     assert static_steps and all(abs(p - llama["global_positions_per_step"]) <= 0.15 * 4 * 48 for p in static_steps)
     assert lst["tokens_per_step"] > 1.2 * llama["tokens_per_step"]
     assert "Protocol: **compute**" in markdown
-    # The finals are releases whose cards carry this run's numbers.
+    # Each model is released beside its run, with a card carrying this run's numbers.
     from huggingface_hub import ModelCard
 
     for model in ("lst", "llama"):
-        final = output / model / "final"
-        assert (final / "preprocessor_config.json").is_file() and (final / "extractor" / "centroids.npy").is_file()
+        release = output / "releases" / model
+        assert (release / "preprocessor_config.json").is_file() and (release / "extractor" / "centroids.npy").is_file()
         scores = {(r.task_name, r.dataset_config, r.metric_name): r.metric_value
-                  for r in ModelCard.load(final / "README.md").data.eval_results}
+                  for r in ModelCard.load(release / "README.md").data.eval_results}
         results = report["results"][model]
         assert scores[("held-out loss", None, "held-out loss (nats per token)")] == round(
             results["held_out_loss"]["loss"], 4)

@@ -24,7 +24,7 @@ from test_remote_code import BLOCK_PROJECT  # tests/ is on sys.path (pytest's pr
 
 def fake_run(root, model, tokenizer):
     """A pretraining output_dir as pretrain.py leaves it: final/ with code, log, held-out loss, run record."""
-    save_pretrained_atomically(model, tokenizer, root / "final", with_code=True)
+    save_pretrained_atomically(model, tokenizer, root / "final", with_code=True, owner="test")
     rows = [{"step": s, "loss": 5.0 - s, "tokens_per_second": 100.0, "window_seconds": 2.0, "tokens": 200.0,
              "flops": 1e9} for s in (1, 2, 3)]
     (root / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -152,7 +152,7 @@ def test_bad_input_is_refused_before_anything_is_written_or_uploaded(tokenizer, 
         export_release(tmp_path, tmp_path / "out")
     model = LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny"))
     model.resize_token_embeddings(len(tokenizer) + 8)
-    save_pretrained_atomically(model, tokenizer, tmp_path / "mismatch")
+    save_pretrained_atomically(model, tokenizer, tmp_path / "mismatch", owner="test")
     with pytest.raises(ValueError, match=f"has {len(tokenizer)} tokens but the model's vocabulary has"):
         export_release(tmp_path / "mismatch", tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -162,7 +162,7 @@ def test_bad_input_is_refused_before_anything_is_written_or_uploaded(tokenizer, 
 
 def test_push_checks_the_repo_id_and_dry_run_lists_the_upload(tokenizer, tmp_path):
     model = LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny"))
-    save_pretrained_atomically(model, tokenizer, tmp_path / "model", with_code=True)
+    save_pretrained_atomically(model, tokenizer, tmp_path / "model", with_code=True, owner="test")
     release = export_release(tmp_path / "model", tmp_path / "release", repo_id="org/lst-tiny")
     for bad in ("lst-tiny", "org/", "org/name/extra", "org/na me"):
         with pytest.raises(ValueError, match="must be 'org/name'"):
@@ -198,7 +198,7 @@ def test_a_lora_adapter_release_loads_onto_its_base_release_without_the_package(
 
     torch.manual_seed(0)
     base = LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny"))
-    save_pretrained_atomically(base, tokenizer, tmp_path / "base", with_code=True)
+    save_pretrained_atomically(base, tokenizer, tmp_path / "base", with_code=True, owner="test")
     base_release = export_release(tmp_path / "base", tmp_path / "base-release")
     classifier = LSTForSequenceClassification.from_pretrained(tmp_path / "base", num_labels=3)
     fingerprint = base_fingerprint(classifier)
@@ -208,7 +208,7 @@ def test_a_lora_adapter_release_loads_onto_its_base_release_without_the_package(
             if "lora_B" in name:
                 parameter.normal_()  # a trained-looking adapter: a zero lora_B would change nothing
     save_pretrained_atomically(adapted, tokenizer, tmp_path / "adapter",
-                               {BASE_RECORD: base_record(tmp_path / "base", fingerprint)})
+                               {BASE_RECORD: base_record(tmp_path / "base", fingerprint)}, owner="test")
     with pytest.raises(ValueError, match="pass --base_repo_id"):
         export_release(tmp_path / "adapter", tmp_path / "adapter-release")
     release = export_release(tmp_path / "adapter", tmp_path / "adapter-release", base_repo_id=str(base_release),

@@ -3,6 +3,7 @@ number of processes, resumption after a kill, failures reported, foreign shard f
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -79,7 +80,11 @@ def test_a_job_killed_mid_shard_resumes_to_the_uninterrupted_output(audio_tree, 
     assert sorted(p.name for p in folder.glob("units-*.parquet")) == ["units-00000-of-00003.parquet"]
     assert not list(folder.glob(".*partial")) and not (folder / "index.json").exists()
     # A hard kill (SIGKILL) leaves its temporary behind: it must be neither read nor kept.
-    (folder / ".units-00001-of-00003.parquet.partial").write_bytes(b"half a shard")
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()  # a writer on this host that no longer runs
+    leftover = folder / f".units-00001-of-00003.parquet.{socket.gethostname()}-{killed.pid}.x1y2z3.partial"
+    leftover.mkdir()
+    (leftover / "units-00001-of-00003.parquet").write_bytes(b"half a shard")
     monkeypatch.setattr(sharded_extraction, "unit_row", real_row)
     job = _job(audio_tree, "resumed")
     job.prepare_output()

@@ -73,13 +73,14 @@ def test_parts_of_the_sources_build_in_parallel_into_folders_read_together(token
     (tmp_path / "text.txt").write_text("\n".join(sample_verses[100:400]))
     base = ["data", "--recipe", "lst", "--tokenizer", str(tmp_path / "tokenizer"), "--paired", str(shards), "--text",
             str(tmp_path / "text.txt"), "--sequence_length", "64", "--streaming"]
-    for part in ("0/2", "1/2"):
-        main([*base, "--part", part, "--output", str(tmp_path / "packed" / part.replace("/", "-of-"))])
-    parts = [list(open_dataset(str(tmp_path / "packed" / name))["input_ids"]) for name in ("0-of-2", "1-of-2")]
+    for part in ("0/2", "1/2"):  # one --output: each part writes its own folder in it
+        main([*base, "--part", part, "--output", str(tmp_path / "packed")])
+    names = ("part-00000-of-00002", "part-00001-of-00002")
+    parts = [list(open_dataset(str(tmp_path / "packed" / name))["input_ids"]) for name in names]
     assert parts[0] and parts[1] and not {tuple(r) for r in parts[0]} & {tuple(r) for r in parts[1]}
     together = open_dataset(str(tmp_path / "packed"), streaming=True)  # the parent folder reads both parts
     assert together.n_shards == 2 and sum(1 for _ in together) == len(parts[0]) + len(parts[1])
-    assert "**part**: 1 of 2 (0-based)" in (tmp_path / "packed" / "1-of-2" / "README.md").read_text()
+    assert "**part**: 1 of 2 (0-based)" in (tmp_path / "packed" / names[1] / "README.md").read_text()
 
 
 def guarded(rows: list[dict], features):

@@ -30,7 +30,8 @@ def corpus(workspace, tmp_path_factory):  # noqa: F811
     root = tmp_path_factory.mktemp("streaming")
     rows = datasets.load_from_disk(str(workspace / "data")).select(range(ROWS))
     rows.save_to_disk(root / "mapped")
-    write_parquet_shards(iter(rows.shuffle(seed=3)), root / "shards", PACKED_FEATURES, rows_per_shard=ROWS // 4)
+    write_parquet_shards(iter(rows.shuffle(seed=3)), root / "shards", PACKED_FEATURES, rows_per_shard=ROWS // 4,
+                         owner="lst data")
     return root
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from lst_speech.tokenization.atomic_files import atomic_path, write_text_atomically
+from lst_speech.tokenization.atomic_files import atomic_directory, write_text_atomically
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
@@ -146,14 +146,15 @@ def load_checkpoint(accelerator, path: Path, required_keys=REQUIRED_STATE) -> di
 
 
 def save_pretrained_atomically(model, tokenizer, directory: str | os.PathLike, extra_files: dict | None = None,
-                               with_code: bool = False) -> None:
+                               with_code: bool = False, *, owner: str) -> None:
     """`save_pretrained` of model (or peft adapter) and tokenizer, and `extra_files` (name -> text), into a
     temporary directory, renamed when complete, so that a kill mid-write never leaves a half-written model
-    where a complete one is expected. `with_code` saves the code beside them (lst_speech.modeling_lst.export), so LST
-    and the joint tokenizer load with `trust_remote_code=True` without this package."""
+    where a complete one is expected; it replaces only `owner`'s earlier output (atomic_directory). `with_code`
+    saves the code beside them (lst_speech.modeling_lst.export), so LST and the joint tokenizer load with
+    `trust_remote_code=True` without this package."""
     from lst_speech.modeling_lst.export import save_tokenizer_with_remote_code, save_with_remote_code
 
-    with atomic_path(directory) as partial:
+    with atomic_directory(directory, owner) as partial:
         if with_code and model.config.model_type == "lst":
             save_with_remote_code(model, partial, tokenizer=tokenizer)
         else:

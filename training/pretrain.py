@@ -34,6 +34,7 @@ import lst_speech.modeling_lst  # noqa: F401  (registers LST with the Auto class
 import lst_speech.tokenization  # noqa: F401  (registers the joint tokenizer)
 from lst_speech.model_cards.model_card import hardware
 from lst_speech.tokenization.atomic_files import write_text_atomically
+from lst_speech.tokenization.output_safety import check_apart, check_replaceable, claim_directory
 from lst_speech.training.arguments import DataArguments, ModelArguments, PretrainingArguments, parse_script_arguments
 from lst_speech.training.batches import make_batches, trainer_state
 from lst_speech.training.checkpoints import (
@@ -55,9 +56,15 @@ from lst_speech.training.throughput import measured_peak_flops, training_flops
 logger = logging.getLogger("lst.pretrain")
 RESUME_STATE = ("step", "micro_batches")  # what a checkpoint's trainer state must hold to resume from
 LOG_FILE = "log.jsonl"
+OWNER = "lst_speech.training.pretrain"
 
 
 def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingArguments) -> Path:
+    # The run folder holds only this script's files: its checkpoints are rotated and its log cut on a resume.
+    check_apart(("--output_dir", args.output_dir), ("--tokenizer", model_args.tokenizer),
+                ("--model_name_or_path", model_args.model_name_or_path), ("--train_data", data_args.train_data),
+                ("--eval_data", data_args.eval_data))
+    check_replaceable(args.output_dir, OWNER)
     output_dir = Path(args.output_dir)
     accelerator = Accelerator(mixed_precision=args.mixed_precision,
                               log_with=None if args.report_to == "none" else args.report_to,
@@ -91,7 +98,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
     elif args.resume_from_checkpoint == "latest":
         logger.info("no checkpoint in %s yet: starting from scratch", output_dir)
     if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
+        claim_directory(output_dir, OWNER)
         truncate_log(output_dir / LOG_FILE, step)
     collator = (PackedCollator(tokenizer.pad_token_id, lst_config.aligned_by, lst_config.aligned_silences)
                 if lst_config else PackedCollator(tokenizer.pad_token_id))
@@ -156,7 +163,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
     final = output_dir / "final"
     if accelerator.is_main_process:
         # The final checkpoint carries its code, so it loads with trust_remote_code where lst is not installed.
-        save_pretrained_atomically(accelerator.unwrap_model(model), tokenizer, final, with_code=True)
+        save_pretrained_atomically(accelerator.unwrap_model(model), tokenizer, final, with_code=True, owner=OWNER)
         write_text_atomically(output_dir / "run.json", json.dumps({
             "model_type": model_args.model_type, "preset": model_args.preset,
             **({name: getattr(lst_config, name) for name in ("patching_mode", "aligned_by", "aligned_silences")}

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from lst_speech.model_cards.dataset_cards import STAND_IN_SPLITS as SPLITS
 from lst_speech.model_cards.dataset_cards import slue_stand_in_card
-from lst_speech.tokenization.atomic_files import atomic_path
+from lst_speech.tokenization.atomic_files import atomic_directory
 from lst_speech.tokenization.speech.audio import prepare_waveform
 from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
 
@@ -179,9 +179,13 @@ def build_slue_stand_in(output_dir: str | os.PathLike, sizes: dict[str, int] | N
                         progress: bool = True) -> dict:
     """Write `output_dir/{voxceleb,voxpopuli}/{train,validation,test}.parquet` and a dataset card (README.md)
     that `datasets.load_dataset(output_dir, "voxceleb")` reads like `asapp/slue`. Returns the statistics the
-    card reports (rows, label and entity counts, hours)."""
-    sizes = sizes or {"train": 600, "validation": 150, "test": 150}
-    output_dir = Path(output_dir)
+    card reports (rows, label and entity counts, hours). The folder is built beside `output_dir` and renamed
+    into place whole, replacing only an earlier stand-in."""
+    with atomic_directory(output_dir, "lst slue-stand-in") as partial:
+        return _write_stand_in(partial, sizes or {"train": 600, "validation": 150, "test": 150}, seed, progress)
+
+
+def _write_stand_in(output_dir: Path, sizes: dict[str, int], seed: int, progress: bool) -> dict:
     synthesizers = [EspeakSynthesizer(voice, rate) for voice, rate in SPEAKERS]
     rng = np.random.default_rng(seed)
     sentiment, entities = SentimentSentences(rng), EntitySentences(seed)
@@ -207,8 +211,7 @@ def build_slue_stand_in(output_dir: str | os.PathLike, sizes: dict[str, int] | N
             (output_dir / config).mkdir(parents=True, exist_ok=True)
             dataset = datasets.Dataset.from_list(config_rows, features=FEATURES[config])
             dataset = dataset.cast_column("audio", datasets.Audio(sampling_rate=SAMPLING_RATE, decode=False))
-            with atomic_path(output_dir / config / f"{split}.parquet") as partial:
-                dataset.to_parquet(partial)
+            dataset.to_parquet(output_dir / config / f"{split}.parquet")
             counts = Counter(r["sentiment"] for r in config_rows) if config == "voxceleb" else \
                 Counter(t for r in config_rows for t in r["normalized_ner"]["type"])
             statistics[config][split] = {"rows": len(config_rows), "hours": seconds[config] / 3600,

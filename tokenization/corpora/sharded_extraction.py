@@ -5,7 +5,8 @@ process `k % num_processes`, so the output is the same shard for shard whatever 
 Each shard is written under a temporary name and renamed into place (`atomic_files`), so a shard file that
 exists is complete: a killed job run again skips the shards it finished and redoes the one it was writing.
 `extraction_config.json` records what produced the shards (the extractor's files, the inputs, the options);
-a run into a folder made with another configuration is refused instead of mixing two kinds of unit.
+a run into a folder made with another configuration is refused instead of mixing two kinds of unit, and so is
+a folder this command did not make, or one that is, holds or lies inside an input (`output_safety`).
 Files that cannot be read or aligned stop the job (`on_error="stop"`) or are listed, with their path and the
 reason, in the shard's `.failures.json` and in `index.json` (`on_error="skip"`): never silently dropped.
 
@@ -28,10 +29,12 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from ..atomic_files import atomic_path, write_text_atomically
+from ..output_safety import check_apart, claim_directory
 
 logger = logging.getLogger("lst.front_end")
 
 CONFIG_FILE, INDEX_FILE = "extraction_config.json", "index.json"
+OWNER = "lst units extract"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
 
@@ -114,6 +117,9 @@ class ShardedExtraction:
             raise ValueError("Give either --alignments (files made by another aligner) or --aligner, not both.")
         if self.aligner is not None and self.transcripts is None:
             self.transcripts = [Path(p) for p in self.audio]
+        check_apart(("--output", self.output_dir), ("--extractor", self.extractor_dir),
+                    *(("--audio", p) for p in self.audio), ("--alignments", self.alignments),
+                    *(("--transcripts", p) for p in self.transcripts or ()), file=self.output_dir.suffix == ".jsonl")
         self.audio = audio_files([Path(p) for p in self.audio])
 
     @functools.cached_property
@@ -149,6 +155,7 @@ class ShardedExtraction:
         from ..speech.unit_extraction import check_unit_extractor_directory
 
         check_unit_extractor_directory(self.extractor_dir)
+        claim_directory(self.output_dir, OWNER)
         config_path = self.output_dir / CONFIG_FILE
         expected = self.configuration()
         if config_path.exists():
@@ -159,7 +166,6 @@ class ShardedExtraction:
                     f"{self.output_dir} holds shards from another extraction configuration (differs in "
                     f"{', '.join(differing)}): write to a new --output folder, or delete this one to start over.")
             return
-        self.output_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomically(config_path, json.dumps(expected, indent=2))
 
     def schema(self) -> pa.Schema:

@@ -11,8 +11,12 @@ realised mixture; `--push_to_hub` uploads it too.
 `--streaming` builds without loading any source: every source is read as a stream, formatted, mixed and packed
 on the fly, and the output is written as Parquet shards of `--rows_per_shard` rows (what `pretrain.py
 --streaming` reads), with the realised mixture counted as the rows go by. `--part I/N` builds the I-th of N
-disjoint parts of every source, so N jobs build in parallel into N folders, which `pretrain.py` reads together
-when they sit under one parent folder (its Parquet files are found recursively).
+disjoint parts of every source into `OUTPUT/part-I-of-N`, so N jobs given one `--output` build in parallel
+without touching each other's part, and `pretrain.py` reads the parts together from `OUTPUT` (its Parquet files
+are found recursively).
+
+The output (or a part's folder) replaces only an earlier `lst data` output, and never lies inside a source or
+holds one (`lst_speech.tokenization.output_safety`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import logging
 from pathlib import Path
 
 logger = logging.getLogger("lst.data")
+OWNER = "lst data"
+SOURCES = ("paired", "speech", "text")
 
 
 def add_parser(subparsers) -> None:
@@ -43,8 +49,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--streaming", action="store_true",
                         help="read the sources as streams and write Parquet shards (for corpora larger than memory)")
     parser.add_argument("--rows_per_shard", type=int, default=2000, help="with --streaming: packed rows per shard")
-    parser.add_argument("--part", help="with --streaming: build part I of N (I/N, from 0) of every source, so N "
-                                       "jobs build a corpus in parallel, each into its own --output")
+    parser.add_argument("--part", help="with --streaming: build part I of N (I/N, from 0) of every source into "
+                                       "OUTPUT/part-I-of-N, so N jobs build a corpus in parallel into one --output")
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--push_to_hub", help="also push to this dataset repository")
     parser.set_defaults(run=run)
@@ -55,7 +61,7 @@ def _check_paths(arguments) -> None:
     from lst_speech.training.arguments import check_local_path
 
     check_local_path(str(arguments.tokenizer), "--tokenizer", "a saved SpeechUnitTextTokenizer")
-    if not any(getattr(arguments, flag) for flag in ("paired", "speech", "text")):
+    if not any(getattr(arguments, flag) for flag in SOURCES):
         raise ValueError("No sources: pass at least one of --paired, --speech and --text.")
     for flag, what in (("paired", "a saved dataset or Parquet shards of {text, words, units, word_spans} "
                                   "(`lst corpus` makes one)"),
@@ -75,6 +81,26 @@ def _part(arguments) -> tuple[int, int] | None:
     if not arguments.streaming:
         raise ValueError("--part splits streamed sources: add --streaming.")
     return int(index), int(count)
+
+
+def _output(arguments, part: tuple[int, int] | None) -> Path:
+    """Where this job writes, checked before any work: `--output`, or its part's folder in it. `--output` must be
+    apart from the tokenizer and the sources, and parts of another N beside this part would split the sources
+    twice (the same rows in two parts)."""
+    from lst_speech.tokenization.output_safety import check_apart, check_replaceable
+
+    check_apart(("--output", arguments.output), ("--tokenizer", arguments.tokenizer),
+                *((f"--{flag}", getattr(arguments, flag)) for flag in SOURCES))
+    output = arguments.output
+    if part is not None:
+        index, count = part
+        others = sorted(p.name for p in output.glob("part-*-of-*") if not p.name.endswith(f"-of-{count:05d}"))
+        if others:
+            raise ValueError(f"--output {output} holds parts of another --part split ({', '.join(others)}): build "
+                             f"all parts with one N, or choose another --output.")
+        output = output / f"part-{index:05d}-of-{count:05d}"
+    check_replaceable(output, OWNER)
+    return output
 
 
 def _text_source(path: Path, streaming: bool):
@@ -115,6 +141,7 @@ def run(arguments) -> None:
                          "`hf upload --repo-type dataset REPO FOLDER` (its card reads the shards).")
     part = _part(arguments)
     _check_paths(arguments)
+    output = _output(arguments, part)
     recipe = RECIPES[arguments.recipe]
     if arguments.sequence_length:
         recipe = recipe.replace(sequence_length=arguments.sequence_length)
@@ -153,14 +180,14 @@ def run(arguments) -> None:
 
     if streaming:  # counted while the rows are packed and written: nothing is held but one row group
         packed = pack_with_recipe(mixed.map(tally.observe, batched=True, features=mixed.features), recipe)
-        index = write_parquet_shards(packed, arguments.output, PACKED_FEATURES, arguments.rows_per_shard,
-                                     card=lambda index: card(index["rows"]))
+        index = write_parquet_shards(packed, output, PACKED_FEATURES, arguments.rows_per_shard,
+                                     card=lambda index: card(index["rows"]), owner=OWNER)
         logger.info("wrote %d packed sequences in %d shards to %s; realised: %s", index["rows"],
-                    len(index["shards"]), arguments.output, tally.report())
+                    len(index["shards"]), output, tally.report())
         return
     packed = pack_with_recipe(mixed, recipe, arguments.num_proc)
     tally.add(mixed)
-    save_with_card(packed, arguments.output, card(len(packed)))
-    logger.info("saved %d packed sequences to %s; realised: %s", len(packed), arguments.output, tally.report())
+    save_with_card(packed, output, card(len(packed)), owner=OWNER)
+    logger.info("saved %d packed sequences to %s; realised: %s", len(packed), output, tally.report())
     if arguments.push_to_hub:
         push_with_card(packed, arguments.push_to_hub, card(len(packed)))

@@ -71,7 +71,12 @@ def _text_items(arguments):
 
 def run(arguments) -> dict:
     from lst_speech.evaluation.loading import load_model_and_tokenizer
+    from lst_speech.tokenization.output_safety import check_apart
 
+    inputs = [(f"--{name}", getattr(arguments, name, None)) for name in (
+        "model", "data", "extractor", "corpus", "external_lm", "vocoder", "transcriber", "language_model")]
+    for suffix in (".json", ".md"):  # files written by name: replaced if they exist, unless they are inputs
+        check_apart(("--output", arguments.output.with_suffix(suffix)), *inputs, file=True)
     model, tokenizer = load_model_and_tokenizer(arguments.model)
     if arguments.task == "mc":
         from lst_speech.evaluation.multiple_choice import multiple_choice_accuracy
@@ -163,8 +168,10 @@ def _pelm(arguments, model, tokenizer) -> tuple[dict, str]:
 
 
 def _write(output: Path, title: str, model: str, results: dict) -> None:
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.with_suffix(".json").write_text(json.dumps({"model": model, "title": title, "results": results}, indent=2))
+    from lst_speech.tokenization.atomic_files import write_text_atomically
+
+    write_text_atomically(output.with_suffix(".json"),
+                          json.dumps({"model": model, "title": title, "results": results}, indent=2))
     # An accuracy and its interval share a cell: `62.0% [48.2, 74.1]`.
     columns = sorted({key for row in results.values() for key, value in row.items()
                       if not key.endswith("_ci95") and not isinstance(value, (list, dict))})
@@ -182,4 +189,4 @@ def _write(output: Path, title: str, model: str, results: dict) -> None:
             else:
                 cells.append(f"{value:.4f}" if isinstance(value, float) else str(value))
         lines.append(f"| {direction} | " + " | ".join(cells) + " |")
-    output.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_text_atomically(output.with_suffix(".md"), "\n".join(lines) + "\n")

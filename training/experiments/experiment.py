@@ -39,6 +39,7 @@ from pathlib import Path
 
 from lst_speech.modeling_lst.configuration_lst import PATCHING_MODES
 from lst_speech.tokenization.atomic_files import write_text_atomically
+from lst_speech.tokenization.output_safety import claim_directory
 from lst_speech.training.arguments import parse_script_arguments
 from lst_speech.training.checkpoints import latest_checkpoint
 from lst_speech.training.experiments.main_job_report import training_summary
@@ -192,8 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     import datasets
 
     datasets.disable_progress_bars()
-    output_dir = Path(arguments.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir = claim_directory(arguments.output_dir, "lst experiment")  # it adds runs to its own folder only
     settings_file = output_dir / "experiment.json"
     shared_settings = {k: v for k, v in asdict(arguments).items() if k not in NOT_COMPARED}
     if settings_file.exists():  # runs added to an experiment must be comparable with the ones it has

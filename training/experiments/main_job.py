@@ -13,8 +13,9 @@
 5. Evaluate both: held-out loss per modality, and a spoken topic cloze built from held-out chapters (the
    first half of a verse; its own second half against another passage's) in S->S, T->T, S->T and T->S.
 6. Save the spoken corpus by split (`corpus/train`, `corpus/held_out`: text, units, word spans) for
-   fine-tuning, and write `report.md`, `report.json`, `loss_curves.png` and `topic_cloze.png`: every number
-   from this run.
+   fine-tuning, export each model as a release with a card of this run's numbers (`releases/lst`,
+   `releases/llama`), and write `report.md`, `report.json`, `loss_curves.png` and `topic_cloze.png`: every
+   number from this run.
 
     python -m lst_speech.training.experiments.main_job [--max_steps 160] [--protocol compute] [--output_dir outputs/main_job]
 """
@@ -32,6 +33,7 @@ from transformers import HfArgumentParser
 
 from lst_speech.evaluation.multiple_choice_data import DIRECTIONS, spoken_items, text_items
 from lst_speech.model_cards.release import export_release
+from lst_speech.tokenization.output_safety import claim_directory
 from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
 from lst_speech.training.data.recipes import RECIPES
 from lst_speech.training.experiments.main_job_report import write_report
@@ -90,8 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     (arguments,) = HfArgumentParser(MainJobArguments).parse_args_into_dataclasses(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     datasets.disable_progress_bars()
-    output_dir = Path(arguments.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir = claim_directory(arguments.output_dir, "lst_speech.training.experiments.main_job")
     started = time.perf_counter()
     tokenizer, extractor, held_out, facts = prepare(arguments, output_dir)
 
@@ -104,8 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     results = {}
     for model_type, run in runs.items():
         results[model_type] = evaluate(run["run_dir"], items, name=model_type)
-    for model_type, run in runs.items():  # the finals become releases, with cards carrying this run's numbers
-        export_release(run["run_dir"], run["run_dir"] / "final", output_dir / "extractor",
+    for model_type, run in runs.items():  # releases beside the runs, with cards carrying this run's numbers
+        export_release(run["run_dir"], output_dir / "releases" / model_type, output_dir / "extractor",
                        release_facts(model_type, facts, results[model_type]))
     facts["total_minutes"] = (time.perf_counter() - started) / 60
     write_report(output_dir, asdict(arguments), facts, results)

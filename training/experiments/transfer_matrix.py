@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,12 +25,14 @@ from pathlib import Path
 from accelerate import Accelerator
 
 from lst_speech.tokenization.atomic_files import write_text_atomically
+from lst_speech.tokenization.output_safety import check_apart, claim_directory, remove_output
 from lst_speech.tokenization.speech.unit_extraction import load_unit_extractor
 from lst_speech.training.arguments import parse_script_arguments
 from lst_speech.training.checkpoints import STATE_FILE, latest_checkpoint
 from lst_speech.training.finetuning.adapters import load_finetuned
 from lst_speech.training.finetuning.loop import (
     MODALITIES,
+    OWNER as FINETUNE_OWNER,
     TASKS,
     FinetuningArguments,
     finetune,
@@ -122,13 +123,13 @@ def fine_tuned(run: FinetuningArguments) -> dict:
             logger.info("reusing %s", run.output_dir)
             return results
         logger.info("%s was fine-tuned with other arguments: training it again", run.output_dir)
-        shutil.rmtree(run_dir)
+        remove_output(run_dir, FINETUNE_OWNER)
     latest = latest_checkpoint(run_dir)
     if latest is not None:
         state = json.loads((latest / STATE_FILE).read_text())
         if state.get("arguments") != recorded_arguments(run):
             logger.info("%s holds checkpoints of other arguments: training it again", run.output_dir)
-            shutil.rmtree(run_dir)
+            remove_output(run_dir, FINETUNE_OWNER)
     return finetune(run)
 
 
@@ -140,6 +141,10 @@ def check_unseen(results: dict, test_modality: str, run_dir: str) -> None:
 
 
 def transfer_matrix(args: TransferArguments) -> dict:
+    check_apart(("--output_dir", args.output_dir), *(("--models", path) for path in args.named_models().values()),
+                *((f"--{name}", getattr(args, name)) for name in ("data_dir", "train_data", "validation_data",
+                                                                   "test_data", "unit_extractor")))
+    claim_directory(args.output_dir, "lst transfer")  # it reuses, and clears, only its own runs in there
     task = task_for(args)  # the task's settings (task, ner_tag_set, max_new_tokens) are the run's too
     extractor = load_unit_extractor(args.unit_extractor) if args.unit_extractor else None
     accelerator = Accelerator()

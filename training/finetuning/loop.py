@@ -19,6 +19,7 @@ from transformers import AutoTokenizer, get_scheduler
 
 import lst_speech.modeling_lst  # noqa: F401  (registers LST with the Auto classes)
 from lst_speech.tokenization.atomic_files import write_text_atomically
+from lst_speech.tokenization.output_safety import check_apart, claim_directory
 from lst_speech.tokenization.speech.unit_extraction import load_unit_extractor
 from lst_speech.training.arguments import check_local_path
 from lst_speech.training.batches import Batches
@@ -41,6 +42,9 @@ MODALITIES = ("text", "speech")
 TASKS = ("slue-sa", "slue-ner", "asr", "tts")
 FIXED_MODALITIES = {"asr": "speech", "tts": "text"}  # what ASR and TTS read
 LOG_FILE = "log.jsonl"
+OWNER = "lst finetune"
+INPUTS = ("model_name_or_path", "tokenizer", "train_data", "validation_data", "unit_extractor", "vocoder",
+          "transcriber", "transcriber_language_model")
 
 
 @dataclass
@@ -187,8 +191,9 @@ def _count(batch: dict) -> int:
 def finetune(args: FinetuningArguments) -> dict:
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     set_seed(args.seed)
-    output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    # The run folder holds only this command's files: its checkpoints are rotated and its log cut on a resume.
+    check_apart(("--output_dir", args.output_dir), *((f"--{name}", getattr(args, name)) for name in INPUTS))
+    output_dir = claim_directory(args.output_dir, OWNER)
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model_name_or_path)
     task = task_for(args, tokenizer)
     extractor = load_unit_extractor(args.unit_extractor) if args.unit_extractor else None
@@ -272,7 +277,7 @@ def finetune(args: FinetuningArguments) -> dict:
 
     if args.merge and args.lora_preset != "full" and accelerator.is_main_process:
         tuned, _ = load_finetuned(task, output_dir / "best", args.model_name_or_path)
-        save_pretrained_atomically(tuned.merge_and_unload(), tokenizer, output_dir / "best-merged")
+        save_pretrained_atomically(tuned.merge_and_unload(), tokenizer, output_dir / "best-merged", owner=OWNER)
     results = {
         "task": task.name, "model_type": model_type, "lora_preset": args.lora_preset,
         "train_modality": args.train_modality, "eval_modality": args.eval_modality,
@@ -294,4 +299,4 @@ def finetune(args: FinetuningArguments) -> dict:
 def _save_best(model, tokenizer, directory: Path, args: FinetuningArguments, fingerprint: str) -> None:
     """The best step's adapter (or model), with the record of its base that `load_finetuned` checks."""
     extra = {BASE_RECORD: base_record(args.model_name_or_path, fingerprint)} if args.lora_preset != "full" else {}
-    save_pretrained_atomically(model, tokenizer, directory, extra)
+    save_pretrained_atomically(model, tokenizer, directory, extra, owner=OWNER)

@@ -27,7 +27,8 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from lst_speech.tokenization.atomic_files import atomic_path, write_text_atomically
+from lst_speech.tokenization.atomic_files import atomic_directory, write_text_atomically
+from lst_speech.tokenization.output_safety import check_apart, claim_directory
 from lst_speech.tokenization.vocoder import PRESETS, UnitHifiGanVocoder, UnitVocoderConfig
 from lst_speech.tokenization.vocoder.losses import (
     HifiGanDiscriminator,
@@ -50,6 +51,7 @@ from lst_speech.training.vocoder.data import (
 logger = logging.getLogger("lst.vocoder")
 LOG_FILE = "log.jsonl"
 MEL_WEIGHT, DURATION_WEIGHT = 45.0, 1.0  # HiFi-GAN's mel weight; fairseq's duration loss weight
+OWNER = "lst vocoder train"
 
 
 @dataclass
@@ -117,7 +119,7 @@ def prepare_data(args: VocoderTrainingArguments):
             fit_audio = [synthesizer.synthesize(t).waveform for t in builtin_texts(300, 0)[0]]
             rate = synthesizer.sampling_rate
         extractor = MfccUnitExtractor(args.num_units).fit(fit_audio, rate, seed=args.seed)
-        with atomic_path(extractor_dir) as partial:
+        with atomic_directory(extractor_dir, OWNER) as partial:
             extractor.save_pretrained(partial)
         logger.info("fitted %d MFCC k-means units on %d utterances", args.num_units, len(fit_audio))
     extractor = load_unit_extractor(args.extractor or extractor_dir)
@@ -134,7 +136,7 @@ def prepare_data(args: VocoderTrainingArguments):
             splits = datasets.DatasetDict({"train": to_dataset(spoken_verses(train_texts, extractor)),
                                            "held_out": to_dataset(spoken_verses(held_texts, extractor,
                                                                                 len(train_texts)))})
-        with atomic_path(data_dir) as partial:
+        with atomic_directory(data_dir, OWNER) as partial:
             splits.save_to_disk(str(partial))
     splits = datasets.load_from_disk(str(data_dir))
     return splits["train"], splits["held_out"], extractor
@@ -150,8 +152,9 @@ def build_vocoder(args, extractor) -> UnitHifiGanVocoder:
 def train(args: VocoderTrainingArguments) -> dict:
     accelerator = Accelerator()
     set_seed(args.seed)
-    output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    # The run folder holds only this command's files: its checkpoints are rotated and its log cut on a resume.
+    check_apart(("--output_dir", args.output_dir), ("--audio_dir", args.audio_dir), ("--extractor", args.extractor))
+    output_dir = claim_directory(args.output_dir, OWNER)
     train_rows, held_out, extractor = prepare_data(args)
     vocoder = build_vocoder(args, extractor)
     discriminator = HifiGanDiscriminator(args.discriminator_width)
@@ -225,7 +228,7 @@ def train(args: VocoderTrainingArguments) -> dict:
             save_checkpoint(accelerator, output_dir, step, {"step": step}, total_limit=2)
     progress.close()
     if accelerator.is_main_process:
-        with atomic_path(output_dir / "vocoder") as partial:
+        with atomic_directory(output_dir / "vocoder", OWNER) as partial:
             accelerator.unwrap_model(vocoder).save_pretrained(partial)
     accelerator.wait_for_everyone()
     minutes = (time.perf_counter() - started) / 60
