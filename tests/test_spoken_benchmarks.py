@@ -300,3 +300,57 @@ def test_stimuli_without_audio_or_text_are_refused_by_name():
         pair_items([pair], "T->T", {})
     with pytest.raises(ValueError, match="needs the audio of pos.wav"):
         pair_items([pair], "S->S", {})
+
+
+def test_lst_eval_spoken_runs_each_benchmark_from_its_release(tokenizer, tmp_path, capsys):
+    import json
+
+    import torch
+
+    from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
+    from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
+    from lst_speech.training.cli.main import main
+
+    torch.manual_seed(0)
+    model = tmp_path / "model"
+    LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny")).save_pretrained(model)
+    tokenizer.save_pretrained(model)
+    # The test tokenizer has 50 units, so the extractor makes 50.
+    MfccUnitExtractor(50).fit([tone(seed, 1.0) for seed in range(8)], RATE).save_pretrained(tmp_path / "units")
+    zerospeech = zerospeech_release(tmp_path / "zr2021", "lexical", LEXICAL_GOLD)
+    zerospeech_release(zerospeech, "syntactic", SYNTACTIC_GOLD)
+    cloze = tmp_path / "tSC"
+    for story in range(2):
+        for seed, (part, text) in enumerate({"mutual": "Tom went out.", "correct": "He got wet.",
+                                              "incorrect": "The cat sang."}.items()):
+            write_wav(cloze / f"{story}_{part}.wav", 3 * story + seed)
+            (cloze / f"{story}_{part}.txt").write_text(text)
+    salmon = salmon_release(tmp_path / "salmon", subsets=("speaker_consistency", "rir_consistency"))
+    common_arguments = ["--extractor", str(tmp_path / "units"), "--model", str(model)]
+
+    def run(benchmark, data, *extra):
+        main(["eval", "spoken", "--benchmark", benchmark, "--data", str(data), *extra, *common_arguments,
+              "--output", str(tmp_path / "reports" / benchmark)])
+        return json.loads((tmp_path / "reports" / f"{benchmark}.json").read_text())["results"]
+
+    lexical = run("swuggy", zerospeech)["S->S"]
+    assert (lexical["num_pairs"], lexical["num_voiced_pairs"]) == (3, 6)
+    assert [band["n"] for band in lexical["by_frequency_per_token"]] == [1, 1, 0, 0, 1]
+    assert 0.0 <= lexical["in_vocab_accuracy_sum_ci95"][0] <= lexical["in_vocab_accuracy_sum"] <= 1.0
+    syntactic = run("sblimp", zerospeech)["S->S"]
+    assert syntactic["num_pairs"] == 3 and {t["type"] for t in syntactic["by_type_sum"]} == {"agreement", "island"}
+    stories = run("tstorycloze", cloze, "--directions", "S->S", "T->T", "S->T", "T->S")
+    assert set(stories) == {"S->S", "T->T", "S->T", "T->S"}
+    assert all(row["num_pairs"] == 2 and row["accuracy_per_unit"] in (0.0, 0.25, 0.5, 0.75, 1.0)
+               for row in stories.values())
+    subsets = run("salmon", salmon, "--subsets", "speaker_consistency", "rir_consistency")
+    assert set(subsets) == {"speaker_consistency", "rir_consistency"} and subsets["rir_consistency"]["num_pairs"] == 2
+    markdown = (tmp_path / "reports" / "salmon.md").read_text()
+    assert "| rir_consistency |" in markdown and "accuracy_per_token" in markdown
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as error:
+        run("salmon", salmon)  # all eight subsets by default; the fixture has two
+    assert error.value.code == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.startswith("lst eval: error: ") and "has no bg_alignment/ folder" in message

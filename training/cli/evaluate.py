@@ -4,11 +4,15 @@
     lst eval cra --model DIR --corpus spoken_corpus_dir --num 100 --output out
     lst eval pelm --model DIR --corpus spoken_corpus_dir --external_lm LM_DIR --directions T->T S->T S->S T->S \
         --vocoder VOCODER_DIR --output out
+    lst eval spoken --benchmark swuggy|sblimp|sstorycloze|tstorycloze|salmon --data RELEASE_DIR_OR_HUB_ID \
+        --extractor DIR --model DIR --output out
 
 `--model` is any causal LM over the joint vocabulary (LST or the Llama baseline) saved with its tokenizer;
 spoken directions also need `--extractor` (a saved unit extractor) and speak with espeak-ng. PELM cuts the
 corpus's utterances in half (text or units), samples continuations and scores them under the external LM;
 speech continuations (->S) are vocoded (`--vocoder`, see `lst vocoder`) and transcribed (`--transcriber`).
+`spoken` reads a released spoken benchmark in its own layout and scores it by its own rule
+(`lst_speech.evaluation.benchmarks`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from lst_speech.evaluation.uncertainty import format_accuracy
 logger = logging.getLogger("lst.eval")
 
 FORMATS = ("storycloze", "topic-storycloze", "hellaswag", "pairs")
+BENCHMARKS = ("swuggy", "sblimp", "sstorycloze", "tstorycloze", "salmon")
 
 
 def add_parser(subparsers) -> None:
@@ -51,7 +56,18 @@ def add_parser(subparsers) -> None:
     pelm.add_argument("--temperature", type=float, default=0.8)
     pelm.add_argument("--top_k", type=int, default=25)
     pelm.add_argument("--seed", type=int, default=0)
-    for sub in (mc, cra, pelm):
+    spoken = tasks.add_parser("spoken", help="a released spoken benchmark: sWUGGY, sBLIMP, s/tStoryCloze, SALMon")
+    spoken.add_argument("--benchmark", choices=BENCHMARKS, required=True)
+    spoken.add_argument("--data", required=True,
+                        help="the release's folder, a local copy of its Hub files, or a Hub dataset id")
+    spoken.add_argument("--extractor", type=Path, help="saved unit extractor (needed for spoken directions)")
+    spoken.add_argument("--directions", nargs="+", default=["S->S"],
+                        help="any of S->S T->T S->T T->S where the data has the text (StoryCloze's cross-modal files)")
+    spoken.add_argument("--split",
+                        help="sWUGGY/sBLIMP: dev (default) or test; StoryCloze Hub data: the split (default train)")
+    spoken.add_argument("--subsets", nargs="+", help="SALMon: the subsets to score (default: all eight)")
+    spoken.add_argument("--limit", type=int, help="score the first N pairs only (per SALMon subset)")
+    for sub in (mc, cra, pelm, spoken):
         sub.add_argument("--model", type=Path, required=True, help="saved model directory (with its tokenizer)")
         sub.add_argument("--batch_size", type=int, default=16)
         sub.add_argument("--output", type=Path, required=True, help="writes OUTPUT.json and OUTPUT.md")
@@ -106,6 +122,8 @@ def run(arguments) -> dict:
         title = f"{arguments.format} ({arguments.data.name}), {len(items)} items"
     elif arguments.task == "pelm":
         results, title = _pelm(arguments, model, tokenizer)
+    elif arguments.task == "spoken":
+        results, title = _spoken(arguments, model, tokenizer)
     else:
         import datasets
 
@@ -167,6 +185,37 @@ def _pelm(arguments, model, tokenizer) -> tuple[dict, str]:
     return results, f"PELM on {arguments.corpus.name}, {len(rows)} prompts, external LM {arguments.external_lm}"
 
 
+def _spoken(arguments, model, tokenizer) -> tuple[dict, str]:
+    from lst_speech.evaluation.benchmarks import common, salmon, sblimp, storycloze, swuggy
+
+    extractor = common.load_extractor(arguments.extractor) if arguments.extractor else None
+    limit = slice(arguments.limit)
+    if arguments.benchmark == "salmon":
+        if arguments.directions != ["S->S"]:
+            raise ValueError(f"SALMon is speech only: its direction is S->S, not {arguments.directions}.")
+        results = {}
+        for subset in arguments.subsets or salmon.SUBSETS:
+            pairs = salmon.load_salmon(arguments.data, subset)[limit]
+            results[subset] = common.score_pairs(model, tokenizer, pairs, ["S->S"], extractor,
+                                                 common.summarize_accuracy, arguments.batch_size, subset)["S->S"]
+            logger.info("SALMon %s: %s", subset, results[subset])
+        return results, f"SALMon ({arguments.data}), S->S, per subset"
+    if arguments.benchmark == "swuggy":
+        pairs, summarize = swuggy.load_swuggy(arguments.data, arguments.split or "dev"), swuggy.summarize_swuggy
+    elif arguments.benchmark == "sblimp":
+        pairs, summarize = sblimp.load_sblimp(arguments.data, arguments.split or "dev"), sblimp.summarize_sblimp
+    else:  # sStoryCloze and tStoryCloze share a layout and a rule
+        pairs = storycloze.load_story_cloze(arguments.data, arguments.split or "train")
+        summarize = common.summarize_accuracy
+    pairs = pairs[limit]
+    results = common.score_pairs(model, tokenizer, pairs, arguments.directions, extractor, summarize,
+                                 arguments.batch_size, arguments.benchmark)
+    for direction, row in results.items():
+        logger.info("%s %s: %s", arguments.benchmark, direction,
+                    {k: v for k, v in row.items() if not isinstance(v, list) or k.endswith("_ci95")})
+    return results, f"{arguments.benchmark} ({arguments.data}), {len(pairs)} pairs of files"
+
+
 def _write(output: Path, title: str, model: str, results: dict) -> None:
     from lst_speech.tokenization.atomic_files import write_text_atomically
 
@@ -175,8 +224,9 @@ def _write(output: Path, title: str, model: str, results: dict) -> None:
     # An accuracy and its interval share a cell: `62.0% [48.2, 74.1]`.
     columns = sorted({key for row in results.values() for key, value in row.items()
                       if not key.endswith("_ci95") and not isinstance(value, (list, dict))})
-    lines = [f"# {title}", "", f"model: `{model}`", "", "Scores with their 95% intervals (Wilson for accuracies, "
-             "bootstrap over continuations for perplexities).", "",
+    note = ("Scores with their 95% intervals (Wilson for accuracies, bootstrap over pairs for pair scores with ties "
+            "or voice averages, bootstrap over continuations for perplexities).")
+    lines = [f"# {title}", "", f"model: `{model}`", "", note, "",
              "| direction | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for direction, row in results.items():
         cells = []
