@@ -107,7 +107,9 @@ def _inspect(destination: Path) -> tuple[str | None, bool] | None:
         except FileNotFoundError:
             return None
         try:
-            written_by, empty = _marker_owner(handle), not os.listdir(handle)
+            # a marker being written by another process (claim_directory) is no content of its own
+            empty = all(name.startswith(MARKER) for name in os.listdir(handle))
+            written_by = _marker_owner(handle)
             with contextlib.suppress(FileNotFoundError):
                 if os.path.samestat(os.fstat(handle), os.stat(destination)):
                     return written_by, empty
