@@ -354,3 +354,12 @@ def test_lst_eval_spoken_runs_each_benchmark_from_its_release(tokenizer, tmp_pat
     assert error.value.code == 2
     message = capsys.readouterr().err.strip().splitlines()[-1]
     assert message.startswith("lst eval: error: ") and "has no bg_alignment/ folder" in message
+
+
+def test_a_hub_id_offline_or_a_missing_folder_says_what_to_pass(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ValueError, match="Could not load the Hub dataset slprl/SALMon .*pass a local copy"):
+        load_salmon("slprl/SALMon", "speaker_consistency")
+    with pytest.raises(FileNotFoundError, match="no such folder, and not a Hub dataset id"):
+        load_story_cloze(str(tmp_path / "not" / "here"))
