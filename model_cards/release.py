@@ -35,6 +35,7 @@ from lst_speech.modeling_lst.export import (
     save_tokenizer_with_remote_code,
     save_with_remote_code,
 )
+from lst_speech.modeling_lst.pairing import check_tokenizer_matches_model
 from lst_speech.tokenization.atomic_files import atomic_directory
 from lst_speech.tokenization.output_safety import MARKER, check_apart, check_replaceable
 from lst_speech.tokenization.processing_lst import SpeechTextProcessor
@@ -76,10 +77,7 @@ def export_release(source: str | os.PathLike, output_dir: str | os.PathLike, ext
     _check_output(output_dir, source, extractor=extractor)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = _load(model_dir)
-    vocabulary = model.get_input_embeddings().num_embeddings
-    if len(tokenizer) != vocabulary:
-        raise ValueError(f"The tokenizer in {model_dir} has {len(tokenizer)} tokens but the model's vocabulary has "
-                         f"{vocabulary}: export the tokenizer the model was trained with (or resize the model).")
+    check_tokenizer_matches_model(model.config, tokenizer, model_dir, model_dir)
     if extractor is not None and not (Path(extractor) / CONFIG_FILE).is_file():
         raise ValueError(f"{extractor} is not a saved unit extractor (no {CONFIG_FILE}).")
     output_dir = Path(output_dir)

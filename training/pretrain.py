@@ -33,6 +33,7 @@ from transformers import AutoTokenizer, get_scheduler
 import lst_speech.modeling_lst  # noqa: F401  (registers LST with the Auto classes)
 import lst_speech.tokenization  # noqa: F401  (registers the joint tokenizer)
 from lst_speech.model_cards.model_card import hardware
+from lst_speech.modeling_lst.pairing import check_tokenizer_matches_model
 from lst_speech.tokenization.atomic_files import write_text_atomically
 from lst_speech.tokenization.output_safety import check_apart, check_replaceable, claim_directory
 from lst_speech.training.arguments import DataArguments, ModelArguments, PretrainingArguments, parse_script_arguments
@@ -80,6 +81,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
     check_packed_columns(train_data, data_args.train_data, lst_config)
     check_packed_patch_size(train_data, data_args.train_data, lst_config.patch_size if lst_config else None)
     model = build_model(model_args, config, args)
+    built_from = model_args.model_name_or_path or f"preset {model_args.preset}"
+    check_tokenizer_matches_model(model.config, tokenizer, built_from, model_args.tokenizer)
     flops_config = model.config
     text_range = tokenizer.vocabulary_layout()["text_token_range"]
     optimizer = optimizer_for(model, args)

@@ -72,15 +72,21 @@ def check_arguments(arguments) -> None:
             check_apart((flag, output), *inputs, file=True)
 
 
-def prompt_segment(arguments):
-    """The prompt as a tokenizer segment: the text, or the audio's units."""
+def prompt_segment(arguments, tokenizer):
+    """The prompt as a tokenizer segment: the text, or the audio's units (from an extractor of the model's
+    units: another extractor's ids would be read as the wrong units, or pass unnoticed when they are fewer)."""
     if arguments.text is not None:
         return arguments.text
     from lst_speech.tokenization.speech.audio import read_audio
     from lst_speech.tokenization.speech.unit_extraction import load_unit_extractor
 
+    extractor = load_unit_extractor(arguments.extractor)
+    if extractor.num_units != tokenizer.num_units:
+        raise ValueError(f"--extractor {arguments.extractor} makes {extractor.num_units} units but the model "
+                         f"{arguments.model} reads {tokenizer.num_units}: pass the extractor its training data was "
+                         "made with.")
     waveform, sampling_rate = read_audio(arguments.audio)
-    units = load_unit_extractor(arguments.extractor)(waveform, sampling_rate)
+    units = extractor(waveform, sampling_rate)
     logger.info("audio prompt: %.2f s -> %d units", len(waveform) / sampling_rate, len(units))
     return units
 
@@ -96,7 +102,7 @@ def run_generate(arguments) -> dict:
 
     model, tokenizer = load_model_and_tokenizer(Path(arguments.model))
     speaker = _speaker(arguments, tokenizer) if arguments.vocoder else None  # checked before generating
-    segment = prompt_segment(arguments)
+    segment = prompt_segment(arguments, tokenizer)
     speech_out = arguments.output_modality == "speech"
     options = {"max_new_tokens": arguments.max_new_tokens or (250 if speech_out else 60)}
     if arguments.do_sample:
@@ -137,7 +143,12 @@ def _speaker(arguments, tokenizer):
     import lst_speech.tokenization.vocoder  # noqa: F401  (registers the vocoder with AutoModel)
     from lst_speech.evaluation.transcription.transcribers import UnitSpeaker
 
-    return UnitSpeaker(AutoModel.from_pretrained(arguments.vocoder).eval(), tokenizer.deduplicate_units)
+    vocoder = AutoModel.from_pretrained(arguments.vocoder).eval()
+    if vocoder.config.num_units != tokenizer.num_units:
+        raise ValueError(f"--vocoder {arguments.vocoder} speaks {vocoder.config.num_units} units but the model "
+                         f"{arguments.model} writes {tokenizer.num_units}: pass a vocoder trained on the units of "
+                         "the model's extractor.")
+    return UnitSpeaker(vocoder, tokenizer.deduplicate_units)
 
 
 def _write_wav(speaker, units, arguments) -> dict:

@@ -17,6 +17,8 @@ import peft
 import torch
 from transformers import AutoTokenizer
 
+from lst_speech.modeling_lst.pairing import check_tokenizer_matches_model
+
 BASE_RECORD = "base_model.json"
 
 
@@ -59,4 +61,5 @@ def load_finetuned(task, path: str | os.PathLike, base_model: str | None = None)
                          f"{record['base_model']}): pass the base it was fine-tuned from.")
     if len(tokenizer) != model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)  # the adapter brings the new rows
+    check_tokenizer_matches_model(model.config, tokenizer, base_path, path)
     return peft.PeftModel.from_pretrained(model, path), tokenizer

@@ -18,6 +18,7 @@ from accelerate.utils import set_seed
 from transformers import AutoTokenizer, get_scheduler
 
 import lst_speech.modeling_lst  # noqa: F401  (registers LST with the Auto classes)
+from lst_speech.modeling_lst.pairing import check_tokenizer_matches_model
 from lst_speech.tokenization.atomic_files import write_text_atomically
 from lst_speech.tokenization.output_safety import check_apart, claim_directory
 from lst_speech.tokenization.speech.unit_extraction import load_unit_extractor
@@ -206,6 +207,8 @@ def finetune(args: FinetuningArguments) -> dict:
     train = datasets.Dataset.from_list(examples(args.train_data, args.train_modality))
     validation = examples(args.validation_data, args.eval_modality)
     model, model_type, fingerprint = build_model(args, task, len(tokenizer))
+    check_tokenizer_matches_model(model.config, tokenizer, args.model_name_or_path,
+                                  args.tokenizer or args.model_name_or_path)
     if args.gradient_checkpointing:
         model.activation_checkpointing_enable()  # transformers' v5 name for gradient checkpointing
         if args.lora_preset != "full":

@@ -1,0 +1,106 @@
+"""Artefacts that do not belong together are refused before any work, with one error naming both sides: a
+tokenizer whose joint id layout differs from the model's (same vocabulary size), an extractor or a vocoder of
+another unit count than the model's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from transformers import LlamaConfig
+
+from lst_speech.evaluation.loading import load_model_and_tokenizer
+from lst_speech.model_cards.release import export_release
+from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM
+from lst_speech.modeling_lst.pairing import check_tokenizer_matches_model, layout_differences
+from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
+from lst_speech.tokenization.vocoder import UnitHifiGanVocoder, UnitVocoderConfig
+from lst_speech.training.cli.main import main
+
+
+def shifted_layout_config(tokenizer) -> LSTConfig:
+    """The tokenizer's vocabulary size, with 20 more text pieces and 20 fewer speech tokens."""
+    layout = tokenizer.vocabulary_layout()
+    text_start, text_stop = layout["text_token_range"]
+    speech_start, speech_stop = layout["speech_token_range"]
+    return LSTConfig.from_tokenizer(tokenizer, preset="tiny", text_token_range=[text_start, text_stop + 20],
+                                    text_marker_id=layout["text_marker_id"] + 20,
+                                    speech_marker_id=layout["speech_marker_id"] + 20,
+                                    speech_token_range=[speech_start + 20, speech_stop])
+
+
+@pytest.fixture(scope="module")
+def mismatched_model(tokenizer, tmp_path_factory):
+    """A saved model whose config layout is not its tokenizer's, at the same vocabulary size."""
+    directory = tmp_path_factory.mktemp("pairing") / "model"
+    torch.manual_seed(0)
+    LSTForCausalLM(shifted_layout_config(tokenizer)).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def test_the_differences_are_listed_field_by_field(tokenizer):
+    config = shifted_layout_config(tokenizer)
+    assert config.vocab_size == len(tokenizer)
+    differences = layout_differences(config, tokenizer.vocabulary_layout())
+    assert [d.split()[0] for d in differences] == ["text_token_range", "speech_token_range", "text_marker_id",
+                                                   "speech_marker_id"]
+    assert layout_differences(LSTConfig.from_tokenizer(tokenizer, preset="tiny"), tokenizer.vocabulary_layout()) == []
+    # A Llama baseline records the size and the special ids only.
+    baseline = LSTConfig.from_tokenizer(tokenizer, preset="tiny").global_llama_config()
+    check_tokenizer_matches_model(baseline, tokenizer, "baseline", "tokenizer")
+    with pytest.raises(ValueError, match=r"vocab_size 900 in the model, \d+ in the tokenizer"):
+        check_tokenizer_matches_model(LlamaConfig(vocab_size=900), tokenizer, "baseline", "tokenizer")
+
+
+def test_a_model_and_a_tokenizer_of_different_layouts_do_not_load_together(mismatched_model):
+    with pytest.raises(ValueError, match=r"does not belong to the model .*text_token_range \[\d+, \d+\] in the model"):
+        load_model_and_tokenizer(mismatched_model)
+
+
+def test_lst_generate_refuses_the_pair_in_one_line(mismatched_model, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["generate", "--model", str(mismatched_model), "--text", "In the beginning", "--max_new_tokens", "2"])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in error
+    last_line = error.rstrip("\n").split("\n")[-1]  # after the weight loader's progress bar
+    assert last_line.startswith("lst generate: error: The tokenizer") and "speech_token_range" in last_line
+
+
+def test_export_refuses_the_pair_before_writing(mismatched_model, tmp_path):
+    with pytest.raises(ValueError, match="does not belong to the model"):
+        export_release(mismatched_model, tmp_path / "release")
+    assert not (tmp_path / "release").exists()
+
+
+@pytest.fixture(scope="module")
+def matched_model(tokenizer, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("pairing") / "model"
+    torch.manual_seed(0)
+    LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny")).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def test_an_audio_prompt_from_an_extractor_of_other_units_is_refused(matched_model, tokenizer, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    waveform = rng.normal(size=16000).astype(np.float32)
+    MfccUnitExtractor(num_units=9).fit([waveform], 16000).save_pretrained(tmp_path / "extractor")
+    soundfile.write(str(tmp_path / "prompt.wav"), waveform, 16000)
+    with pytest.raises(SystemExit):
+        main(["generate", "--model", str(matched_model), "--audio", str(tmp_path / "prompt.wav"), "--extractor",
+              str(tmp_path / "extractor"), "--max_new_tokens", "2"])
+    error = capsys.readouterr().err
+    assert f"makes 9 units but the model {matched_model} reads {tokenizer.num_units}" in error
+
+
+def test_a_vocoder_of_other_units_is_refused_before_generating(matched_model, tokenizer, tmp_path, capsys):
+    UnitHifiGanVocoder(UnitVocoderConfig.from_preset("tiny", num_units=tokenizer.num_units + 3)).save_pretrained(
+        tmp_path / "vocoder")
+    with pytest.raises(SystemExit):
+        main(["generate", "--model", str(matched_model), "--text", "In the beginning", "--output_modality", "speech",
+              "--vocoder", str(tmp_path / "vocoder"), "--wav", str(tmp_path / "out.wav"), "--max_new_tokens", "2"])
+    error = capsys.readouterr().err
+    assert f"speaks {tokenizer.num_units + 3} units but the model {matched_model} writes {tokenizer.num_units}" in error
+    assert not (tmp_path / "out.wav").exists()
