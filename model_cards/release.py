@@ -35,7 +35,7 @@ from lst_speech.modeling_lst.export import (
     save_tokenizer_with_remote_code,
     save_with_remote_code,
 )
-from lst_speech.modeling_lst.pairing import check_tokenizer_matches_model
+from lst_speech.modeling_lst.pairing import BASE_RECORD, check_adapter_base, check_tokenizer_matches_model
 from lst_speech.tokenization.atomic_files import atomic_directory
 from lst_speech.tokenization.output_safety import MARKER, check_apart, check_replaceable
 from lst_speech.tokenization.processing_lst import SpeechTextProcessor
@@ -119,7 +119,7 @@ def _write_release(partial: Path, model, tokenizer, extractor, max_shard_size, r
     model_card(card_facts).save(partial / "README.md")
 
 
-ADAPTER_FILES = ("adapter_model.safetensors", "base_model.json")
+ADAPTER_FILES = ("adapter_model.safetensors", BASE_RECORD)
 
 
 def export_adapter_release(source: str | os.PathLike, output_dir: str | os.PathLike, base_repo_id: str | None,
@@ -138,6 +138,10 @@ def export_adapter_release(source: str | os.PathLike, output_dir: str | os.PathL
     tokenizer = AutoTokenizer.from_pretrained(source)
     adapter_config = json.loads((source / "adapter_config.json").read_text())
     base_config = AutoConfig.from_pretrained(adapter_config["base_model_name_or_path"], trust_remote_code=True)
+    # The release names base_repo_id as the base: it must hold the weights the adapter was fine-tuned on.
+    head = AutoModelForSequenceClassification if adapter_config.get("task_type") == "SEQ_CLS" else AutoModelForCausalLM
+    base = head.from_pretrained(base_repo_id, trust_remote_code=True)
+    check_adapter_base(json.loads((source / BASE_RECORD).read_text()), base, source, f"--base_repo_id {base_repo_id}")
     output_dir = Path(output_dir)
     with atomic_directory(output_dir, OWNER) as partial:
         _write_adapter_release(partial, source, adapter_config, base_repo_id, base_config, tokenizer, facts, repo_id)

@@ -104,3 +104,26 @@ def test_a_vocoder_of_other_units_is_refused_before_generating(matched_model, to
     error = capsys.readouterr().err
     assert f"speaks {tokenizer.num_units + 3} units but the model {matched_model} writes {tokenizer.num_units}" in error
     assert not (tmp_path / "out.wav").exists()
+
+
+def test_an_adapter_is_exported_only_onto_the_base_it_was_trained_on(tokenizer, tmp_path):
+    import peft
+
+    from lst_speech.modeling_lst import LSTForSequenceClassification
+    from lst_speech.modeling_lst.pairing import BASE_RECORD, base_fingerprint, base_record
+    from lst_speech.training.checkpoints import save_pretrained_atomically
+    from lst_speech.training.finetuning.lora_presets import lora_config
+
+    for seed, name in ((0, "base"), (1, "other")):
+        torch.manual_seed(seed)
+        base = LSTForCausalLM(LSTConfig.from_tokenizer(tokenizer, preset="tiny"))
+        save_pretrained_atomically(base, tokenizer, tmp_path / name, with_code=True, owner="test")
+    classifier = LSTForSequenceClassification.from_pretrained(tmp_path / "base", num_labels=3)
+    record = base_record(tmp_path / "base", base_fingerprint(classifier))  # before peft wraps its layers
+    adapted = peft.get_peft_model(classifier, lora_config("lst", "global", "classification"))
+    save_pretrained_atomically(adapted, tokenizer, tmp_path / "adapter", {BASE_RECORD: record}, owner="test")
+    with pytest.raises(ValueError, match=r"trained on another base model than --base_repo_id .*other"):
+        export_release(tmp_path / "adapter", tmp_path / "release", base_repo_id=str(tmp_path / "other"))
+    assert not (tmp_path / "release").exists()
+    export_release(tmp_path / "adapter", tmp_path / "release", base_repo_id=str(tmp_path / "base"))
+    assert (tmp_path / "release" / "adapter_model.safetensors").is_file()

@@ -194,7 +194,7 @@ def test_a_lora_adapter_release_loads_onto_its_base_release_without_the_package(
     import peft
 
     from lst_speech.modeling_lst import LSTForSequenceClassification
-    from lst_speech.training.finetuning.adapters import BASE_RECORD, base_fingerprint, base_record
+    from lst_speech.modeling_lst.pairing import BASE_RECORD, base_fingerprint, base_record
     from lst_speech.training.finetuning.lora_presets import lora_config
 
     torch.manual_seed(0)

@@ -1,42 +1,21 @@
 """Saving and loading fine-tuned adapters safely: the base they belong to, and a vocabulary grown for new tokens.
 
-peft's `PeftModel.from_pretrained` loads an adapter onto whatever base it is given: onto another pretrained
-model of the same shape it loads without a word and gives nonsense, and onto a base whose vocabulary was
-grown for new tokens it fails with a size mismatch. So a fine-tuning run records a fingerprint of its base
-beside the adapter, and `load_finetuned` checks it and resizes the base to the saved tokenizer first.
+peft's `PeftModel.from_pretrained` loads an adapter onto whatever base it is given, and onto a base whose
+vocabulary was grown for new tokens it fails with a size mismatch. So a fine-tuning run records a fingerprint of its
+base beside the adapter (`lst_speech.modeling_lst.pairing`), and `load_finetuned` checks it and resizes the base to
+the saved tokenizer first.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 import peft
-import torch
 from transformers import AutoTokenizer
 
-from lst_speech.modeling_lst.pairing import check_tokenizer_matches_model
-
-BASE_RECORD = "base_model.json"
-
-
-def base_fingerprint(model) -> str:
-    """A hash of the pretrained weights (a task head, `score`, is new and left out), over the rows of the token
-    embeddings that existed before any resizing (`vocab_size` is the base's own)."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        if name.startswith("score.") or ".score." in name:
-            continue
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()
-
-
-def base_record(base_path: str | os.PathLike, fingerprint: str) -> str:
-    """The text of `base_model.json`, saved beside an adapter."""
-    return json.dumps({"base_model": os.fspath(base_path), "fingerprint": fingerprint}, indent=2) + "\n"
+from lst_speech.modeling_lst.pairing import BASE_RECORD, check_adapter_base, check_tokenizer_matches_model
 
 
 def load_finetuned(task, path: str | os.PathLike, base_model: str | None = None):
@@ -54,11 +33,7 @@ def load_finetuned(task, path: str | os.PathLike, base_model: str | None = None)
     record = json.loads(record_file.read_text())
     base_path = base_model or record["base_model"]
     model = task.load_model(base_path)[0]
-    fingerprint = base_fingerprint(model)
-    if fingerprint != record["fingerprint"]:
-        raise ValueError(f"The adapter in {path} was trained on another base model than {base_path} (weights "
-                         f"fingerprint {fingerprint[:12]}, expected {record['fingerprint'][:12]} of "
-                         f"{record['base_model']}): pass the base it was fine-tuned from.")
+    check_adapter_base(record, model, path, base_path)
     if len(tokenizer) != model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)  # the adapter brings the new rows
     check_tokenizer_matches_model(model.config, tokenizer, base_path, path)

@@ -18,7 +18,7 @@ from accelerate.utils import set_seed
 from transformers import AutoTokenizer, get_scheduler
 
 import lst_speech.modeling_lst  # noqa: F401  (registers LST with the Auto classes)
-from lst_speech.modeling_lst.pairing import check_tokenizer_matches_model
+from lst_speech.modeling_lst.pairing import BASE_RECORD, base_fingerprint, base_record, check_tokenizer_matches_model
 from lst_speech.tokenization.atomic_files import write_text_atomically
 from lst_speech.tokenization.output_safety import check_apart, claim_directory
 from lst_speech.tokenization.speech.unit_extraction import load_unit_extractor
@@ -32,7 +32,7 @@ from lst_speech.training.checkpoints import (
     save_pretrained_atomically,
     truncate_log,
 )
-from lst_speech.training.finetuning.adapters import BASE_RECORD, base_fingerprint, base_record, load_finetuned
+from lst_speech.training.finetuning.adapters import load_finetuned
 from lst_speech.training.finetuning.lora_presets import LORA_PRESETS, lora_config
 from lst_speech.training.finetuning.slue_ner import NerTask
 from lst_speech.training.finetuning.slue_sentiment import SentimentTask
