@@ -12,14 +12,22 @@ constraints="$repo_root/constraints.txt"
 stamp="$venv/.lst-install-stamp"
 python_bin="${PYTHON:-python3}"
 
-# espeak-ng (Debian) speaks the built-in corpora and spoken benchmarks offline; its library gives word times.
+# Debian packages: espeak-ng speaks the built-in corpora and spoken benchmarks offline (its library gives word
+# times); the Asterisk prompts (G.722, with their transcript list) are the recorded human voice of the tests
+# and of `lst corpus --asterisk en`. Each is installed only when missing.
 # (grep reads all of ldconfig's output: with -q it would close the pipe early, and pipefail would report that.)
-if ! ldconfig -p 2>/dev/null | grep libespeak-ng >/dev/null; then
-    echo "[setup] installing espeak-ng (apt)"
+apt_missing=()
+ldconfig -p 2>/dev/null | grep libespeak-ng >/dev/null || apt_missing+=(espeak-ng)
+for package in asterisk-core-sounds-en-g722 asterisk-core-sounds-en; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep "ok installed" >/dev/null || apt_missing+=("$package")
+done
+if [ "${#apt_missing[@]}" -gt 0 ]; then
+    echo "[setup] installing ${apt_missing[*]} (apt)"
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-        apt-get install -y -q espeak-ng >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q espeak-ng >/dev/null; }
+        apt-get install -y -q "${apt_missing[@]}" >/dev/null 2>&1 \
+            || { apt-get update -q >/dev/null && apt-get install -y -q "${apt_missing[@]}" >/dev/null; }
     else
-        echo "[setup] espeak-ng is missing and cannot be installed here: install it with 'apt-get install espeak-ng'." >&2
+        echo "[setup] ${apt_missing[*]} missing and cannot be installed here: 'apt-get install ${apt_missing[*]}'." >&2
         exit 1
     fi
 fi
@@ -32,13 +40,13 @@ fi
 # Reinstall only when the dependency declaration or the pinned set changed since the last install.
 want="$(cat "$repo_root/pyproject.toml" "$constraints" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "[setup] installing the pinned set (constraints.txt): torch 2.13.0 (CPU), then the package with its dev extras"
+    echo "[setup] installing the pinned set (constraints.txt): torch 2.13.0 (CPU), then the package [dev,whisper]"
     pip=("$venv/bin/python" -m pip --disable-pip-version-check)
     # pip and setuptools come from the pinned set too; --build-constraint pins what sdists (and this package)
     # are built with, which pip's isolated build environments would otherwise take at their newest.
     "${pip[@]}" install --quiet -c "$constraints" pip setuptools
     "${pip[@]}" install --quiet -c "$constraints" "torch==2.13.0"
-    "${pip[@]}" install --quiet -c "$constraints" --build-constraint "$constraints" -e "$repo_root[dev]"
+    "${pip[@]}" install --quiet -c "$constraints" --build-constraint "$constraints" -e "$repo_root[dev,whisper]"
     "${pip[@]}" check
     echo "$want" > "$stamp"
 fi
