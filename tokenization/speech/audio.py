@@ -20,11 +20,13 @@ logger = logging.getLogger(__name__)
 
 
 def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """A file's samples (float32, channels last) and sampling rate, via soundfile."""
+    """A file's samples (float32, channels last) and sampling rate, via soundfile (raw G.722 via PyAV)."""
     if not os.path.isfile(path):
         what = "is a directory, not an audio file" if os.path.isdir(path) else "does not exist"
         raise FileNotFoundError(f"Audio file {os.fspath(path)!r} {what}: check the path (relative paths are read "
                                 f"from {os.getcwd()!r}).")
+    if os.fspath(path).lower().endswith(".g722"):
+        return read_g722(path)
     try:
         waveform, sampling_rate = soundfile.read(path, dtype="float32", always_2d=False)
     except (RuntimeError, soundfile.LibsndfileError) as error:
@@ -36,6 +38,30 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
             f"{len(waveform)}. Re-export or re-download it."
         )
     return waveform, sampling_rate
+
+
+G722_RATE = 16000  # G.722 codes 16 kHz audio (7 kHz bandwidth) whatever its 8 kHz RTP clock says
+
+
+def read_g722(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """A headerless G.722 file (telephony prompts such as Asterisk's), which libsndfile cannot read, decoded by
+    FFmpeg's G.722 decoder through PyAV (installed with the `whisper` extra, as faster-whisper's audio reader)."""
+    try:
+        import av
+    except ImportError as error:
+        raise ValueError(f"Cannot read {os.fspath(path)!r}: G.722 needs PyAV (`pip install 'lst-speech[whisper]'` "
+                         "or `pip install av`).") from error
+    try:
+        with av.open(os.fspath(path), format="g722") as container:
+            frames = [frame.to_ndarray() for frame in container.decode(audio=0)]
+            rate = container.streams.audio[0].rate
+    except (av.FFmpegError, IndexError) as error:
+        raise ValueError(f"Cannot read G.722 file {os.fspath(path)!r}: {error}") from error
+    if not frames or rate != G722_RATE:
+        raise ValueError(f"G.722 file {os.fspath(path)!r} decoded to {'no audio' if not frames else f'{rate} Hz'}; "
+                         f"expected {G722_RATE} Hz speech.")
+    samples = np.concatenate(frames, axis=1)[0]  # mono, planar int16
+    return (samples.astype(np.float32) / 32768.0), rate
 
 
 def _declared_wav_frames(path) -> int | None:
