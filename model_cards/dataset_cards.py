@@ -52,6 +52,23 @@ def spoken_corpus_card(name: str, facts: dict) -> DatasetCard:
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
 
 
+def recorded_corpus_card(name: str, facts: dict) -> DatasetCard:
+    """A spoken corpus of recorded speech (`lst corpus --audio/--asterisk`): whose voice, under which licence,
+    how it was aligned and turned into units, and what was left out."""
+    data = DatasetCardData(language=["en"], tags=["speech", "speech-units", "lst"], pretty_name=name,
+                           license=facts.get("license"),
+                           task_categories=["text-to-speech", "automatic-speech-recognition"])
+    table = ["| part | source |", "|---|---|", f"| speech and text | {facts['source']} |",
+             f"| word times | {facts['aligner']} |", f"| units | {facts['extractor']} |"]
+    summary = ("A spoken corpus of recorded speech built with the `lst` package (`lst corpus`): rows `{id, text, "
+               "words, units, word_spans, character_starts}`, word spans and character starts in unit frames "
+               "(character starts null where the aligner times words only).")
+    lines = [f"# {name}", "", summary, "", "## Provenance", "", *table, "", "## Contents", ""]
+    lines += [f"- **{key}**: {value}" for key, value in facts.items()
+              if key not in ("source", "aligner", "extractor", "license")]
+    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
+
+
 def slue_stand_in_card(statistics: dict) -> DatasetCard:
     """The card: provenance, construction, and the realised label and entity counts per split."""
     configs = [{"config_name": config, "data_files": [{"split": split, "path": f"{config}/{split}.parquet"}

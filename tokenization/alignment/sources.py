@@ -69,23 +69,26 @@ class CtmAlignments:
         return [f"{self.path}:{utterance}" for utterance in sorted(self.utterances) if utterance not in stems]
 
 
+def make_aligner(aligner: str):
+    """The aligner `--aligner` names: 'pocketsphinx' or 'ctc:<Wav2Vec2ForCTC checkpoint>'."""
+    kind, _, checkpoint = aligner.partition(":")
+    if kind not in ALIGNERS or (kind == "ctc") != bool(checkpoint):
+        raise ValueError(f"--aligner {aligner!r}: use 'pocketsphinx' or 'ctc:<Wav2Vec2ForCTC checkpoint>'.")
+    if kind == "pocketsphinx":
+        from .pocketsphinx_aligner import PocketsphinxAligner
+
+        return PocketsphinxAligner()
+    from .ctc_aligner import CtcAligner
+
+    return CtcAligner(checkpoint)
+
+
 class AlignerRun:
     """An aligner run on each file with its transcript: `pocketsphinx` (English, offline) or `ctc:<checkpoint>`
     (any `Wav2Vec2ForCTC`, which also gives character times)."""
 
     def __init__(self, aligner: str, transcripts: dict[str, str]):
-        kind, _, checkpoint = aligner.partition(":")
-        if kind not in ALIGNERS or (kind == "ctc") != bool(checkpoint):
-            raise ValueError(f"--aligner {aligner!r}: use 'pocketsphinx' or 'ctc:<Wav2Vec2ForCTC checkpoint>'.")
-        if kind == "pocketsphinx":
-            from .pocketsphinx_aligner import PocketsphinxAligner
-
-            self.aligner = PocketsphinxAligner()
-        else:
-            from .ctc_aligner import CtcAligner
-
-            self.aligner = CtcAligner(checkpoint)
-        self.transcripts = transcripts
+        self.aligner, self.transcripts = make_aligner(aligner), transcripts
 
     def alignment(self, audio_path: Path, waveform, rate) -> tuple[WordAlignment, str]:
         text = self.transcripts.get(audio_path.stem)

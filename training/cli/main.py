@@ -18,7 +18,7 @@ import sys
 SUBCOMMANDS = {
     "eval": ("lst_speech.training.cli.evaluate", "evaluate a saved model (multiple choice, CRA)"),
     "units": ("lst_speech.training.cli.units", "fit a unit extractor, or extract units from audio files"),
-    "corpus": ("lst_speech.training.cli.units", "build an offline spoken corpus with espeak-ng"),
+    "corpus": ("lst_speech.training.cli.units", "build a spoken corpus: espeak-ng speech, or recordings + transcripts"),
     "data": ("lst_speech.training.cli.data", "build packed pretraining data with a paper's recipe"),
     "generate": ("lst_speech.training.cli.generate",
                  "continue a text or audio prompt in text or speech (WAV via a vocoder)"),

@@ -7,6 +7,8 @@
     lst units extract ... --alignments mfa_output/      # MFA TextGrids, matched to the audio by file name
     lst units extract ... --aligner pocketsphinx        # or ctc:<checkpoint>; transcripts beside the audio
     lst corpus --output corpus_dir [--num_utterances 2000] [--texts lines.txt] [--push_to_hub org/name]
+    lst corpus --output corpus_dir --asterisk en [--aligner pocketsphinx] [--on_error skip]   # recorded speech
+    lst corpus --output corpus_dir --audio folder/ --transcripts list.txt|list.csv [--extractor DIR]
 
 `units extract` writes one row per file: `{"path", "duration", "units"}`, plus `durations` with
 `--deduplicate` and `text` / `words` / `word_spans` (unit frames) with `--alignments` (a directory tree of
@@ -17,6 +19,10 @@ stop the job or, with `--on_error skip`, are listed with the reason in `index.js
 matched no audio.
 `corpus` speaks text with espeak-ng (the built-in KJV sample by default, or one utterance per line of `--texts`) and saves rows `{id, text, words, units, word_spans}` with `save_to_disk` and a dataset card
 (lst_speech.model_cards.dataset_cards), next to the fitted extractor in `corpus_dir/extractor`.
+With `--asterisk LANG` (the installed Asterisk prompts) or `--audio` + `--transcripts` (`name: text` lines or a
+CSV), `corpus` reads recorded speech instead, aligns each recording with `--aligner`, and writes the same rows
+(`lst_speech.tokenization.corpora.recorded_corpus`); with `--on_error skip`, what was left out is listed in
+`corpus_dir/failures.json` (file, row, reason).
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ def add_parser(subparsers) -> None:
                          help="a file that cannot be read or aligned: stop, or skip it and list it in index.json")
     extract.set_defaults(run=run_extract)
 
-    corpus = subparsers.add_parser("corpus", help="build an offline spoken corpus with espeak-ng")
+    corpus = subparsers.add_parser("corpus", help="build a spoken corpus: espeak-ng speech, or recordings + transcripts")
     corpus.add_argument("--output", type=Path, required=True)
     corpus.add_argument("--texts", type=Path, help="one utterance per line (default: the built-in KJV sample)")
     corpus.add_argument("--num_utterances", type=int, default=2000)
@@ -70,6 +76,16 @@ def add_parser(subparsers) -> None:
     corpus.add_argument("--max_words", type=int, default=30)
     corpus.add_argument("--seed", type=int, default=0)
     corpus.add_argument("--push_to_hub", help="also push to this dataset repository, with the card")
+    recorded = corpus.add_argument_group("recorded speech instead of espeak-ng")
+    recorded.add_argument("--asterisk", help="the installed Asterisk prompts of this language (en)")
+    recorded.add_argument("--audio", type=Path, help="a folder of recordings (searched recursively)")
+    recorded.add_argument("--transcripts", type=Path, help="with --audio: 'name: text' lines or a CSV (file,text)")
+    recorded.add_argument("--audio_suffix", nargs="+", help="only audio files with these suffixes (e.g. .g722)")
+    recorded.add_argument("--aligner", default="pocketsphinx", help="pocketsphinx or ctc:<Wav2Vec2ForCTC checkpoint>")
+    recorded.add_argument("--extractor", type=Path, help="a saved unit extractor (default: MFCC k-means fitted on "
+                                                         "the first 300 recordings, --num_units units)")
+    recorded.add_argument("--on_error", choices=("stop", "skip"), default="stop",
+                          help="a recording that cannot be read or aligned: stop, or skip it and list it")
     corpus.set_defaults(run=run_corpus)
 
 
@@ -134,11 +150,15 @@ def run_corpus(arguments) -> None:
     from lst_speech.tokenization.corpora.spoken_corpus import sample_spoken_corpus, spoken_corpus_from_texts
     from lst_speech.tokenization.output_safety import check_apart, check_replaceable
 
-    check_apart(("--output", arguments.output), ("--texts", arguments.texts))
+    check_apart(("--output", arguments.output), ("--texts", arguments.texts), ("--audio", arguments.audio),
+                ("--transcripts", arguments.transcripts), ("--extractor", arguments.extractor))
     check_replaceable(arguments.output, "lst corpus")
     for flag in ("num_utterances", "max_words"):
         if getattr(arguments, flag) < 1:
             raise ValueError(f"--{flag} must be at least 1, got {getattr(arguments, flag)}.")
+    if arguments.asterisk or arguments.audio or arguments.transcripts:
+        _run_recorded_corpus(arguments)
+        return
     if arguments.texts is not None and not arguments.texts.is_file():
         raise ValueError(f"--texts {arguments.texts} is not a file: pass a text file with one utterance per line.")
     if arguments.texts is None:
@@ -166,3 +186,46 @@ def run_corpus(arguments) -> None:
     if arguments.push_to_hub:
         push_with_card(corpus, arguments.push_to_hub, card)
     logger.info("saved %d utterances to %s (extractor in %s/extractor)", len(corpus), arguments.output, arguments.output)
+
+
+def _run_recorded_corpus(arguments) -> None:
+    """`lst corpus` over recorded speech: the Asterisk prompts or a folder of audio and its transcript file."""
+    from lst_speech.model_cards.dataset_cards import recorded_corpus_card
+    from lst_speech.tokenization.alignment.sources import make_aligner
+    from lst_speech.tokenization.atomic_files import atomic_directory, write_text_atomically
+    from lst_speech.tokenization.corpora.recorded_corpus import build_recorded_corpus
+    from lst_speech.tokenization.corpora.transcript_files import asterisk_source
+    from lst_speech.tokenization.speech.unit_extraction import load_unit_extractor
+    from lst_speech.training.data.pipeline import push_with_card
+
+    if arguments.texts is not None or (arguments.asterisk and (arguments.audio or arguments.transcripts)):
+        raise ValueError("Give one source: --texts (espeak-ng), --asterisk LANG, or --audio with --transcripts.")
+    if arguments.asterisk:
+        audio, transcripts = asterisk_source(arguments.asterisk)
+        source, licence = f"Asterisk core sounds ({arguments.asterisk}, Allison Smith), CC-BY-SA-3.0", "cc-by-sa-3.0"
+    elif arguments.audio is None or arguments.transcripts is None:
+        raise ValueError("Recorded speech needs both --audio (a folder) and --transcripts (its transcript file).")
+    else:
+        audio, transcripts = arguments.audio, arguments.transcripts
+        source, licence = f"{audio} with transcripts {transcripts}", None
+    extractor = load_unit_extractor(arguments.extractor) if arguments.extractor else None
+    corpus, extractor, failures = build_recorded_corpus(
+        audio, transcripts, make_aligner(arguments.aligner), extractor, arguments.num_units,
+        limit=arguments.num_utterances, on_error=arguments.on_error,
+        suffixes=tuple(arguments.audio_suffix) if arguments.audio_suffix else None, seed=arguments.seed)
+    described = (f"{extractor.kind}, {extractor.num_units} units at {extractor.frame_rate} Hz "
+                 f"({'from ' + str(arguments.extractor) if arguments.extractor else 'fitted on the corpus'}; saved in "
+                 "extractor/)")
+    card = recorded_corpus_card(arguments.output.name, {
+        "source": source, "license": licence, "aligner": f"{arguments.aligner} (forced alignment to the transcript)",
+        "extractor": described, "utterances": len(corpus), "left out": f"{len(failures)} (failures.json)",
+        "speech minutes": round(sum(map(len, corpus["units"])) / extractor.frame_rate / 60, 2)})
+    with atomic_directory(arguments.output, "lst corpus") as partial:
+        corpus.save_to_disk(partial)
+        card.save(partial / "README.md")
+        extractor.save_pretrained(partial / "extractor")
+        write_text_atomically(partial / "failures.json", json.dumps(failures, indent=1))
+    if arguments.push_to_hub:
+        push_with_card(corpus, arguments.push_to_hub, card)
+    logger.info("saved %d recorded utterances to %s (%d left out, listed in failures.json)", len(corpus),
+                arguments.output, len(failures))

@@ -1,0 +1,102 @@
+"""Spoken-corpus rows from recorded speech: a folder of Asterisk prompts and a transcript file, aligned by
+pocketsphinx, through `build_recorded_corpus` and `lst corpus`, with bad input named by file and row."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from test_whisper_transcriber import PROMPTS  # tests/ is on sys.path (pytest's prepend import mode)
+
+from lst_speech.tokenization.corpora.recorded_corpus import build_recorded_corpus, recordings
+from lst_speech.tokenization.corpora.transcript_files import asterisk_source
+from lst_speech.tokenization.speech.audio import read_audio
+
+
+@pytest.fixture(scope="module")
+def asterisk():
+    return asterisk_source("en")
+
+
+@pytest.fixture(scope="module")
+def prompt_folder(asterisk, tmp_path_factory):
+    """Three prompts copied into a folder of their own with a CSV transcript, plus a described sound and a
+    transcript whose audio is missing: 'any folder of audio + transcripts'."""
+    audio, _ = asterisk
+    folder = tmp_path_factory.mktemp("prompts")
+    for name in [*PROMPTS, "beep"]:
+        shutil.copy(audio / f"{name}.g722", folder / f"{name}.g722")
+    rows = [f"{name}.g722,{text}" for name, (_, text) in PROMPTS.items()]
+    (folder / "transcripts.csv").write_text("\n".join(["file,text", *rows, "beep,[this is a simple beep tone]",
+                                                       "gone.g722,Missing audio."]) + "\n")
+    return folder
+
+
+def test_a_recorded_corpus_has_the_spoken_corpus_rows(prompt_folder):
+    from lst_speech.tokenization.alignment.pocketsphinx_aligner import PocketsphinxAligner
+    from lst_speech.tokenization.corpora.spoken_corpus import FEATURES
+
+    transcripts = prompt_folder / "transcripts.csv"
+    with pytest.raises(ValueError, match=r"transcripts.csv, row 5: the transcript .* describes a sound"):
+        recordings(prompt_folder, transcripts)
+    corpus, extractor, failures = build_recorded_corpus(prompt_folder, transcripts, PocketsphinxAligner(),
+                                                        num_units=8, on_error="skip", progress=False)
+    assert [(f["row"], f["reason"].split(",")[0]) for f in failures] == [
+        (5, "the transcript '[this is a simple beep tone]' describes a sound"), (6, "no audio gone{.wav")]
+    assert corpus.features == FEATURES and corpus["id"] == list(PROMPTS)
+    for row, (seconds, text) in zip(corpus, PROMPTS.values()):
+        assert row["text"] == text and row["words"] == text.split()
+        assert abs(len(row["units"]) - 50 * seconds) <= 1 and max(row["units"]) < 8
+        spans = np.array(row["word_spans"])
+        assert len(spans) == len(row["words"]) and (spans[:, 1] > spans[:, 0]).all()
+        assert (spans[1:, 0] >= spans[:-1, 1]).all() and spans[-1, 1] <= len(row["units"])
+        assert row["character_starts"] is None  # pocketsphinx times words only
+        # every word span holds voiced audio: a 20 ms frame above -30 dBFS (these prompts are trimmed to speech)
+        waveform, _ = read_audio(prompt_folder / f"{row['id']}.g722")
+        level = 10 * np.log10((waveform[: len(waveform) // 320 * 320].reshape(-1, 320) ** 2).mean(1) + 1e-12)
+        assert all(level[start:end].max() > -30 for start, end in spans), (row["id"], spans.tolist())
+    assert extractor.num_units == 8
+
+
+def test_lst_corpus_builds_from_a_folder_of_recordings_and_names_bad_input(prompt_folder, tmp_path, capsys):
+    import datasets
+
+    from lst_speech.tokenization.speech.unit_extraction import load_unit_extractor
+    from lst_speech.training.cli.main import main
+
+    command = ["corpus", "--output", str(tmp_path / "corpus"), "--audio", str(prompt_folder), "--transcripts",
+               str(prompt_folder / "transcripts.csv"), "--num_units", "8"]
+    with pytest.raises(SystemExit):  # stops at the first bad row, named in one line
+        main(command)
+    assert "transcripts.csv, row 5: the transcript '[this is a simple beep tone]' describes a sound" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "corpus").exists()
+    main(command + ["--on_error", "skip"])
+    corpus = datasets.load_from_disk(str(tmp_path / "corpus"))
+    assert corpus["id"] == list(PROMPTS) and corpus["text"] == [text for _, text in PROMPTS.values()]
+    failures = json.loads((tmp_path / "corpus" / "failures.json").read_text())
+    assert [failure["row"] for failure in failures] == [5, 6]
+    assert load_unit_extractor(tmp_path / "corpus" / "extractor").num_units == 8
+    card = (tmp_path / "corpus" / "README.md").read_text()
+    assert "pocketsphinx (forced alignment" in card and "**left out**: 2 (failures.json)" in card
+    for bad, message in [(["--asterisk", "en", "--audio", str(prompt_folder)], "Give one source"),
+                         (["--audio", str(prompt_folder)], "needs both --audio"),
+                         (["--asterisk", "xx"], "No Asterisk prompt set 'xx'")]:
+        with pytest.raises(SystemExit):
+            main(["corpus", "--output", str(tmp_path / "other"), *bad])
+        assert message in capsys.readouterr().err
+
+
+def test_lst_corpus_from_the_asterisk_prompts(tmp_path):
+    import datasets
+
+    from lst_speech.training.cli.main import main
+
+    main(["corpus", "--output", str(tmp_path / "asterisk"), "--asterisk", "en", "--num_utterances", "3",
+          "--num_units", "10"])
+    corpus = datasets.load_from_disk(str(tmp_path / "asterisk"))
+    assert corpus["id"] == ["activated", "added", "agent-alreadyon"]
+    assert corpus[2]["words"][:4] == ["That", "agent", "is", "already"] and len(corpus[2]["word_spans"]) == 16
+    assert "cc-by-sa-3.0" in (tmp_path / "asterisk" / "README.md").read_text()

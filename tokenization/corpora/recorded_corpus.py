@@ -1,0 +1,125 @@
+"""Spoken corpora from recorded speech: a folder of audio + a transcript file -> the spoken corpus's rows.
+
+The rows are those of `spoken_corpus` (`{id, text, words, units, word_spans, character_starts}`), so every
+builder that reads the espeak corpus reads these too; word times come from one of our aligners run on each
+recording and its transcript (pocketsphinx, or CTC, which also gives `character_starts`; pocketsphinx leaves
+them null, and `lst data --piece_timing proportional` fills them). Units come from a saved extractor or an
+MFCC k-means one fitted on the corpus's first recordings.
+
+The installed Asterisk prompts (`transcript_files.asterisk_source`) are one such folder. A transcript with no audio, a recording that cannot be read or
+aligned, or a transcript that only describes a sound (`[beep tone]`, `(5 seconds of silence)`) stops the build with one line naming the
+file and row, or with `on_error="skip"` is listed in the returned failures: never silently dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import datasets
+from tqdm.auto import tqdm
+
+from ..speech.audio import duration_seconds, read_audio
+from ..speech.character_times import character_frames
+from .spoken_corpus import FEATURES
+from .transcript_files import AUDIO_NAME_SUFFIXES, describes_a_sound, read_transcript_file
+
+logger = logging.getLogger(__name__)
+
+@dataclasses.dataclass
+class Recording:
+    name: str  # the audio's path under the folder, without its suffix: the row's id
+    audio: Path
+    text: str
+    row: int  # of the transcript file
+
+
+def _audio_by_name(root: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in suffixes and p.is_file()):
+        name = path.relative_to(root).with_suffix("").as_posix()
+        if name in found:
+            raise ValueError(f"{found[name]} and {path} are both audio {name!r}: pass one --audio_suffix.")
+        found[name] = path
+    return found
+
+
+def recordings(audio_root: str | Path, transcript_file: str | Path, suffixes: tuple[str, ...] | None = None,
+               failures: list | None = None, limit: int | None = None) -> list[Recording]:
+    """The first `limit` (default all) of the transcript file's entries that have audio under `audio_root`, in
+    the file's order. Entries before them without audio, or whose text only describes a sound, raise (`failures`
+    None) or are appended to `failures`."""
+    audio_root, transcript_file = Path(audio_root), Path(transcript_file)
+    if not audio_root.is_dir():
+        raise ValueError(f"--audio {audio_root} is not a folder of recordings.")
+    suffixes = tuple(s.lower() for s in (suffixes or AUDIO_NAME_SUFFIXES))
+    audio = _audio_by_name(audio_root, suffixes)
+    entries = read_transcript_file(transcript_file)
+    found = []
+    for name, (text, row) in entries.items():
+        if len(found) == limit:
+            break
+        reason = None
+        if name not in audio:
+            reason = f"no audio {name}{{{','.join(suffixes)}}} under {audio_root}"
+        elif describes_a_sound(text):
+            reason = f"the transcript {text!r} describes a sound, not speech"
+        if reason is None:
+            found.append(Recording(name, audio[name], text, row))
+        else:
+            _fail(failures, str(transcript_file), row, reason)
+    logger.info("%d recordings with transcripts under %s (%d audio files have none)", len(found), audio_root,
+                len(audio.keys() - entries.keys()))
+    return found
+
+
+def _fail(failures: list | None, file: str, row: int | None, reason: str) -> None:
+    where = f"{file}, row {row}" if row is not None else file
+    if failures is None:
+        raise ValueError(f"{where}: {reason}.")
+    failures.append({"file": file, "row": row, "reason": reason})
+    logger.warning("skipped %s: %s", where, reason)
+
+
+def recorded_rows(items: list[Recording], extractor, aligner, transcript_file: str | Path,
+                  failures: list | None = None, progress: bool = True):
+    """Rows of the spoken-corpus schema, one per recording that reads and aligns (a generator)."""
+    for item in tqdm(items, desc="aligning", disable=not progress, unit="utt"):
+        try:
+            waveform, rate = read_audio(item.audio)
+            units = extractor(waveform, rate)
+            alignment = aligner.align(waveform, rate, item.text)
+            spans = alignment.frame_spans(extractor.frame_rate, len(units), duration_seconds(waveform, rate))
+        except (ValueError, RuntimeError) as error:
+            _fail(failures, str(item.audio), item.row, f"{error} (transcript {transcript_file}, row {item.row})")
+            continue
+        characters = (None if alignment.character_times is None else
+                      character_frames(alignment.character_times, spans, extractor.frame_rate))
+        yield {"id": item.name, "text": item.text, "words": list(alignment.words), "units": units.tolist(),
+               "word_spans": spans.tolist(), "character_starts": characters}
+
+
+def build_recorded_corpus(audio_root, transcript_file, aligner, extractor=None, num_units: int = 100,
+                          fit_utterances: int = 300, limit: int | None = None, on_error: str = "stop",
+                          suffixes: tuple[str, ...] | None = None, seed: int = 0, progress: bool = True):
+    """`(dataset, extractor, failures)` for the first `limit` recordings (all by default) of a folder and its
+    transcript file. `aligner` has `align(waveform, rate, text) -> WordAlignment`; without `extractor`, an MFCC
+    k-means one of `num_units` units is fitted on the first `fit_utterances` recordings."""
+    if on_error not in ("stop", "skip"):
+        raise ValueError(f"on_error must be 'stop' or 'skip', got {on_error!r}.")
+    failures = [] if on_error == "skip" else None
+    items = recordings(audio_root, transcript_file, suffixes, failures, limit)
+    if not items:
+        raise ValueError(f"No recording under {audio_root} has a transcript in {transcript_file}.")
+    if extractor is None:
+        from ..speech.mfcc_units import MfccUnitExtractor
+
+        fit_audio = [read_audio(item.audio) for item in items[:fit_utterances]]
+        if len({rate for _, rate in fit_audio}) > 1:
+            raise ValueError(f"The recordings under {audio_root} have several sampling rates; resample them first.")
+        extractor = MfccUnitExtractor(num_units).fit([w for w, _ in fit_audio], fit_audio[0][1], seed=seed)
+    rows = list(recorded_rows(items, extractor, aligner, transcript_file, failures, progress))
+    if not rows:
+        raise ValueError(f"None of the {len(items)} recordings under {audio_root} could be aligned; see the failures.")
+    return datasets.Dataset.from_list(rows, features=FEATURES), extractor, failures or []
