@@ -127,3 +127,24 @@ def test_an_adapter_is_exported_only_onto_the_base_it_was_trained_on(tokenizer, 
     assert not (tmp_path / "release").exists()
     export_release(tmp_path / "adapter", tmp_path / "release", base_repo_id=str(tmp_path / "base"))
     assert (tmp_path / "release" / "adapter_model.safetensors").is_file()
+
+
+def test_a_vocoder_run_resumes_only_with_the_extractor_its_units_came_from(tmp_path):
+    import json
+
+    from lst_speech.training.vocoder.train_vocoder import DATA_EXTRACTOR, check_data_extractor
+
+    rng = np.random.default_rng(0)
+    audio = [rng.normal(size=16000).astype(np.float32)]
+    first, second = MfccUnitExtractor(num_units=8).fit(audio, 16000, seed=0), MfccUnitExtractor(num_units=8)
+    second.fit([rng.normal(size=16000).astype(np.float32)], 16000, seed=1)
+    assert first.fingerprint() != second.fingerprint()  # one unit count, numbered differently
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    with pytest.raises(ValueError, match=f"without {DATA_EXTRACTOR} .*train into a new --output_dir"):
+        check_data_extractor(data_dir, first, tmp_path / "first")
+    (data_dir / DATA_EXTRACTOR).write_text(json.dumps({"extractor": str(tmp_path / "first"),
+                                                       "fingerprint": first.fingerprint()}))
+    check_data_extractor(data_dir, first, tmp_path / "first")
+    with pytest.raises(ValueError, match=r"made with the extractor .*first, not with .*second: resume with"):
+        check_data_extractor(data_dir, second, tmp_path / "second")

@@ -8,6 +8,7 @@ file, and saved next to a small config (`save_pretrained` / `load_unit_extractor
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -111,6 +112,13 @@ class KMeansUnitExtractor:
     def config(self) -> dict:
         return {"extractor": self.kind, "num_units": self.num_units, "sampling_rate": self.sampling_rate,
                 "frame_rate": self.frame_rate}
+
+    def fingerprint(self) -> str:
+        """A hash of the settings and the centroids: what units this extractor writes, to record beside data made
+        with it (two extractors of one unit count still number their units differently)."""
+        digest = hashlib.sha256(json.dumps(self.config(), sort_keys=True).encode())
+        digest.update(np.ascontiguousarray(self.centroids, dtype=np.float32).tobytes())
+        return digest.hexdigest()
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         if self.centroids is None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ logger = logging.getLogger("lst.vocoder")
 LOG_FILE = "log.jsonl"
 MEL_WEIGHT, DURATION_WEIGHT = 45.0, 1.0  # HiFi-GAN's mel weight; fairseq's duration loss weight
 OWNER = "lst vocoder train"
+DATA_EXTRACTOR = "extractor.json"  # beside the prepared units: which extractor wrote them
 
 
 @dataclass
@@ -138,8 +140,25 @@ def prepare_data(args: VocoderTrainingArguments):
                                                                                 len(train_texts)))})
         with atomic_directory(data_dir, OWNER) as partial:
             splits.save_to_disk(str(partial))
+            (partial / DATA_EXTRACTOR).write_text(json.dumps({"extractor": os.fspath(args.extractor or extractor_dir),
+                                                              "fingerprint": extractor.fingerprint()}) + "\n")
+    check_data_extractor(data_dir, extractor, args.extractor or extractor_dir)
     splits = datasets.load_from_disk(str(data_dir))
     return splits["train"], splits["held_out"], extractor
+
+
+def check_data_extractor(data_dir: Path, extractor, extractor_path) -> None:
+    """Units prepared by an earlier run of this folder were written by one extractor: a resume with another (even
+    of the same unit count, which numbers its units differently) would train on units it does not make."""
+    record_file = data_dir / DATA_EXTRACTOR
+    if not record_file.is_file():
+        raise ValueError(f"{data_dir} holds units without {DATA_EXTRACTOR} (an older run): which extractor wrote "
+                         "them is unknown; train into a new --output_dir.")
+    record = json.loads(record_file.read_text())
+    if record["fingerprint"] != extractor.fingerprint():
+        raise ValueError(f"The units in {data_dir} were made with the extractor {record['extractor']}, not with "
+                         f"{os.fspath(extractor_path)}: resume with --extractor {record['extractor']}, or train into a "
+                         "new --output_dir.")
 
 
 def build_vocoder(args, extractor) -> UnitHifiGanVocoder:
