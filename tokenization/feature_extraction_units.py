@@ -1,7 +1,7 @@
 """The unit extractors as a transformers feature extractor, so `AutoFeatureExtractor` loads one by repo id.
 
-`UnitFeatureExtractor` is the `SequenceFeatureExtractor` face of a k-means unit extractor (MFCC or HuBERT,
-`lst_speech.tokenization.speech.unit_extraction`): its settings go to `preprocessor_config.json` like any feature
+`UnitFeatureExtractor` is the `SequenceFeatureExtractor` face of a k-means unit extractor (MFCC, HuBERT or a
+Whisper encoder, `lst_speech.tokenization.speech.unit_extraction`): its settings go to `preprocessor_config.json` like any feature
 extractor's, its k-means centroids into the same file as base64 `.npy` bytes (exact, and a third the size of a list
 of floats), and calling it turns waveforms into unit ids. The work is done by the extractor classes themselves; this class
 only carries them through transformers' save / load / Auto machinery.
@@ -22,7 +22,7 @@ from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import cached_file
 
 CENTROIDS_NAME = "unit_centroids.npy"  # where saves from before 2026-12 keep their centroids
-KINDS = ("mfcc_kmeans", "hubert_kmeans")
+KINDS = ("mfcc_kmeans", "hubert_kmeans", "whisper_kmeans")
 
 
 def encode_centroids(centroids: np.ndarray) -> str:
@@ -45,16 +45,20 @@ class UnitFeatureExtractor(SequenceFeatureExtractor):
 
     def __init__(self, extractor_kind: str = "mfcc_kmeans", num_units: int = 100, sampling_rate: int = 16000,
                  frame_rate: int = 50, hubert_model: str | None = None, hubert_layer: int | None = None,
-                 centroids: np.ndarray | str | None = None, **kwargs):
+                 centroids: np.ndarray | str | None = None, whisper_model: str | None = None,
+                 whisper_layer: int | None = None, **kwargs):
         if extractor_kind not in KINDS:
             raise ValueError(f"extractor_kind must be one of {KINDS}, got {extractor_kind!r}.")
         if extractor_kind == "hubert_kmeans" and (hubert_model is None or hubert_layer is None):
             raise ValueError("A HuBERT unit extractor needs hubert_model and hubert_layer.")
+        if extractor_kind == "whisper_kmeans" and (whisper_model is None or whisper_layer is None):
+            raise ValueError("A Whisper-encoder unit extractor needs whisper_model and whisper_layer.")
         for fixed in ("feature_size", "padding_value"):  # saved by to_dict; always mono waveforms padded with 0
             kwargs.pop(fixed, None)
         super().__init__(feature_size=1, sampling_rate=sampling_rate, padding_value=0.0, **kwargs)
         self.extractor_kind, self.num_units, self.frame_rate = extractor_kind, num_units, frame_rate
         self.hubert_model, self.hubert_layer = hubert_model, hubert_layer
+        self.whisper_model, self.whisper_layer = whisper_model, whisper_layer
         if isinstance(centroids, str):
             centroids = decode_centroids(centroids)
         self.centroids = None if centroids is None else np.asarray(centroids, dtype=np.float32)
@@ -68,10 +72,12 @@ class UnitFeatureExtractor(SequenceFeatureExtractor):
         """The feature extractor of a fitted `KMeansUnitExtractor` (what `lst units fit` saves)."""
         if extractor.centroids is None:
             raise ValueError("The unit extractor has no centroids: fit it first.")
-        hubert = extractor.kind == "hubert_kmeans"
+        hubert, whisper = extractor.kind == "hubert_kmeans", extractor.kind == "whisper_kmeans"
         return cls(extractor.kind, extractor.num_units, extractor.sampling_rate, extractor.frame_rate,
                    getattr(extractor, "model_name_or_path", None) if hubert else None,
-                   getattr(extractor, "layer", None) if hubert else None, extractor.centroids)
+                   getattr(extractor, "layer", None) if hubert else None, extractor.centroids,
+                   getattr(extractor, "model_name", None) if whisper else None,
+                   getattr(extractor, "layer", None) if whisper else None)
 
     @property
     def unit_extractor(self):
@@ -83,11 +89,16 @@ class UnitFeatureExtractor(SequenceFeatureExtractor):
                 from .speech.mfcc_units import MfccUnitExtractor
 
                 self._extractor = MfccUnitExtractor(self.num_units, self.centroids)
-            else:
+            elif self.extractor_kind == "hubert_kmeans":
                 from .speech.hubert_units import HubertUnitExtractor
 
                 self._extractor = HubertUnitExtractor(self.hubert_model, self.hubert_layer, self.num_units,
                                                       self.centroids)
+            else:
+                from .speech.whisper_units import WhisperUnitExtractor
+
+                self._extractor = WhisperUnitExtractor(self.whisper_model, self.whisper_layer, self.num_units,
+                                                       self.centroids)
         return self._extractor
 
     def __call__(self, raw_speech, sampling_rate: int | None = None, deduplicate: bool = False,

