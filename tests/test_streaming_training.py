@@ -13,6 +13,7 @@ import datasets
 import pytest
 from test_pretrain import ENV, arguments, read_log, run_pretraining, workspace  # noqa: F401  (fixture)
 
+from lst_speech.tokenization.output_safety import MARKER
 from lst_speech.training.data.dataset_files import open_dataset, write_parquet_shards
 from lst_speech.training.data.packing import PACKED_FEATURES
 
@@ -77,6 +78,7 @@ def test_a_streamed_run_resumes_mid_window_and_across_epochs_to_the_same_losses(
 
     resumed = tmp_path / "resumed"
     resumed.mkdir()
+    shutil.copy(reference / MARKER, resumed / MARKER)  # a copy of the run, up to its fifth step
     shutil.copytree(reference / "checkpoint-5", resumed / "checkpoint-5")
     (resumed / "log.jsonl").write_text("".join(json.dumps(row) + "\n" for row in expected[:5]))
     run_pretraining(*streamed_arguments(workspace, corpus, resumed, *window, "--resume_from_checkpoint", "latest"))
