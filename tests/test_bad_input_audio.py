@@ -32,6 +32,26 @@ def test_a_missing_audio_file_is_reported_as_missing(tmp_path):
         read_audio(tmp_path)
 
 
+# The formats soundfile writes whose headers say how long they are; libsndfile reads a cut WAV, AIFF, AU, W64, RF64
+# or NIST file (or an MP3) as a shorter whole one, and fails on a cut FLAC, Ogg or CAF.
+TRUNCATABLE = [("WAV", "PCM_16"), ("WAV", "FLOAT"), ("WAV", "ULAW"), ("WAVEX", "FLOAT"), ("RF64", "PCM_16"),
+               ("W64", "PCM_16"), ("AIFF", "PCM_16"), ("AIFF", "FLOAT"), ("AU", "PCM_16"), ("AU", "FLOAT"),
+               ("NIST", "PCM_16"), ("MP3", "MPEG_LAYER_III"), ("FLAC", "PCM_16"), ("OGG", "VORBIS"),
+               ("OGG", "OPUS"), ("CAF", "PCM_16")]
+
+
+@pytest.mark.parametrize("container, subtype", TRUNCATABLE)
+def test_a_file_cut_to_half_its_length_is_named_in_every_format(container, subtype, tmp_path):
+    path = tmp_path / f"cut.{container.lower()}"
+    samples = (0.3 * np.sin(np.arange(32000) / 10)).astype(np.float32)
+    soundfile.write(str(path), samples, 16000, format=container, subtype=subtype)
+    assert len(read_audio(path)[0]) == 32000  # whole, it reads whole
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=rf"{path.name}'.*(is truncated: its header declares 32000 frames|Error)"):
+        read_audio(path)
+
+
 def test_an_unreadable_and_a_truncated_file_are_named(tmp_path):
     (tmp_path / "text.wav").write_text("not audio at all")
     with pytest.raises(ValueError, match=r"Cannot read audio file '.*text.wav'"):

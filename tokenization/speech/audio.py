@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-import wave
+import struct
 
 import numpy as np
 import soundfile
@@ -31,7 +31,7 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         waveform, sampling_rate = soundfile.read(path, dtype="float32", always_2d=False)
     except (RuntimeError, soundfile.LibsndfileError) as error:
         raise ValueError(f"Cannot read audio file {os.fspath(path)!r}: {error}") from error
-    declared = _declared_wav_frames(path)
+    declared = declared_frames(path)
     if declared is not None and declared > len(waveform):
         raise ValueError(
             f"Audio file {os.fspath(path)!r} is truncated: its header declares {declared} frames but it holds "
@@ -64,14 +64,85 @@ def read_g722(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     return (samples.astype(np.float32) / 32768.0), rate
 
 
-def _declared_wav_frames(path) -> int | None:
-    """The frame count a PCM WAV header declares. libsndfile silently shortens a truncated WAV to the data
-    present (FLAC and others fail loudly), so only WAV needs this; the stdlib `wave` reads the header."""
+def declared_frames(path) -> int | None:
+    """The frame count a file's header declares, to compare with what could be read. libsndfile silently shortens
+    a truncated WAV or AIFF to the data present and reports that as the length, so those two headers are read
+    here (the stdlib's `wave` reads PCM only, not float WAV, and `aifc` is gone from Python 3.13); FLAC and Ogg
+    fail loudly on a cut, and for the rest (MP3, ...) soundfile reports the length the stream header declares."""
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if len(head) == 12 and head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
+            return _declared_riff_frames(handle)
+        if len(head) == 12 and head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+            return _declared_aiff_frames(handle)
+        if head[:4] == b"riff":  # Sony Wave64: 16-byte chunk ids (the FourCC first), 64-bit sizes
+            handle.seek(40)
+            return _declared_riff_frames(handle, wave64=True)
+        if head[:4] == b".snd":  # Sun AU: the data size sits in the fixed header
+            return _declared_au_frames(handle)
+        if head[:8] == b"NIST_1A\n":  # NIST SPHERE: a text header with sample_count
+            handle.seek(0)
+            return _declared_nist_frames(handle.read(1024))
     try:
-        with wave.open(os.fspath(path), "rb") as handle:
-            return handle.getnframes()
-    except (wave.Error, EOFError, OSError):  # not a PCM WAV (float WAV, FLAC, ...): nothing to compare
+        return soundfile.info(path).frames
+    except (RuntimeError, soundfile.LibsndfileError):
         return None
+
+
+def _chunks(handle, byte_order: str, wave64: bool = False):
+    """(FourCC, data size, offset of the data) of each chunk from the current position to the end of the file:
+    RIFF/AIFF chunks (8-byte headers, even padding) or Wave64's (24-byte headers counted in the size, 8-byte
+    padding)."""
+    header_size = 24 if wave64 else 8
+    while len(header := handle.read(header_size)) == header_size:
+        if wave64:
+            size = struct.unpack("<Q", header[16:])[0] - header_size
+        else:
+            size = struct.unpack(byte_order + "I", header[4:])[0]
+        offset = handle.tell()
+        yield header[:4], size, offset
+        handle.seek(offset + size + (-size % 8 if wave64 else size & 1))
+
+
+def _declared_riff_frames(handle, wave64: bool = False) -> int | None:
+    block_align = data_size_64 = None
+    for chunk_id, size, offset in _chunks(handle, "<", wave64):
+        if chunk_id == b"ds64" and size >= 16:  # RF64: the 64-bit sizes, the data chunk's second
+            handle.seek(offset + 8)
+            data_size_64 = struct.unpack("<Q", handle.read(8))[0]
+        elif chunk_id == b"fmt " and size >= 16:
+            handle.seek(offset + 12)
+            block_align = struct.unpack("<H", handle.read(2))[0]
+        elif chunk_id == b"data" and block_align:
+            return (data_size_64 if size == 0xFFFFFFFF and data_size_64 is not None else size) // block_align
+    return None
+
+
+AU_SAMPLE_BYTES = {1: 1, 2: 1, 3: 2, 4: 3, 5: 4, 6: 4, 7: 8, 27: 1}  # encoding -> bytes per sample
+
+
+def _declared_au_frames(handle) -> int | None:
+    handle.seek(8)
+    data_size, encoding, _, channels = struct.unpack(">IIII", handle.read(16))
+    if data_size == 0xFFFFFFFF or encoding not in AU_SAMPLE_BYTES or not channels:  # "unknown size"
+        return None
+    return data_size // (AU_SAMPLE_BYTES[encoding] * channels)
+
+
+def _declared_nist_frames(header: bytes) -> int | None:
+    for line in header.decode("ascii", errors="replace").splitlines():
+        fields = line.split()
+        if len(fields) == 3 and fields[0] == "sample_count":
+            return int(fields[2])
+    return None
+
+
+def _declared_aiff_frames(handle) -> int | None:
+    for chunk_id, size, offset in _chunks(handle, ">"):
+        if chunk_id == b"COMM" and size >= 6:
+            handle.seek(offset + 2)
+            return struct.unpack(">I", handle.read(4))[0]
+    return None
 
 
 _logged_conversions: set[tuple] = set()
