@@ -5,8 +5,9 @@ event with each word's character range and start time (ms). That makes synthesiz
 exact word alignments, for tests, demos and spoken benchmarks. Words are returned as espeak segmented them
 (it sometimes reads two short words as one, "In the"), so words and times correspond one to one. A word ends
 where the next begins, except for trailing low-energy frames, which are left to the pause between them.
-PHONEME events give each phoneme's start; `character_times.letters_from_phonemes` turns them into the
-start time of each character of each word, which BPE-aligned patching cuts words at.
+PHONEME events give each phoneme's start (kept per word in `phonemes`: phone labels for unit-quality scores);
+`character_times.letters_from_phonemes` turns them into the start time of each character of each word, which
+BPE-aligned patching cuts words at.
 Install the library with `apt-get install espeak-ng`.
 """
 
@@ -59,6 +60,7 @@ class SynthesizedSpeech:
     words: list[str]
     word_times: np.ndarray  # (words, 2) start and end in seconds
     character_times: list[np.ndarray]  # per word, each character's start in seconds
+    phonemes: list[list[tuple[float, str]]]  # per word, espeak's phonemes: (start in seconds, mnemonic)
 
 
 class EspeakSynthesizer:
@@ -155,7 +157,7 @@ class EspeakSynthesizer:
         for word, (start, end), owned in zip(words, times, word_phonemes):
             phoneme_starts = np.clip([t for t, _ in owned], start, end)
             character_times.append(letters_from_phonemes(word, [n for _, n in owned], phoneme_starts, end))
-        return SynthesizedSpeech(waveform, self.sampling_rate, words, times, character_times)
+        return SynthesizedSpeech(waveform, self.sampling_rate, words, times, character_times, word_phonemes)
 
     def _trim_pause(self, waveform: np.ndarray, start: float, end: float) -> float:
         """Move a word's end back over trailing quiet 10 ms frames (keeping at least one frame)."""
