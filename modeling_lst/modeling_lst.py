@@ -696,11 +696,70 @@ class LSTModel(LSTPreTrainedModel):
                              "relies on: split long patches (training.patching does) or run without use_cache.")
 
     def _cached_steps(self, input_ids, attention_mask, cache: LSTCache, output_attentions) -> LSTModelOutput:
-        """New tokens one at a time: one local step each, a global step only when a patch closes."""
-        outputs = []
-        for index in range(input_ids.shape[1]):
-            outputs.append(self._cached_step(input_ids[:, index : index + 1], attention_mask, cache, output_attentions))
-        return LSTModelOutput(last_hidden_state=torch.cat(outputs, dim=1), cache=cache)
+        """New tokens after a cache: one token is a local step (and a global step when it closes a patch);
+        several, as when scoring endings after a cached prompt or checking drafted tokens, go in one pass."""
+        if input_ids.shape[1] > 1:
+            return self._cached_chunk(input_ids, attention_mask, cache, output_attentions)
+        hidden = self._cached_step(input_ids, attention_mask, cache, output_attentions)
+        return LSTModelOutput(last_hidden_state=hidden, cache=cache)
+
+    def _cached_chunk(self, input_ids, attention_mask, cache: LSTCache, output_attentions) -> LSTModelOutput:
+        """Several new tokens in one pass, with what one step per token would compute: static patching goes on
+        from the cache's open patch, each patch that closes among them (the open one included) is pooled and
+        run through the global transformer as a new slot, and each token reads the slots closed before its
+        patch. Rows that close fewer patches get masked dummy slots, as in a step; a run of padding is one patch,
+        as in a full forward, so that a right-padded row adds one slot for its padding, not one per token."""
+        seen, (batch, length), device = cache.get_seq_length(), input_ids.shape, input_ids.device
+        token_is_real = (attention_mask[:, seen:].bool() if attention_mask is not None
+                         else torch.ones_like(input_ids, dtype=torch.bool))
+        is_speech = self.speech_mask(input_ids) & token_is_real
+        # The speech run before each token: the cache's run extended, or the run since the last non-speech token.
+        index = torch.arange(length, device=device).expand(batch, -1)
+        last_break = torch.where(~is_speech, index, -1).cummax(dim=1).values
+        last_break = torch.nn.functional.pad(last_break[:, :-1], (1, 0), value=-1)
+        run = torch.where(last_break < 0, cache.speech_run_length[:, None] + index, index - last_break - 1)
+        # As in a full forward, a run of padding (after the real tokens of a right-padded batch) is one patch.
+        previous_real = torch.cat([cache.token_is_real[:, -1:], token_is_real[:, :-1]], dim=1)
+        starts = (~is_speech & (token_is_real | previous_real)) | (is_speech & (run % self.config.patch_size == 0))
+        local_patch = starts.long().cumsum(dim=1)  # 0: the cache's open patch; a start closes the patch before it
+        patch_ids = cache.patch_ids[:, -1:] + local_patch
+
+        all_real = torch.cat([cache.token_is_real, token_is_real], dim=1)
+        positions = cache.token_is_real.long().sum(dim=1, keepdim=True) + token_is_real.long().cumsum(dim=1) - 1
+        positions = positions + ~token_is_real  # a padding token sits where the next real one would (as a step)
+        position_embeddings, local_attention = self._local_inputs(all_real, positions, output_attentions)
+        encoder_states = self.encoder.contextualize(input_ids, position_embeddings, local_attention, cache.local)
+
+        closing = int(starts.sum(dim=1).max())
+        if closing:
+            # Closed patch j (j = 0: the open one) ends just before the (j + 1)-th start; it is real when its last
+            # token is. Pooled from the cache's last `closing_window` tokens and the new ones.
+            start_at = torch.where(starts, index, length).sort(dim=1).values[:, :closing]
+            closed_is_real = (start_at < length) & previous_real.gather(1, start_at.clamp(max=length - 1))
+            tail = min(seen, self.closing_window)
+            tail_ids = torch.cat([cache.patch_ids[:, -tail:], patch_ids], dim=1)
+            tail_states = torch.cat([cache.encoder_states[:, -tail:], encoder_states], dim=1)
+            tail_real = torch.cat([cache.token_is_real[:, -tail:], token_is_real], dim=1)
+            closed = cache.patch_ids[:, -1:] + torch.arange(closing, device=device)
+            patch_embeds = self.encoder.pool(tail_states, tail_ids - tail_ids[:, :1], tail_real,
+                                             closed - tail_ids[:, :1], output_attentions)
+            slot_is_real = torch.cat([cache.slot_is_real, closed_is_real], dim=1)
+            slot_positions = cache.slot_is_real.long().sum(dim=1, keepdim=True) + closed_is_real.long().cumsum(dim=1)
+            slot_positions = slot_positions - closed_is_real.long()
+            global_states = self.global_transformer(patch_embeds, slot_is_real.long(), slot_positions, cache.global_)
+            global_states = torch.where(closed_is_real[..., None], global_states, 0.0)
+            cache.append_slots(self.decoder.project_slots(global_states), closed_is_real)
+
+        # Token i reads the last W real slots among the cached ones and the new ones of patches before its own.
+        window = self.config.cross_attn_window_decoder
+        rank = cache.slot_is_real.long().cumsum(dim=1)
+        before = rank.gather(1, (rank.shape[1] - closing - 1 + local_patch).clamp(min=0))
+        wanted = before[..., None] - window + 1 + torch.arange(window, device=device)  # (batch, tokens, W)
+        read_slots = torch.searchsorted(rank, wanted.clamp(min=1).flatten(1)).view_as(wanted)
+        hidden = self.decoder(encoder_states, cache.patch_keys, read_slots.clamp(max=rank.shape[1] - 1), wanted >= 1,
+                              position_embeddings, local_attention, cache.local, self._cross_projections(cache))
+        cache.append_tokens(encoder_states, patch_ids, token_is_real, is_speech)
+        return LSTModelOutput(last_hidden_state=hidden, cache=cache)
 
     def _cached_step(self, token, attention_mask, cache: LSTCache, output_attentions) -> torch.Tensor:
         token_is_real, is_speech, starts = self._step_patching(token, attention_mask, cache)

@@ -49,6 +49,32 @@ def test_teacher_forced_cached_steps_reproduce_the_full_forward(model, tokenizer
     torch.testing.assert_close(torch.cat(logits, dim=1), full, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_several_tokens_after_a_cache_in_one_pass_reproduce_the_full_forward(model, tokenizer, seed):
+    """Left-padded prompts that stop anywhere (inside a speech run too), then right-padded chunks of new tokens
+    (one forward each, as when scoring endings after a cached prompt): each real token's logits are the full
+    forward's."""
+    rng = np.random.default_rng(seed)
+    sequences = [mixed_sequence(tokenizer, rng) for _ in range(4)]
+    cuts = [int(rng.integers(1, 30)) for _ in sequences]
+    prompts = [s[:cut] for s, cut in zip(sequences, cuts)]
+    news = [s[cut : cut + int(rng.integers(2, 40))] for s, cut in zip(sequences, cuts)]
+    width, length = max(map(len, prompts)), max(map(len, news))
+    ids = torch.tensor([[0] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    new_ids = torch.tensor([n + [0] * (length - len(n)) for n in news])
+    new_mask = torch.tensor([[1] * len(n) + [0] * (length - len(n)) for n in news])
+    split = int(rng.integers(2, length))
+    with torch.no_grad():
+        outputs = model(ids, attention_mask=mask, use_cache=True)
+        first = model(new_ids[:, :split], attention_mask=torch.cat([mask, new_mask[:, :split]], 1), cache=outputs.cache)
+        second = model(new_ids[:, split:], attention_mask=torch.cat([mask, new_mask], 1), cache=outputs.cache)
+        cached = torch.cat([outputs.logits[:, -1:], first.logits, second.logits], dim=1)
+        for row, (prompt, new) in enumerate(zip(prompts, news)):
+            full = model(torch.tensor([prompt + new])).logits[0, len(prompt) - 1 :]
+            torch.testing.assert_close(cached[row, : len(new) + 1], full, atol=1e-4, rtol=1e-4)
+
+
 def test_the_cache_goes_by_the_installed_transformers_name(model, tokenizer):
     """transformers 5.24 calls the cache `cache` in forwards and outputs; `past_key_values` still works, warning."""
     ids = torch.tensor([mixed_sequence(tokenizer, np.random.default_rng(3))])
