@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -103,6 +104,9 @@ def test_json_shapes(tmp_path):
         read_json_alignment([{"word": "in", "begin": 0}])
     with pytest.raises(ValueError, match="bad time span"):
         read_json_alignment([{"word": "in", "start": 0.5, "end": 0.1}])
+    for word in (None, 3, ["in"]):
+        with pytest.raises(ValueError, match=rf"entry 1's 'word' is {re.escape(repr(word))}, not text"):
+            read_json_alignment([{"word": "in", "start": 0, "end": 0.2}, {"word": word, "start": 0.2, "end": 0.4}])
 
 
 def test_transcript_mismatch_and_times_outside_the_audio_are_named():

@@ -119,6 +119,8 @@ def test_a_failed_unit_extraction_leaves_no_output_and_says_why_in_one_line(tmp_
     (["corpus", "--output", "{tmp}/c", "--num_utterances", "-3"], "--num_utterances must be at least 1, got -3"),
     (["corpus", "--output", "{tmp}/c", "--num_units", "0"], "num_units must be a whole number of at least 2"),
     (["units", "fit", "--audio", "{tmp}/none.wav", "--output", "{tmp}/x"], "none.wav' does not exist"),
+    (["generate", "--model", "{tmp}", "--text", "a", "--output_modality", "speech", "--vocoder", "{tmp}/runs/vocoder"],
+     "--vocoder {tmp}/runs/vocoder does not exist: pass the path of a unit vocoder"),
 ])
 def test_subcommands_end_bad_input_in_one_line(tmp_path, capsys, argv, words):
     with pytest.raises(SystemExit) as exited:

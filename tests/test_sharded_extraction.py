@@ -104,6 +104,23 @@ def test_unreadable_files_stop_the_job_or_are_listed_with_their_reason(audio_tre
     assert json.loads((audio_tree / "skipped" / "index.json").read_text())["failures"] == index["failures"]
 
 
+def test_a_shard_whose_files_all_failed_leaves_no_unreadable_parquet_and_counts_as_done(audio_tree):
+    import datasets
+
+    for path in sorted((audio_tree / "audio").rglob("*.wav"))[:3]:  # the first shard's three files
+        path.write_bytes(b"not audio at all")
+    job = _job(audio_tree, "skipped", on_error="skip")
+    index = run_extraction(job)
+    assert [shard["file"] for shard in index["shards"]] == ["units-00001-of-00003.parquet",
+                                                           "units-00002-of-00003.parquet"]
+    assert index["rows"] == 4 and len(index["failures"]) == 3
+    assert not (audio_tree / "skipped" / "units-00000-of-00003.parquet").exists()
+    assert job.run_process() == []  # a resume has nothing left to do
+    loaded = datasets.load_dataset("parquet", data_files=str(audio_tree / "skipped" / "units-*.parquet"),
+                                   split="train")
+    assert len(loaded) == 4
+
+
 def test_a_folder_from_another_configuration_is_refused(audio_tree):
     run_extraction(_job(audio_tree, "units"))
     with pytest.raises(ValueError, match="another extraction configuration .*deduplicate"):
@@ -113,6 +130,9 @@ def test_a_folder_from_another_configuration_is_refused(audio_tree):
     MfccUnitExtractor(num_units=5).fit([np.random.default_rng(1).normal(size=16000).astype(np.float32)],
                                        16000).save_pretrained(audio_tree / "extractor")
     with pytest.raises(ValueError, match="differs in extractor_sha256"):
+        run_extraction(_job(audio_tree, "units"))
+    (audio_tree / "units" / "extraction_config.json").write_text('{"extractor_sha256": "ab')
+    with pytest.raises(ValueError, match=r"units/extraction_config.json is damaged \(Unterminated string"):
         run_extraction(_job(audio_tree, "units"))
 
 

@@ -92,6 +92,9 @@ def _from_json_words(entries, where: str) -> WordAlignment:
             word, start, end = entry["word"], float(entry["start"]), float(entry["end"])
         except (KeyError, TypeError, ValueError):
             raise ValueError(f"{where}: entry {index} needs 'word', 'start' and 'end', got {entry!r}.") from None
+        if not isinstance(word, str):
+            raise ValueError(f"{where}: entry {index}'s 'word' is {word!r}, not text; write the word (or \"\" for a "
+                             "silence).")
         if word.strip().lower() not in SILENCE_LABELS:
             words.append(word.strip())
             times.append((start, end))

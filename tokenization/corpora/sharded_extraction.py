@@ -159,7 +159,11 @@ class ShardedExtraction:
         config_path = self.output_dir / CONFIG_FILE
         expected = self.configuration()
         if config_path.exists():
-            recorded = json.loads(config_path.read_text())
+            try:
+                recorded = json.loads(config_path.read_text())
+            except ValueError as error:
+                raise ValueError(f"{config_path} is damaged ({error}): it records which extraction wrote the shards "
+                                 "beside it; write to a new --output folder.") from error
             differing = sorted(key for key in expected if recorded.get(key) != expected[key])
             if differing:
                 raise ValueError(
@@ -236,8 +240,18 @@ class ShardedExtraction:
         shard = self.shard_path(index)
         # The failures first: a shard file that exists always has its failure list beside it.
         write_text_atomically(shard.with_suffix(".failures.json"), json.dumps(failures, indent=1))
+        if not rows:  # every file failed: no Parquet file, which datasets' reader cannot read when it has no rows
+            return
         with atomic_path(shard) as partial:
             pq.write_table(pa.Table.from_pylist(rows, schema=self.schema()), partial)
+
+    def shard_done(self, index: int) -> bool:
+        """Its Parquet file is written, or its failure list names every one of its files (no rows to write)."""
+        shard = self.shard_path(index)
+        if shard.exists():
+            return True
+        failures = shard.with_suffix(".failures.json")
+        return failures.exists() and len(json.loads(failures.read_text())) == len(self.shards[index])
 
     def run_process(self, process_index: int = 0, num_processes: int = 1, device: str | None = None) -> list[int]:
         """Writes this process's unfinished shards, the feature model on `device` (default: this process's GPU
@@ -245,7 +259,7 @@ class ShardedExtraction:
         extractor, alignments = self.load_inputs()
         extractor.to(device or default_device(process_index), self.dtype)
         mine = range(process_index, len(self.shards), num_processes)
-        todo = [index for index in mine if not self.shard_path(index).exists()]
+        todo = [index for index in mine if not self.shard_done(index)]
         if len(todo) < len(mine):
             logger.info("process %d: %d of its %d shards are already written; resuming", process_index,
                         len(mine) - len(todo), len(mine))
@@ -258,17 +272,19 @@ class ShardedExtraction:
     def write_index(self) -> dict:
         """`index.json` (shards, rows, hours, every failure with its reason), once all shards exist; the
         command writes the dataset card from it."""
-        missing = [str(self.shard_path(i)) for i in range(len(self.shards)) if not self.shard_path(i).exists()]
+        missing = [str(self.shard_path(i)) for i in range(len(self.shards)) if not self.shard_done(i)]
         if missing:
             raise ValueError(f"{len(missing)} shards are not written yet (first: {missing[0]}); run the "
                              "extraction again to finish them.")
         shards, failures = [], []
         for index in range(len(self.shards)):
             path = self.shard_path(index)
+            failures += json.loads(path.with_suffix(".failures.json").read_text())
+            if not path.exists():  # all of its files failed
+                continue
             table = pq.read_table(path, columns=["duration"])
             shards.append({"file": path.name, "rows": table.num_rows,
                            "hours": sum(table.column("duration").to_pylist()) / 3600})
-            failures += json.loads(path.with_suffix(".failures.json").read_text())
         index = {"shards": shards, "rows": sum(s["rows"] for s in shards),
                  "hours": sum(s["hours"] for s in shards), "failures": failures,
                  "unmatched_alignments": self.unmatched_alignments(), "configuration": self.configuration()}
