@@ -100,3 +100,24 @@ def test_lst_corpus_from_the_asterisk_prompts(tmp_path):
     assert corpus["id"] == ["activated", "added", "agent-alreadyon"]
     assert corpus[2]["words"][:4] == ["That", "agent", "is", "already"] and len(corpus[2]["word_spans"]) == 16
     assert "cc-by-sa-3.0" in (tmp_path / "asterisk" / "README.md").read_text()
+
+
+def test_the_processor_turns_a_recorded_prompt_into_model_inputs(asterisk, tokenizer):
+    """A recorded prompt through extraction, alignment and the processor: the ids are the rows' units and text,
+    and every word of the transcript has a span."""
+    from lst_speech.tokenization.alignment.pocketsphinx_aligner import PocketsphinxAligner
+    from lst_speech.tokenization.processing_lst import SpeechTextProcessor
+    from lst_speech.tokenization.segments import SpeechSegment
+    from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
+
+    audio, _ = asterisk
+    clips = [read_audio(audio / f"{name}.g722")[0] for name in PROMPTS]
+    extractor = MfccUnitExtractor(tokenizer.num_units).fit(clips, 16000)
+    text = PROMPTS["agent-pass"][1]
+    alignment = PocketsphinxAligner().align(clips[2], 16000, text)
+    inputs = SpeechTextProcessor(extractor, tokenizer)(audio=clips[2], sampling_rate=16000, text=text,
+                                                      alignment=alignment)
+    units = extractor(clips[2], 16000)
+    spans = alignment.frame_spans(extractor.frame_rate, len(units), len(clips[2]) / 16000)
+    assert inputs["input_ids"] == tokenizer(segments=[SpeechSegment(units, spans), text])["input_ids"]
+    assert len(inputs["word_spans"]) == 9 and len(units) == 165  # 3.285 s at 50 frames a second
