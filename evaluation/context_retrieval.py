@@ -35,28 +35,29 @@ def split_paired_utterance(row: dict, fraction: float = 0.5) -> dict:
 
 
 def context_retrieval_matrix(model, tokenizer, rows, direction: str, batch_size: int = 16,
-                             progress: bool = False) -> np.ndarray:
-    """S[i, j] = log p(continuation j | prompt i), in the direction's modalities."""
+                             progress: bool = False, use_prompt_cache: bool = True) -> np.ndarray:
+    """S[i, j] = log p(continuation j | prompt i), in the direction's modalities; each prompt runs once, its cache
+    continued by the N continuations (`use_prompt_cache=False`: N x N full forwards, the same scores)."""
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}.")
     splits = [split_paired_utterance(row) for row in rows]
     prompts = [s[direction[0]][0] for s in splits]
     continuations = [s[direction[2]][1] for s in splits]
     pairs = [([p], [c]) for p in prompts for c in continuations]
-    scores = continuation_log_likelihoods(model, tokenizer, pairs, batch_size,
-                                          f"CRA {direction}" if progress else None).log_likelihood
+    scores = continuation_log_likelihoods(model, tokenizer, pairs, batch_size, f"CRA {direction}" if progress else None,
+                                          use_prompt_cache).log_likelihood
     return scores.reshape(len(rows), len(rows))
 
 
 def context_retrieval_accuracy(model, tokenizer, rows, directions=DIRECTIONS, batch_size: int = 16,
-                               progress: bool = False) -> dict:
+                               progress: bool = False, use_prompt_cache: bool = True) -> dict:
     """CRA per direction, with the chance level (the `cra` evaluate module) and a 95% Wilson interval."""
     import evaluate  # imported here: it takes seconds, and only evaluation needs it
 
     metric = evaluate.load(CRA_METRIC)
     results = {}
     for direction in directions:
-        matrix = context_retrieval_matrix(model, tokenizer, rows, direction, batch_size, progress)
+        matrix = context_retrieval_matrix(model, tokenizer, rows, direction, batch_size, progress, use_prompt_cache)
         result = metric.compute(predictions=matrix.tolist(), references=list(range(len(rows))))
         retrieved = round(result["cra"] * result["num_contexts"])
         results[direction] = {**result, "cra_ci95": list(proportion_interval(retrieved, result["num_contexts"]))}

@@ -4,6 +4,10 @@ The core of CRA and of multiple-choice evaluation. A context and a continuation 
 strings and unit arrays); they are encoded together, and only the continuation's own tokens are scored: a
 modality marker between them is left out, since it does not belong to the continuation and its probability
 would differ between contexts. Works for `LSTForCausalLM` and for the Llama baseline alike.
+
+By default each distinct context runs once and its cache is continued by each of its continuations
+(`cached_scoring`); `use_prompt_cache=False` scores every pair by a full forward, the reference the cached path
+is tested and timed against. Models without a cache of their own are always scored by full forwards.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+from lst_speech.evaluation.cached_scoring import cached_log_likelihoods, continues_a_cache
 
 NORMALIZATIONS = ("sum", "per_token", "per_unit")
 
@@ -40,9 +46,10 @@ def _size(segments) -> int:
     return sum(len(s) if isinstance(s, str) else int(np.asarray(s).size) for s in segments)
 
 
-def continuation_log_likelihoods(model, tokenizer, pairs, batch_size: int = 16,
-                                 progress: str | None = None) -> ContinuationScores:
-    """Score `pairs` of (context segments, continuation segments); `progress` labels a progress bar over batches."""
+def continuation_log_likelihoods(model, tokenizer, pairs, batch_size: int = 16, progress: str | None = None,
+                                 use_prompt_cache: bool = True) -> ContinuationScores:
+    """Score `pairs` of (context segments, continuation segments); `progress` labels a progress bar over batches;
+    `use_prompt_cache` runs each distinct context once (see the module's docstring)."""
     rows, scored_from, scored_to = [], [], []
     for context, continuation in pairs:
         if not continuation:
@@ -55,14 +62,26 @@ def continuation_log_likelihoods(model, tokenizer, pairs, batch_size: int = 16,
         rows.append(full)
         scored_from.append(prefix + (1 if full[prefix] in tokenizer.marker_token_ids else 0))
         scored_to.append(len(full) - int(tokenizer.add_eos_token))
-    log_likelihood = np.zeros(len(rows))
     num_tokens = np.array([b - a for a, b in zip(scored_from, scored_to)], dtype=np.float64)
+    if use_prompt_cache and continues_a_cache(model):
+        log_likelihood = cached_log_likelihoods(model, rows, scored_from, scored_to, tokenizer.pad_token_id,
+                                                batch_size, progress)
+    else:
+        log_likelihood = _full_forward_log_likelihoods(model, rows, scored_from, scored_to, tokenizer.pad_token_id,
+                                                       batch_size, progress)
+    return ContinuationScores(log_likelihood, num_tokens, np.array([_size(c) for _, c in pairs], dtype=np.float64))
+
+
+def _full_forward_log_likelihoods(model, rows, scored_from, scored_to, pad_token_id, batch_size,
+                                  progress) -> np.ndarray:
+    """One right-padded full forward per pair, `batch_size` pairs at a time, in the given order."""
+    log_likelihood = np.zeros(len(rows))
     device = model.device
     batches = range(0, len(rows), batch_size)
     for begin in tqdm(batches, desc=progress, unit="batch", disable=progress is None, leave=False):
         batch = rows[begin : begin + batch_size]
         width = max(map(len, batch))
-        ids = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in batch], device=device)
+        ids = torch.tensor([r + [pad_token_id] * (width - len(r)) for r in batch], device=device)
         mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in batch], device=device)
         with torch.no_grad():
             logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
@@ -74,4 +93,4 @@ def continuation_log_likelihoods(model, tokenizer, pairs, batch_size: int = 16,
         ends = torch.tensor(scored_to[begin : begin + batch_size], device=device)[:, None]
         scored = (positions >= starts) & (positions < ends)
         log_likelihood[begin : begin + len(batch)] = (token_log_probs * scored).sum(dim=1).cpu().numpy()
-    return ContinuationScores(log_likelihood, num_tokens, np.array([_size(c) for _, c in pairs], dtype=np.float64))
+    return log_likelihood

@@ -30,25 +30,27 @@ class MultipleChoiceItem:
 
 
 def multiple_choice_accuracy(model, tokenizer, items: list[MultipleChoiceItem], batch_size: int = 16,
-                             context_gain: bool = False, progress: str | None = None) -> dict:
+                             context_gain: bool = False, progress: str | None = None,
+                             use_prompt_cache: bool = True) -> dict:
     """Accuracy under each normalisation with its 95% Wilson interval (`accuracy_X_ci95`), and each item's choice.
 
     With `context_gain`, also `accuracy_context_gain`: endings ranked by log p(ending | context) minus
     log p(ending) (the unconditional normalisation of the GPT-3 paper, section 2.4). It removes how likely
     an ending is on its own, which dominates the choice of a weak model, and keeps what the context adds.
+    `use_prompt_cache=False` scores each ending by a full forward of context + ending (the same scores, slower).
     """
     if not items:
         raise ValueError("No multiple-choice items to score: an accuracy over nothing is undefined. Check that the "
                          "evaluation file loaded rows (and that any filter kept some).")
     pairs = [(item.context, ending) for item in items for ending in item.endings]
-    scores = continuation_log_likelihoods(model, tokenizer, pairs, batch_size, progress)
+    scores = continuation_log_likelihoods(model, tokenizer, pairs, batch_size, progress, use_prompt_cache)
     bounds = np.cumsum([0] + [len(item.endings) for item in items])
     labels = np.array([item.label for item in items])
     results: dict = {"num_items": len(items)}
     ranked = {normalization: scores.normalized(normalization) for normalization in NORMALIZATIONS}
     if context_gain:
         unconditional = continuation_log_likelihoods(model, tokenizer, [([], ending) for _, ending in pairs], batch_size,
-                                                     progress and f"{progress} (endings alone)")
+                                                     progress and f"{progress} (endings alone)", use_prompt_cache)
         ranked["context_gain"] = scores.log_likelihood - unconditional.log_likelihood
     for normalization, values in ranked.items():
         choices = np.array([int(np.argmax(values[a:b])) for a, b in zip(bounds[:-1], bounds[1:])])
