@@ -121,3 +121,15 @@ def test_the_processor_turns_a_recorded_prompt_into_model_inputs(asterisk, token
     spans = alignment.frame_spans(extractor.frame_rate, len(units), len(clips[2]) / 16000)
     assert inputs["input_ids"] == tokenizer(segments=[SpeechSegment(units, spans), text])["input_ids"]
     assert len(inputs["word_spans"]) == 9 and len(units) == 165  # 3.285 s at 50 frames a second
+
+
+def test_lst_units_extract_reads_a_folder_of_g722_prompts(prompt_folder, tmp_path):
+    from lst_speech.training.cli.main import main
+
+    main(["units", "fit", "--audio", *(str(prompt_folder / f"{name}.g722") for name in PROMPTS), "--num_units", "8",
+          "--output", str(tmp_path / "units")])
+    main(["units", "extract", "--extractor", str(tmp_path / "units"), "--audio", str(prompt_folder), "--output",
+          str(tmp_path / "units.jsonl")])
+    rows = [json.loads(line) for line in (tmp_path / "units.jsonl").read_text().splitlines()]
+    assert sorted(row["path"].rsplit("/", 1)[1] for row in rows) == sorted(f"{n}.g722" for n in [*PROMPTS, "beep"])
+    assert {round(row["duration"], 3) for row in rows} >= {seconds for seconds, _ in PROMPTS.values()}

@@ -35,7 +35,7 @@ logger = logging.getLogger("lst.front_end")
 
 CONFIG_FILE, INDEX_FILE = "extraction_config.json", "index.json"
 OWNER = "lst units extract"
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".g722")  # .g722: headerless G.722 (Asterisk prompts)
 
 
 def unit_row(path: Path, waveform, rate: int, units, extractor, alignments, deduplicate: bool) -> dict:
