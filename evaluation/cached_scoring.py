@@ -23,6 +23,11 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
 
+def log_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Log-softmax in float32 at least (bf16 / fp16 logits are upcast; a float64 model keeps its precision)."""
+    return logits.to(torch.promote_types(logits.dtype, torch.float32)).log_softmax(dim=-1)
+
+
 def continues_a_cache(model) -> bool:
     """Whether `model` can continue its own cache: a transformers model that generates (LST, Llama, ...)."""
     return isinstance(model, PreTrainedModel) and model.can_generate()
@@ -65,7 +70,7 @@ def cached_log_likelihoods(model, rows: list[list[int]], scored_from: list[int],
         with torch.no_grad():
             outputs = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0),
                             use_cache=True, logits_to_keep=1)
-        first = outputs.logits[:, -1].float().log_softmax(dim=-1).cpu()
+        first = log_probabilities(outputs.logits[:, -1]).cpu()
         members = [(row, index) for row, prompt in enumerate(batch_prompts) for index in pairs_of[prompt]]
         for row, index in members:
             if scored_to[index] > starts[index]:
@@ -99,5 +104,6 @@ def _continue(model, cache, prompt_mask, group, rows, starts, scored_to, pad_tok
     with torch.no_grad():
         logits = model(input_ids=ids, attention_mask=torch.cat([prompt_mask, real], dim=1), position_ids=positions,
                        cache=cache, use_cache=True).logits
-        token_log_probs = logits.float().log_softmax(dim=-1).gather(2, wanted[..., None]).squeeze(2)
-    return (token_log_probs * real).sum(dim=1).cpu().numpy()
+        token_log_probs = log_probabilities(logits).gather(2, wanted[..., None]).squeeze(2)
+    # Summed in float64: a sum of hundreds of speech tokens' log-probabilities is ~1,000, where a float32 step is 1e-4.
+    return (token_log_probs.double() * real).sum(dim=1).cpu().numpy()

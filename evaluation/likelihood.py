@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lst_speech.evaluation.cached_scoring import cached_log_likelihoods, continues_a_cache
+from lst_speech.evaluation.cached_scoring import cached_log_likelihoods, continues_a_cache, log_probabilities
 
 NORMALIZATIONS = ("sum", "per_token", "per_unit")
 
@@ -85,12 +85,12 @@ def _full_forward_log_likelihoods(model, rows, scored_from, scored_to, pad_token
         mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in batch], device=device)
         with torch.no_grad():
             logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
-            log_probs = logits.float().log_softmax(dim=-1)
+            log_probs = log_probabilities(logits)
         # Token t is predicted at position t - 1.
         token_log_probs = log_probs[:, :-1].gather(2, ids[:, 1:, None]).squeeze(2)
         positions = torch.arange(1, width, device=device)[None]
         starts = torch.tensor(scored_from[begin : begin + batch_size], device=device)[:, None]
         ends = torch.tensor(scored_to[begin : begin + batch_size], device=device)[:, None]
         scored = (positions >= starts) & (positions < ends)
-        log_likelihood[begin : begin + len(batch)] = (token_log_probs * scored).sum(dim=1).cpu().numpy()
+        log_likelihood[begin : begin + len(batch)] = (token_log_probs.double() * scored).sum(dim=1).cpu().numpy()
     return log_likelihood
