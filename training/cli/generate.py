@@ -60,11 +60,6 @@ def check_arguments(arguments) -> None:
         raise ValueError("--transcribe listens to the WAV, so it needs --vocoder.")
     if arguments.vocoder is not None and arguments.output_modality != "speech":
         raise ValueError("--vocoder turns speech output into audio; add --output_modality speech.")
-    if arguments.vocoder is not None:
-        from lst_speech.training.arguments import check_local_path
-
-        check_local_path(arguments.vocoder, "--vocoder", "a unit vocoder (the vocoder/ folder `lst vocoder train` "
-                         "writes)")
     if arguments.text is not None and not arguments.text.strip():
         raise ValueError("The --text prompt is empty: give the words to continue.")
     from lst_speech.tokenization.output_safety import check_apart
@@ -75,6 +70,11 @@ def check_arguments(arguments) -> None:
                          ("--output_json", arguments.output_json)):
         if output is not None:  # a file the command writes by name: replaced if it exists, unless it is an input
             check_apart((flag, output), *inputs, file=True)
+    if arguments.vocoder is not None:
+        from lst_speech.training.arguments import check_local_path
+
+        check_local_path(arguments.vocoder, "--vocoder", "a unit vocoder (the vocoder/ folder `lst vocoder train` "
+                         "writes)")
 
 
 def prompt_segment(arguments, tokenizer):
