@@ -4,6 +4,10 @@
     python scripts/pinned_versions.py compare constraints.txt new.txt   # what differs, one line a package
     python scripts/pinned_versions.py write freeze.txt constraints.txt  # freeze output -> constraints with header
 
+`write` keeps torch at the CPU wheel the old pins name and leaves out what only a CUDA build of torch brings
+(nvidia-*, cuda-*, triton): the latest check may run the newest torch, a CUDA build here, but set-up installs the
+CPU wheel.
+
 Parses requirement strings with `packaging` (which pip itself vendors), so names and specifiers follow PEP 508.
 """
 
@@ -20,16 +24,20 @@ from packaging.utils import canonicalize_name
 HEADER = """\
 # The pinned set: exactly what scripts/setup_env.sh installs (pip -c), the versions the test suite last
 # passed with. Written by `bash scripts/test_versions.sh latest --refresh` on {date} after the suite passed
-# with them; never edit by hand. torch stays the CPU wheel 2.13.0 (a newer torch is a CUDA build here).
+# with them (torch: the newest release there; the pin stays the CPU wheel 2.13.0, which the suite also passed
+# with, because a newer torch is a CUDA build here); never edit by hand.
 """
+CUDA_ONLY_PREFIXES = ("nvidia-", "cuda-", "triton")
+SETUP_EXTRAS = ("dev", "whisper")  # what scripts/setup_env.sh installs with the package
 
 
 def read_pins(path: Path) -> dict[str, str]:
-    """`name==version` lines (comments, blanks and editable lines skipped) as {canonical name: version}."""
+    """`name==version` lines (comments, blanks and editable lines skipped) as {canonical name: version}; a
+    `name @ file` line (a wheel installed from disk) is left out."""
     pins = {}
     for line in path.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
-        if not line or line.startswith("-e"):
+        if not line or line.startswith("-e") or " @ " in line:
             continue
         if "==" not in line:
             raise SystemExit(f"{path}: {line!r} is not a 'name==version' pin.")
@@ -39,9 +47,11 @@ def read_pins(path: Path) -> dict[str, str]:
 
 
 def lowest(pyproject: Path) -> list[str]:
-    """Each direct dependency (and dev extra) pinned to its lower bound; one without a `>=` bound is an error."""
+    """Each direct dependency (and the extras the set-up installs) pinned to its lower bound; one without a `>=`
+    bound is an error."""
     project = tomllib.loads(pyproject.read_text())["project"]
-    requirements = list(project["dependencies"]) + list(project.get("optional-dependencies", {}).get("dev", []))
+    extras = project.get("optional-dependencies", {})
+    requirements = list(project["dependencies"]) + [text for name in SETUP_EXTRAS for text in extras.get(name, [])]
     pins = []
     for text in requirements:
         requirement = Requirement(text)
@@ -72,7 +82,9 @@ def main(argv: list[str]) -> None:
         print(f"{len(changes)} package(s) differ from {paths[0]}:" if changes else f"Same versions as {paths[0]}.")
         print("\n".join(changes))
     elif command == "write":
-        pins = read_pins(Path(paths[0]))
+        pins = {name: version for name, version in read_pins(Path(paths[0])).items()
+                if not name.startswith(CUDA_ONLY_PREFIXES)}
+        pins["torch"] = read_pins(Path(paths[1]))["torch"]
         body = "\n".join(f"{name}=={version}" for name, version in sorted(pins.items()))
         Path(paths[1]).write_text(HEADER.format(date=datetime.date.today().isoformat()) + body + "\n")
     else:

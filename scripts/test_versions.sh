@@ -6,7 +6,10 @@
 #
 # `latest` prints which versions differ from the pinned set; with --refresh, and only if the suite passed,
 # it rewrites constraints.txt with them (commit that together with the README's version table).
-# `lowest` checks the lower bounds that pyproject.toml claims. torch stays the CPU wheel 2.13.0 in both.
+# `latest` takes the newest torch too: PyPI's Linux wheel, a CUDA build that runs on a CPU (about 4 GB with its
+# CUDA libraries); LST_VERSIONS_TORCH=2.13.0 keeps the CPU wheel instead. The pins keep the CPU wheel 2.13.0
+# whatever torch the check ran with (scripts/pinned_versions.py write), so set-up never downloads CUDA.
+# `lowest` checks the lower bounds that pyproject.toml claims, torch's (2.13.0, the CPU wheel) included.
 # The environment lives in a temporary directory (LST_VERSIONS_VENV to choose one) and is removed after.
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,14 +32,23 @@ echo "[versions] $mode: building $venv"
 "$python_bin" -m venv "$venv"
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 "${pip[@]}" install --quiet --upgrade pip setuptools packaging  # packaging: for scripts/pinned_versions.py
-"${pip[@]}" install --quiet "torch==2.13.0"
-echo "torch==2.13.0" > "$work/torch.txt"  # --upgrade must not move torch to a CUDA build
 if [ "$mode" = latest ]; then
-    "${pip[@]}" install --quiet --upgrade --upgrade-strategy eager -c "$work/torch.txt" -e "$repo_root[dev]"
+    # A machine-wide pip constraint file (some hosts cap torch at what lies on their disk) must not hold the
+    # newest releases back.
+    export PIP_CONSTRAINT=/dev/null
+    "${pip[@]}" install --quiet --upgrade "torch${LST_VERSIONS_TORCH:+==$LST_VERSIONS_TORCH}"
+else
+    "${pip[@]}" install --quiet "torch==2.13.0"
+fi
+# Whatever was installed stays: the package's own install must not move torch.
+"$venv/bin/python" -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > "$work/torch.txt"
+echo "[versions] $(cat "$work/torch.txt")"
+if [ "$mode" = latest ]; then
+    "${pip[@]}" install --quiet --upgrade --upgrade-strategy eager -c "$work/torch.txt" -e "$repo_root[dev,whisper]"
 else
     "$venv/bin/python" "$repo_root/scripts/pinned_versions.py" lowest "$repo_root/pyproject.toml" > "$work/lowest.txt"
     echo "[versions] lower bounds:"; sed 's/^/  /' "$work/lowest.txt"
-    "${pip[@]}" install --quiet -c "$work/lowest.txt" -e "$repo_root[dev]"
+    "${pip[@]}" install --quiet -c "$work/lowest.txt" -c "$work/torch.txt" -e "$repo_root[dev,whisper]"
 fi
 "${pip[@]}" check
 "${pip[@]}" freeze --all --exclude-editable > "$work/freeze.txt"
