@@ -1,5 +1,6 @@
-"""Whisper-encoder units: k-means over a Whisper encoder layer, from the CTranslate2 tiny.en (final layer only) and
-from a transformers checkpoint (any layer), saved, reloaded and equal, and carried by a release's remote code."""
+"""Whisper-encoder units: k-means over a Whisper encoder layer, from the CTranslate2 tiny.en (its last layer from
+CTranslate2, any other from its weights in transformers) and from a transformers checkpoint, saved, reloaded and
+equal, and carried by a release's remote code."""
 
 from __future__ import annotations
 
