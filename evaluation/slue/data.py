@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import io
+import json
 import logging
 import os
 from collections import Counter
@@ -34,6 +35,17 @@ def slue_ner_format():
     return importlib.import_module("lst_speech.evaluation.metrics.slue_ner.slue_ner")
 
 
+def _check_json_lines(path: Path) -> None:
+    """A line that does not parse is named by file and line number (`datasets` would log a pyarrow traceback)."""
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"{path}, line {number}: not valid JSON ({error}).") from None
+
+
 def load_slue(task: str, split: str = "validation", data_files=None) -> datasets.Dataset:
     """SLUE `task` ("voxceleb" or "voxpopuli"): from `data_files` in the Hub schema, else from `asapp/slue`."""
     if task not in REQUIRED_COLUMNS:
@@ -43,7 +55,14 @@ def load_slue(task: str, split: str = "validation", data_files=None) -> datasets
         builder = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}.get(Path(first).suffix)
         if builder is None:
             raise ValueError(f"Cannot read {first!r}: use parquet, jsonl or csv files in the asapp/slue schema.")
-        dataset = datasets.load_dataset(builder, data_files=data_files, split="train")
+        files = [data_files] if isinstance(data_files, (str, Path)) else list(data_files)
+        for path in files:
+            if str(path).endswith(".jsonl") and Path(path).is_file():
+                _check_json_lines(Path(path))
+        try:
+            dataset = datasets.load_dataset(builder, data_files=data_files, split="train")
+        except datasets.exceptions.DatasetGenerationError as error:  # a row that does not parse: say which file
+            raise ValueError(f"Cannot read {first!r} as {builder}: {error.__cause__ or error}") from error
     else:
         try:
             dataset = datasets.load_dataset("asapp/slue", task, split=split)

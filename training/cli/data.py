@@ -61,6 +61,9 @@ def _check_paths(arguments) -> None:
     from lst_speech.training.arguments import check_local_path
 
     check_local_path(str(arguments.tokenizer), "--tokenizer", "a saved SpeechUnitTextTokenizer")
+    if arguments.tokenizer.is_file():  # else transformers reads it as a config and says only "not valid JSON"
+        raise ValueError(f"--tokenizer {arguments.tokenizer} is a file: pass the folder a SpeechUnitTextTokenizer "
+                         "was saved to.")
     if not any(getattr(arguments, flag) for flag in SOURCES):
         raise ValueError("No sources: pass at least one of --paired, --speech and --text.")
     for flag, what in (("paired", "a saved dataset or Parquet shards of {text, words, units, word_spans} "

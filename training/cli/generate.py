@@ -145,10 +145,16 @@ def run_generate(arguments) -> dict:
 def _speaker(arguments, tokenizer):
     from transformers import AutoModel
 
-    import lst_speech.tokenization.vocoder  # noqa: F401  (registers the vocoder with AutoModel)
     from lst_speech.evaluation.transcription.transcribers import UnitSpeaker
+    from lst_speech.tokenization.vocoder import UnitHifiGanVocoder  # also registers it with AutoModel
 
-    vocoder = AutoModel.from_pretrained(arguments.vocoder).eval()
+    try:
+        vocoder = AutoModel.from_pretrained(arguments.vocoder).eval()
+    except ValueError:
+        vocoder = None  # transformers' "Unrecognized model": the folder holds no model config
+    if not isinstance(vocoder, UnitHifiGanVocoder):
+        raise ValueError(f"--vocoder {arguments.vocoder} is not a unit vocoder: pass the vocoder/ folder "  # noqa: TRY004
+                         "`lst vocoder train` writes.")
     if vocoder.config.num_units != tokenizer.num_units:
         raise ValueError(f"--vocoder {arguments.vocoder} speaks {vocoder.config.num_units} units but the model "
                          f"{arguments.model} writes {tokenizer.num_units}: pass a vocoder trained on the units of "

@@ -127,6 +127,11 @@ def run_extract(arguments) -> None:
         raise ValueError(f"--num_processes must be at least 1, got {arguments.num_processes}.")
     if arguments.transcripts and not arguments.aligner:
         raise ValueError("--transcripts are for --aligner; alignments made elsewhere go in --alignments.")
+    # Named here, before the output folder is made: later they would read as "no alignments under ...".
+    for flag, paths in (("--alignments", [arguments.alignments]), ("--transcripts", arguments.transcripts or [])):
+        for path in paths:
+            if path is not None and not path.exists():
+                raise ValueError(f"{flag} {path} does not exist.")
     job = ShardedExtraction(arguments.extractor, arguments.audio, arguments.output, arguments.shard_size,
                             arguments.alignments, arguments.deduplicate, arguments.on_error, arguments.aligner,
                             arguments.transcripts, arguments.batch_seconds, arguments.dtype)

@@ -77,8 +77,13 @@ class TransferArguments:
         if self.selection_modality not in ("train", *MODALITIES):
             raise ValueError(f"selection_modality must be 'train', 'text' or 'speech', got {self.selection_modality!r}.")
         for entry in self.models:
-            if "=" not in entry:
+            name, _, path = entry.partition("=")
+            if not name or not path:
                 raise ValueError(f"Each of --models is name=path (e.g. lst=run/lst/final); got {entry!r}.")
+        names = [entry.partition("=")[0] for entry in self.models]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:  # one run folder per name: a second model would reuse the first one's runs
+            raise ValueError(f"--models names {repeated} more than once; give each model its own name.")
         for split in ("train", "validation", "test"):
             if getattr(self, f"{split}_data") is None:
                 if self.data_dir is None:
@@ -144,6 +149,9 @@ def transfer_matrix(args: TransferArguments) -> dict:
     check_apart(("--output_dir", args.output_dir), *(("--models", path) for path in args.named_models().values()),
                 *((f"--{name}", getattr(args, name)) for name in ("data_dir", "train_data", "validation_data",
                                                                    "test_data", "unit_extractor")))
+    # Every run's arguments (model, data, steps) are checked before the folder is made.
+    runs = {(name, modality): run_arguments(args, name, path, modality)
+            for name, path in args.named_models().items() for modality in MODALITIES}
     claim_directory(args.output_dir, "lst transfer")  # it reuses, and clears, only its own runs in there
     task = task_for(args)  # the task's settings (task, ner_tag_set, max_new_tokens) are the run's too
     extractor = load_unit_extractor(args.unit_extractor) if args.unit_extractor else None
@@ -152,7 +160,7 @@ def transfer_matrix(args: TransferArguments) -> dict:
     cells = []
     for name, path in args.named_models().items():
         for train_modality in MODALITIES:
-            run = run_arguments(args, name, path, train_modality)
+            run = runs[name, train_modality]
             results = fine_tuned(run)
             model, tokenizer = load_finetuned(task, Path(run.output_dir) / "best", path)
             for test_modality in MODALITIES:

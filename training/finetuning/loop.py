@@ -20,7 +20,7 @@ from transformers import AutoTokenizer, get_scheduler
 import lst_speech.modeling_lst  # noqa: F401  (registers LST with the Auto classes)
 from lst_speech.modeling_lst.pairing import BASE_RECORD, base_fingerprint, base_record, check_tokenizer_matches_model
 from lst_speech.tokenization.atomic_files import write_text_atomically
-from lst_speech.tokenization.output_safety import check_apart, claim_directory
+from lst_speech.tokenization.output_safety import check_apart, check_replaceable, claim_directory
 from lst_speech.tokenization.speech.unit_extraction import load_unit_extractor
 from lst_speech.training.arguments import check_local_path
 from lst_speech.training.batches import Batches
@@ -194,7 +194,7 @@ def finetune(args: FinetuningArguments) -> dict:
     set_seed(args.seed)
     # The run folder holds only this command's files: its checkpoints are rotated and its log cut on a resume.
     check_apart(("--output_dir", args.output_dir), *((f"--{name}", getattr(args, name)) for name in INPUTS))
-    output_dir = claim_directory(args.output_dir, OWNER)
+    check_replaceable(args.output_dir, OWNER)
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model_name_or_path)
     task = task_for(args, tokenizer)
     extractor = load_unit_extractor(args.unit_extractor) if args.unit_extractor else None
@@ -206,6 +206,7 @@ def finetune(args: FinetuningArguments) -> dict:
 
     train = datasets.Dataset.from_list(examples(args.train_data, args.train_modality))
     validation = examples(args.validation_data, args.eval_modality)
+    output_dir = claim_directory(args.output_dir, OWNER)  # made once the data is read: bad rows leave no folder
     model, model_type, fingerprint = build_model(args, task, len(tokenizer))
     check_tokenizer_matches_model(model.config, tokenizer, args.model_name_or_path,
                                   args.tokenizer or args.model_name_or_path)

@@ -24,11 +24,17 @@ def slue_rows(task: str, path: str, unit_extractor=None):
 def segment_of(row: dict, modality: str):
     """The row's utterance as a tokenizer segment: its transcript, or its unit ids."""
     if modality == "text":
+        if not isinstance(row["text"], str):
+            raise ValueError(f"Row {row['id']!r}: its transcript is {row['text']!r} "
+                             f"({type(row['text']).__name__}), not text.")
         return row["text"]
     if row.get("units") is None:
         raise ValueError(f"Row {row['id']!r} has no units, but speech input was asked for: give the data a `units` "
                          "column (see `lst units extract`), or an `audio` column and --unit_extractor.")
-    return np.asarray(row["units"], dtype=np.int64)
+    units = np.asarray(row["units"])
+    if units.size and units.dtype.kind not in "iu":  # strings, or floats that a cast would silently truncate
+        raise ValueError(f"Row {row['id']!r}: units must be a list of integer unit ids, got {str(row['units'])[:80]}.")
+    return units.astype(np.int64)
 
 
 def model_type_of(model_name_or_path: str) -> str:
