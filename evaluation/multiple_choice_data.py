@@ -103,6 +103,19 @@ def load_minimal_pairs(path: str | Path) -> list[TextItem]:
     return items
 
 
+FORMATS = ("storycloze", "topic-storycloze", "hellaswag", "pairs")
+
+
+def load_text_items(path: str | Path, format: str) -> list[TextItem]:
+    """A set in one of `FORMATS`: `lst eval mc --format` and pretraining's `--eval_multiple_choice` read the same."""
+    loaders = {"storycloze": load_story_cloze, "topic-storycloze": load_story_cloze, "hellaswag": load_hellaswag,
+               "pairs": load_minimal_pairs}
+    if format not in loaders:
+        raise ValueError(f"format must be one of {FORMATS}, got {format!r}.")
+    items = loaders[format](path)
+    return topic_story_cloze(items) if format == "topic-storycloze" else items
+
+
 def text_items(items: list[TextItem]) -> list[MultipleChoiceItem]:
     """The T->T version."""
     return [MultipleChoiceItem([i.context] if i.context else [], [[e] for e in i.endings], i.label, i.id)

@@ -45,6 +45,7 @@ def run_facts(run_dir: str | Path) -> dict:
     if not log_file.is_file():
         raise ValueError(f"{run_dir} has no log.jsonl: pass the output_dir of a pretraining run.")
     rows = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
+    rows = [row for row in rows if "loss" in row]  # training windows; evaluation rows (eval_ keys) have none
     if not rows:
         raise ValueError(f"{log_file} is empty: the run logged no step.")
     facts = {"training": {

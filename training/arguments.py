@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import yaml
 from transformers import HfArgumentParser
 
+from lst_speech.evaluation.likelihood import NORMALIZATIONS
+from lst_speech.evaluation.multiple_choice_data import FORMATS as MC_FORMATS
 from lst_speech.modeling_lst.configuration_lst import (
     ALIGNED_BY,
     PATCHING_FIELDS,
@@ -74,7 +76,11 @@ class ModelArguments:
 class DataArguments:
     train_data: str = field(metadata={"help": "packed training sequences: a save_to_disk folder or a folder of "
                                               "Parquet shards from `lst data`, or with --streaming a Hub dataset"})
-    eval_data: str | None = field(default=None, metadata={"help": "held-out packed sequences, scored at the end"})
+    eval_data: str | None = field(default=None, metadata={"help": "held-out packed sequences, scored at the end "
+                                                                   "and every --eval_steps"})
+    eval_multiple_choice: str | None = field(default=None, metadata={
+        "help": "a small multiple-choice set (T->T) scored every --eval_steps, in --eval_multiple_choice_format"})
+    eval_multiple_choice_format: str = field(default="topic-storycloze", metadata={"help": f"one of {MC_FORMATS}"})
     streaming: bool = field(default=False, metadata={"help": "stream --train_data (an IterableDataset split over "
                                                              "processes by file or row) instead of memory-mapping it"})
 
@@ -85,6 +91,19 @@ class DataArguments:
             if problem:
                 raise ValueError(f"{flag} {path} {problem}: build packed sequences with `lst data` (a save_to_disk "
                                  "folder, or Parquet shards with --streaming).")
+        if self.eval_multiple_choice_format not in MC_FORMATS:
+            raise ValueError(f"--eval_multiple_choice_format must be one of {MC_FORMATS}, got "
+                             f"{self.eval_multiple_choice_format!r}.")
+        if self.eval_multiple_choice is not None:
+            check_local_path(self.eval_multiple_choice, "--eval_multiple_choice", "a multiple-choice file",
+                             local_only=True)
+
+    def eval_metrics(self) -> tuple[str, ...]:
+        """The names `--eval_steps` logs (what `--metric_for_best_model` may name)."""
+        names = ("eval_loss", "eval_loss_text", "eval_loss_speech") if self.eval_data else ()
+        if self.eval_multiple_choice:
+            names += tuple(f"eval_mc_accuracy_{normalization}" for normalization in NORMALIZATIONS)
+        return names
 
 
 @dataclass
@@ -119,6 +138,13 @@ class PretrainingArguments:
     save_total_limit: int | None = field(default=2, metadata={"help": "keep at most this many checkpoints"})
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "a checkpoint directory, or 'latest'"})
     logging_steps: int = 10
+    eval_steps: int = field(default=0, metadata={"help": "score --eval_data and --eval_multiple_choice every N "
+                                                         "optimizer steps (0: only --eval_data, at the end)"})
+    metric_for_best_model: str | None = field(default=None, metadata={
+        "help": "keep output_dir/best: the weights of the eval step with the best value of this metric, e.g. "
+                "eval_loss or eval_mc_accuracy_per_token"})
+    greater_is_better: bool | None = field(default=None, metadata={
+        "help": "whether a larger --metric_for_best_model is better (default: true unless it names a loss)"})
     seed: int = 0
     shuffle_buffer_size: int = field(default=1000, metadata={"help": "streaming: rows shuffled together, window "
                                                                       "by window (0 keeps the stream's order)"})
@@ -139,6 +165,16 @@ class PretrainingArguments:
             raise ValueError(f"learning_rate must be positive, warmup_steps and save_steps at least 0 and "
                              f"logging_steps at least 1; got {self.learning_rate}, {self.warmup_steps}, {self.save_steps} and "
                              f"{self.logging_steps}.")
+        if self.eval_steps < 0:
+            raise ValueError(f"eval_steps must be at least 0 (0: no evaluation during training), got {self.eval_steps}.")
+        if self.metric_for_best_model:
+            if not self.eval_steps:
+                raise ValueError("--metric_for_best_model needs --eval_steps N: the best model is chosen at the "
+                                 "evaluation steps.")
+            if not self.metric_for_best_model.startswith("eval_"):  # as transformers' Trainer accepts "loss"
+                self.metric_for_best_model = f"eval_{self.metric_for_best_model}"
+            if self.greater_is_better is None:
+                self.greater_is_better = "loss" not in self.metric_for_best_model
         if self.shuffle_buffer_size < 0:
             raise ValueError(f"shuffle_buffer_size must be at least 0 (0 keeps the stream's order), got "
                              f"{self.shuffle_buffer_size}.")

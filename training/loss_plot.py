@@ -1,5 +1,7 @@
 """The training-loss figure: overall, text-token and speech-token losses against the step, or against the
-tokens or FLOPs trained on so far (PNG): runs that see different amounts per step compare on those."""
+tokens or FLOPs trained on so far (PNG): runs that see different amounts per step compare on those. A run's
+evaluations during training (log rows with `eval_` keys, `--eval_steps`) are drawn beside them: the held-out
+losses dashed on the same panels, and the multiple-choice accuracy on a panel of its own."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 CURVES = (("loss", "all tokens"), ("loss_text", "text tokens"), ("loss_speech", "speech tokens"))
 X_AXES = {"step": "step", "tokens": "tokens trained on", "flops": "training FLOPs"}
+ACCURACY = "eval_mc_accuracy_"
 
 
 def _x_values(log: list[dict], x: str) -> list[float]:
@@ -24,23 +27,55 @@ def _x_values(log: list[dict], x: str) -> list[float]:
     return values
 
 
+def _eval_x_values(training: list[dict], evaluations: list[dict], x: str) -> list[float]:
+    """An evaluation's x: its step, or the tokens or FLOPs of the training rows up to its step."""
+    if x == "step":
+        return [row["step"] for row in evaluations]
+    totals = dict(zip((row["step"] for row in training), _x_values(training, x)))
+    return [max((total for step, total in totals.items() if step <= row["step"]), default=0.0) for row in evaluations]
+
+
+def _points(xs, rows, key):
+    # NaN (a window without tokens of that kind) is not a point
+    return [(at, row[key]) for at, row in zip(xs, rows) if key in row and row[key] == row[key]]
+
+
 def plot_losses(rows: list[dict], path: str | Path, title: str = "pretraining",
                 runs: dict[str, list[dict]] | None = None, x: str = "step"):
     """One panel per loss kind; `runs` (name -> log rows) overlays several runs, e.g. LST and its baseline."""
     if x not in X_AXES:
         raise ValueError(f"x must be one of {sorted(X_AXES)}, got {x!r}.")
     runs = runs or {"": rows}
-    figure, axes = plt.subplots(1, len(CURVES), figsize=(4.2 * len(CURVES), 3.4), sharex=True)
+    training = {name: [row for row in log if "loss" in row] for name, log in runs.items()}
+    evaluations = {name: [row for row in log if any(key.startswith("eval_") for key in row)]
+                   for name, log in runs.items()}
+    eval_x = {name: _eval_x_values(training[name], evaluations[name], x) for name in runs}
+    accuracies = sorted({key for log in evaluations.values() for row in log for key in row if key.startswith(ACCURACY)})
+    panels = len(CURVES) + bool(accuracies)
+    figure, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.4), sharex=True)
     for axis, (key, label) in zip(axes, CURVES):
-        for name, log in runs.items():
-            # NaN (a window without tokens of that kind) is not a point
-            points = [(at, row[key]) for at, row in zip(_x_values(log, x), log) if row.get(key) == row.get(key)]
+        for index, name in enumerate(runs):
+            color = f"C{index}"  # a run's held-out curve in its training curve's colour
+            points = _points(_x_values(training[name], x), training[name], key)
             if points:
-                axis.plot(*zip(*points), label=name or None)
+                axis.plot(*zip(*points), color=color, label=name or "training")
+            held_out = _points(eval_x[name], evaluations[name], f"eval_{key}")
+            if held_out:
+                axis.plot(*zip(*held_out), "--", marker=".", color=color, label=f"{name} held-out".strip())
         axis.set_title(label)
+    if accuracies:
+        axis = axes[-1]
+        for name in runs:
+            for key in accuracies:
+                points = _points(eval_x[name], evaluations[name], key)
+                if points:
+                    axis.plot(*zip(*points), marker=".", label=f"{name} {key[len(ACCURACY):]}".strip())
+        axis.set_title("multiple choice (held-out)")
+        axis.set_ylabel("accuracy")
+    for axis in axes:
         axis.set_xlabel(X_AXES[x])
         axis.grid(alpha=0.3)
-        if any(runs):
+        if axis.get_legend_handles_labels()[0] and (any(runs) or any(evaluations.values())):
             axis.legend()
     axes[0].set_ylabel("cross-entropy (nats)")
     figure.suptitle(title)

@@ -14,6 +14,9 @@ and patching draws are functions of (seed, step), and every random state is rest
 `--streaming` reads `--train_data` (Parquet shards from `lst data --streaming`, or a Hub dataset) as an
 `IterableDataset` split over the processes, never loading it whole; its checkpoints hold each process's
 stream position (`batches.StreamingBatches`), so a resume continues without replaying the consumed data.
+
+`--eval_steps N` scores the held-out loss per modality and a small multiple-choice set every N steps
+(`step_evaluation`), logged beside the training loss; `--metric_for_best_model` keeps the best model in `best/`.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from lst_speech.training.data.collator import PackedCollator
 from lst_speech.training.data.dataset_files import open_dataset
 from lst_speech.training.loss_plot import plot_losses
 from lst_speech.training.model_setup import build_model, model_config
+from lst_speech.training.step_evaluation import StepEvaluation, check_evaluation
 from lst_speech.training.steps import LossWindow, evaluate_loss, optimizer_for, patching_for, token_losses
 from lst_speech.training.throughput import measured_peak_flops, training_flops
 
@@ -80,6 +84,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
     lst_config = config if model_args.model_type == "lst" else None
     check_packed_columns(train_data, data_args.train_data, lst_config)
     check_packed_patch_size(train_data, data_args.train_data, lst_config.patch_size if lst_config else None)
+    check_evaluation(data_args, args)
     model = build_model(model_args, config, args)
     built_from = model_args.model_name_or_path or f"preset {model_args.preset}"
     check_tokenizer_matches_model(model.config, tokenizer, built_from, model_args.tokenizer)
@@ -105,6 +110,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
         truncate_log(output_dir / LOG_FILE, step)
     collator = (PackedCollator(tokenizer.pad_token_id, lst_config.aligned_by, lst_config.aligned_silences)
                 if lst_config else PackedCollator(tokenizer.pad_token_id))
+    evaluation = StepEvaluation(data_args, args, tokenizer, lst_config, state)
     batches = make_batches(train_data, data_args, accelerator, collator, args, state,
                            streamed_row_check(lst_config, data_args.train_data))
     if accelerator.log_with:
@@ -146,17 +152,21 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
         out_of_time = args.max_train_minutes is not None and time.perf_counter() - started > 60 * args.max_train_minutes
         if step % args.logging_steps == 0 or step == args.max_steps or out_of_time:
             _log(accelerator, output_dir, window, step, scheduler.get_last_lr()[0], float(grad_norm), peak, progress)
+        if evaluation.due(step):
+            evaluation_started = time.perf_counter()
+            _evaluate(accelerator, output_dir, evaluation, model, tokenizer, step)
+            window.started += time.perf_counter() - evaluation_started  # throughput counts training time only
         if (args.save_steps and step % args.save_steps == 0) or step == args.max_steps or out_of_time:
-            save_checkpoint(accelerator, output_dir, step, trainer_state(step, batches, accelerator),
-                            args.save_total_limit)
+            save_checkpoint(accelerator, output_dir, step,
+                            {**trainer_state(step, batches, accelerator), **evaluation.state()}, args.save_total_limit)
             last_saved = step
         if out_of_time:
             logger.info("stopping at step %d: the %.1f-minute budget is spent", step, args.max_train_minutes)
             break
     progress.close()
     if last_saved != step:
-        save_checkpoint(accelerator, output_dir, step, trainer_state(step, batches, accelerator),
-                        args.save_total_limit)
+        save_checkpoint(accelerator, output_dir, step, {**trainer_state(step, batches, accelerator),
+                                                        **evaluation.state()}, args.save_total_limit)
     # Each process records what it trained on, so multi-process runs can be checked rank by rank.
     ranks = output_dir / "ranks"
     ranks.mkdir(parents=True, exist_ok=True)
@@ -202,6 +212,28 @@ def _log(accelerator, output_dir: Path, window: LossWindow, step: int, lr: float
             handle.write(json.dumps(metrics) + "\n")
         progress.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{metrics['tokens_per_second']:.0f}")
         logger.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+
+
+def _evaluate(accelerator, output_dir: Path, evaluation: StepEvaluation, model, tokenizer, step: int) -> None:
+    """Log the evaluation as a row of its own in log.jsonl (its keys start with eval_) and to the tracker, and
+    copy the model to best/ when it improves on --metric_for_best_model."""
+    metrics = evaluation.metrics(model, accelerator)
+    if accelerator.log_with:
+        accelerator.log(metrics, step=step)
+    improved = evaluation.improves(step, metrics)
+    if accelerator.is_main_process:
+        with open(output_dir / LOG_FILE, "a") as handle:
+            handle.write(json.dumps({"step": step, **metrics}) + "\n")
+        logger.info("step=%d %s", step, " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+        if improved:
+            best = {"step": step, "metric_for_best_model": evaluation.args.metric_for_best_model,
+                    "best_metric": evaluation.best_metric, **metrics}
+            save_pretrained_atomically(accelerator.unwrap_model(model), tokenizer, output_dir / "best",
+                                       {"best_metric.json": json.dumps(best, indent=2) + "\n"}, with_code=True,
+                                       owner=OWNER)
+            logger.info("best %s so far at step %d: %.4g (saved in best/)", evaluation.args.metric_for_best_model,
+                        step, evaluation.best_metric)
+    accelerator.wait_for_everyone()
 
 
 def parse_arguments(argv: list[str] | None = None):

@@ -25,7 +25,7 @@ from lst_speech.evaluation.uncertainty import format_accuracy
 
 logger = logging.getLogger("lst.eval")
 
-FORMATS = ("storycloze", "topic-storycloze", "hellaswag", "pairs")
+FORMATS = ("storycloze", "topic-storycloze", "hellaswag", "pairs")  # multiple_choice_data.FORMATS, without torch
 BENCHMARKS = ("swuggy", "sblimp", "sstorycloze", "tstorycloze", "salmon")
 
 
@@ -75,13 +75,9 @@ def add_parser(subparsers) -> None:
 
 
 def _text_items(arguments):
-    from lst_speech.evaluation import multiple_choice_data as data
+    from lst_speech.evaluation.multiple_choice_data import load_text_items
 
-    loader = {"storycloze": data.load_story_cloze, "topic-storycloze": data.load_story_cloze,
-              "hellaswag": data.load_hellaswag, "pairs": data.load_minimal_pairs}[arguments.format]
-    items = loader(arguments.data)
-    if arguments.format == "topic-storycloze":
-        items = data.topic_story_cloze(items)
+    items = load_text_items(arguments.data, arguments.format)
     return items[: arguments.limit] if arguments.limit else items
 
 

@@ -1,0 +1,80 @@
+"""Evaluation every `--eval_steps` optimizer steps, so a run shows when an ability appears rather than only where
+it ended: the held-out loss per target modality (`--eval_data`) and a small multiple-choice set's accuracy
+(`--eval_multiple_choice`, T->T). `--metric_for_best_model` keeps the weights of the best evaluation in `best/`;
+the best step and value travel in each checkpoint's trainer state, so a resumed run goes on comparing with them."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from lst_speech.evaluation.multiple_choice import multiple_choice_accuracy
+from lst_speech.evaluation.multiple_choice_data import load_text_items, text_items
+from lst_speech.training.arguments import DataArguments, PretrainingArguments
+from lst_speech.training.data.dataset_files import open_dataset
+from lst_speech.training.steps import evaluate_loss
+
+
+def check_evaluation(data_args: DataArguments, args: PretrainingArguments) -> None:
+    """`--eval_steps` needs something to score, and `--metric_for_best_model` a metric it logs."""
+    names = data_args.eval_metrics()
+    if args.eval_steps and not names:
+        raise ValueError("--eval_steps needs --eval_data (held-out packed sequences) or --eval_multiple_choice.")
+    if args.metric_for_best_model and args.metric_for_best_model not in names:
+        raise ValueError(f"--metric_for_best_model {args.metric_for_best_model} is not logged by this run's "
+                         f"evaluation; it logs {', '.join(names)}.")
+
+
+class StepEvaluation:
+    """The evaluation sets, loaded once, and the best value so far (from the resumed checkpoint's `state`)."""
+
+    def __init__(self, data_args: DataArguments, args: PretrainingArguments, tokenizer, lst_config, state: dict):
+        check_evaluation(data_args, args)
+        self.args, self.tokenizer, self.lst_config = args, tokenizer, lst_config
+        self.eval_data = open_dataset(data_args.eval_data) if data_args.eval_data else None
+        self.items = (text_items(load_text_items(data_args.eval_multiple_choice,
+                                                 data_args.eval_multiple_choice_format))
+                      if data_args.eval_multiple_choice else [])
+        self.best_step, self.best_metric = state.get("best_step"), state.get("best_metric")
+
+    def due(self, step: int) -> bool:
+        return bool(self.args.eval_steps) and step % self.args.eval_steps == 0
+
+    def metrics(self, model, accelerator) -> dict[str, float]:
+        """Every metric, the same on all processes: the held-out loss is reduced over them, and each process
+        scores the whole multiple-choice set (it is meant to be small)."""
+        results = {}
+        if self.eval_data is not None:
+            losses = evaluate_loss(model, self.eval_data, self.tokenizer, accelerator, self.args, self.lst_config)
+            results.update({f"eval_{name}": value for name, value in losses.items()})
+        if self.items:
+            model.eval()
+            with torch.no_grad(), accelerator.autocast():
+                scores = multiple_choice_accuracy(accelerator.unwrap_model(model), self.tokenizer, self.items,
+                                                  self.args.per_device_batch_size)
+            model.train()
+            results.update({f"eval_mc_{name}": value for name, value in scores.items()
+                            if name.startswith("accuracy_") and not name.endswith("_ci95")})
+        return results
+
+    def improves(self, step: int, metrics: dict[str, float]) -> bool:
+        """Whether `metrics` beat the best so far on `--metric_for_best_model` (then they become the best);
+        a NaN (no token of that kind) never does."""
+        if not self.args.metric_for_best_model:
+            return False
+        value = metrics[self.args.metric_for_best_model]
+        if math.isnan(value):
+            return False
+        if self.best_metric is not None and not (value > self.best_metric if self.args.greater_is_better
+                                                 else value < self.best_metric):
+            return False
+        self.best_step, self.best_metric = step, value
+        return True
+
+    def state(self) -> dict:
+        """What a checkpoint records, so a resume compares with the same best."""
+        if not self.args.metric_for_best_model:
+            return {}
+        return {"best_step": self.best_step, "best_metric": self.best_metric,
+                "metric_for_best_model": self.args.metric_for_best_model}
