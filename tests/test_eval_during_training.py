@@ -187,3 +187,22 @@ def test_only_a_strictly_better_value_is_the_new_best(tmp_path):
     assert not evaluation.improves(8, {"eval_loss": float("nan")})
     assert evaluation.improves(10, {"eval_loss": 2.5})
     assert evaluation.state() == {"best_step": 10, "best_metric": 2.5, "metric_for_best_model": "eval_loss"}
+
+
+def test_finetuning_picks_its_best_model_by_the_named_metric():
+    from lst_speech.training.finetuning.loop import best_model_metric, improves
+    from lst_speech.training.finetuning.speech_text_tasks import AsrTask
+
+    class Args:
+        metric_for_best_model = greater_is_better = None
+
+    task, args = AsrTask(16), Args()
+    assert best_model_metric(args, task) == ("wer", False)  # the task's own score and direction
+    args.metric_for_best_model = "cer"
+    assert best_model_metric(args, task) == ("cer", False)
+    args.metric_for_best_model, args.greater_is_better = "unfinished_rate", False
+    assert best_model_metric(args, task) == ("unfinished_rate", False)
+    assert improves({"cer": 0.4}, None, "cer", False)
+    assert not improves({"cer": 0.4}, {"cer": 0.4}, "cer", False) and improves({"cer": 0.3}, {"cer": 0.4}, "cer", False)
+    with pytest.raises(ValueError, match="bleu is not a validation score of this task; its scores are cer, wer"):
+        improves({"wer": 0.5, "cer": 0.4, "examples": []}, None, "bleu", True)

@@ -89,6 +89,11 @@ class FinetuningArguments:
     max_grad_norm: float = 1.0
     max_length: int = 2048
     eval_steps: int = field(default=50, metadata={"help": "validation scoring (and a checkpoint) every N steps"})
+    metric_for_best_model: str | None = field(default=None, metadata={
+        "help": "the validation score that picks best/ (default: the task's: macro_f1, f1, wer or unit_error_rate)"})
+    greater_is_better: bool | None = field(default=None, metadata={
+        "help": "whether a larger --metric_for_best_model is better (default: the task's direction for its own "
+                "score; else true unless the name ends in loss, wer, cer or error_rate)"})
     save_total_limit: int | None = 2
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "a checkpoint-N directory, or "
                                                                                "'latest' (none yet: start)"})
@@ -154,12 +159,25 @@ def _unit_transcriber(args: FinetuningArguments, tokenizer):
     return UnitTranscriber(vocoder, load_transcriber(args.transcriber, **options), tokenizer.deduplicate_units)
 
 
-def improves(task, scores: dict, best: dict | None) -> bool:
-    """Whether `scores` beat the best so far on the task's selection score (lower is better for error rates)."""
+def best_model_metric(args: FinetuningArguments, task) -> tuple[str, bool]:
+    """The score that picks best/ and whether larger is better: `--metric_for_best_model` or the task's own."""
+    metric = args.metric_for_best_model or task.score_name
+    if args.greater_is_better is not None:
+        return metric, args.greater_is_better
+    if metric == task.score_name:
+        return metric, task.greater_is_better
+    return metric, not metric.endswith(("loss", "wer", "cer", "error_rate"))
+
+
+def improves(scores: dict, best: dict | None, metric: str, greater_is_better: bool) -> bool:
+    """Whether `scores` beat the best so far on `metric` (strictly)."""
+    if not isinstance(scores.get(metric), (int, float)):
+        numbers = sorted(name for name, value in scores.items() if isinstance(value, (int, float)))
+        raise ValueError(f"--metric_for_best_model {metric} is not a validation score of this task; its scores "
+                         f"are {', '.join(numbers)}.")
     if best is None:
         return True
-    new, old = scores[task.score_name], best[task.score_name]
-    return new > old if task.greater_is_better else new < old
+    return scores[metric] > best[metric] if greater_is_better else scores[metric] < best[metric]
 
 
 def build_model(args: FinetuningArguments, task, vocabulary_size: int | None = None):
@@ -273,7 +291,7 @@ def finetune(args: FinetuningArguments) -> dict:
             state["log"].append({"step": step, "loss": step_loss, **scores})
             logger.info("step %d: loss %.4f, validation %s (%s input)", step, step_loss, task.summary(scores),
                         args.eval_modality)
-            if improves(task, scores, state["best"]):
+            if improves(scores, state["best"], *best_model_metric(args, task)):
                 state["best"] = {"step": step, **scores}
                 if accelerator.is_main_process:
                     _save_best(accelerator.unwrap_model(model), tokenizer, output_dir / "best", args, fingerprint)
