@@ -1,5 +1,5 @@
-"""Evaluation during pretraining (`--eval_steps`): the held-out loss per modality and a multiple-choice accuracy
-logged at steps N, 2N, ... to log.jsonl and TensorBoard, `best/` holding the best step's weights, and a run
+"""Evaluation during pretraining (`--eval_steps`): the held-out loss per modality and a cloze accuracy in the four
+directions logged at steps N, 2N, ... to log.jsonl and TensorBoard, `best/` holding the best step's weights, and a run
 killed mid-way and resumed logging the same evaluations and keeping the same best."""
 
 from __future__ import annotations
@@ -13,23 +13,27 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from safetensors.torch import load_file
 
 from lst_speech.training.arguments import DataArguments, PretrainingArguments
+from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
 from lst_speech.training.step_evaluation import StepEvaluation, check_evaluation
 
-from conftest import save_packed_lst_data
+from conftest import NUM_UNITS, save_packed_lst_data
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
 EVAL_STEPS, MAX_STEPS = 4, 12
 LOSSES = ("eval_loss", "eval_loss_text", "eval_loss_speech")
-ACCURACIES = ("eval_mc_accuracy_sum", "eval_mc_accuracy_per_token", "eval_mc_accuracy_per_unit")
+ACCURACIES = tuple(f"eval_mc_{direction}_accuracy_{normalization}" for direction in ("s2s", "t2t", "s2t", "t2s")
+                   for normalization in ("sum", "per_token", "per_unit"))
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, tokenizer, sample_verses):
-    """A tokenizer, packed training and held-out data, and a six-story StoryCloze CSV made of verses."""
+    """A tokenizer, packed training and held-out data, a six-story StoryCloze CSV made of verses, and an MFCC
+    unit extractor with the tokenizer's number of units (for the spoken directions)."""
     root = tmp_path_factory.mktemp("eval_during_training")
     tokenizer.save_pretrained(root / "tokenizer")
     save_packed_lst_data(tokenizer, sample_verses, root / "data", paired=200, text=slice(1000, 1400))
@@ -42,12 +46,16 @@ def workspace(tmp_path_factory, tokenizer, sample_verses):
         for story in range(6):
             verses = sample_verses[2500 + 6 * story: 2506 + 6 * story]
             writer.writerow([*verses, str(1 + story % 2)])
+    noise = (0.1 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)
+    MfccUnitExtractor(NUM_UNITS).fit([noise], 16000).save_pretrained(root / "extractor")
     return root
 
 
 def arguments(workspace, output_dir, *extra):
     return ["--tokenizer", str(workspace / "tokenizer"), "--train_data", str(workspace / "data"),
             "--eval_data", str(workspace / "held_out"), "--eval_multiple_choice", str(workspace / "cloze.csv"),
+            "--eval_multiple_choice_format", "topic-storycloze", "--eval_unit_extractor", str(workspace / "extractor"),
+            "--eval_multiple_choice_directions", "S->S", "T->T", "S->T", "T->S",
             "--output_dir", str(output_dir), "--preset", "tiny", "--max_steps", str(MAX_STEPS), "--warmup_steps", "2",
             "--per_device_batch_size", "4", "--logging_steps", "1", "--eval_steps", str(EVAL_STEPS),
             "--save_steps", str(EVAL_STEPS), "--save_total_limit", "10", "--seed", "3", *extra]
@@ -79,9 +87,9 @@ def best_of(rows, key, greater):
 
 @pytest.fixture(scope="module")
 def reference(workspace, tmp_path_factory):
-    """An uninterrupted run choosing its best model by the multiple-choice accuracy, with TensorBoard."""
+    """An uninterrupted run choosing its best model by the S->S cloze accuracy, with TensorBoard."""
     output_dir = tmp_path_factory.mktemp("reference") / "run"
-    run_pretraining(*command(workspace, output_dir, "--metric_for_best_model", "mc_accuracy_sum",
+    run_pretraining(*command(workspace, output_dir, "--metric_for_best_model", "mc_s2s_accuracy_sum",
                              "--report_to", "tensorboard"))
     return output_dir
 
@@ -112,12 +120,12 @@ def test_evaluations_are_logged_at_every_eval_step(reference):
 
 @pytest.mark.slow
 def test_best_holds_the_weights_of_the_best_evaluation(reference):
-    best = best_of(eval_rows(reference), "eval_mc_accuracy_sum", greater=True)
+    best = best_of(eval_rows(reference), "eval_mc_s2s_accuracy_sum", greater=True)
     recorded = json.loads((reference / "best" / "best_metric.json").read_text())
-    assert (recorded["step"], recorded["metric_for_best_model"]) == (best["step"], "eval_mc_accuracy_sum")
-    assert recorded["best_metric"] == best["eval_mc_accuracy_sum"]
+    assert (recorded["step"], recorded["metric_for_best_model"]) == (best["step"], "eval_mc_s2s_accuracy_sum")
+    assert recorded["best_metric"] == best["eval_mc_s2s_accuracy_sum"]
     state = json.loads((reference / f"checkpoint-{MAX_STEPS}" / "trainer_state.json").read_text())
-    assert (state["best_step"], state["best_metric"]) == (best["step"], best["eval_mc_accuracy_sum"])
+    assert (state["best_step"], state["best_metric"]) == (best["step"], best["eval_mc_s2s_accuracy_sum"])
     # The checkpoint of the best step holds the same weights as best/.
     saved = load_file(reference / "best" / "model.safetensors")
     at_best = load_file(reference / f"checkpoint-{best['step']}" / "model.safetensors")
@@ -131,7 +139,7 @@ def test_best_holds_the_weights_of_the_best_evaluation(reference):
 @pytest.mark.slow
 def test_a_run_killed_and_resumed_logs_the_same_evaluations_and_best(workspace, reference, tmp_path):
     killed = tmp_path / "killed"
-    extra = ("--metric_for_best_model", "mc_accuracy_sum", "--report_to", "none")
+    extra = ("--metric_for_best_model", "mc_s2s_accuracy_sum", "--report_to", "none")
     process = subprocess.Popen(command(workspace, killed, *extra), env=ENV,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
@@ -165,6 +173,10 @@ def test_the_flags_are_checked_before_training(tmp_path):
         DataArguments(train_data=str(data), eval_multiple_choice_format="cloze")
     with pytest.raises(ValueError, match="--eval_multiple_choice .* does not exist"):
         DataArguments(train_data=str(data), eval_multiple_choice=str(tmp_path / "missing.csv"))
+    with pytest.raises(ValueError, match="--eval_multiple_choice_directions takes some of"):
+        DataArguments(train_data=str(data), eval_multiple_choice_directions=["S->X"])
+    with pytest.raises(ValueError, match="Spoken --eval_multiple_choice_directions need --eval_unit_extractor"):
+        DataArguments(train_data=str(data), eval_multiple_choice=str(data), eval_multiple_choice_directions=["S->T"])
     # as in transformers' Trainer the eval_ prefix may be left out; any loss is better when lower
     args = PretrainingArguments(output_dir="o", eval_steps=5, metric_for_best_model="loss_speech")
     assert (args.metric_for_best_model, args.greater_is_better) == ("eval_loss_speech", False)
@@ -172,7 +184,8 @@ def test_the_flags_are_checked_before_training(tmp_path):
         check_evaluation(DataArguments(train_data=str(data)), PretrainingArguments(output_dir="o", eval_steps=5))
     with pytest.raises(ValueError, match="is not logged by this run's evaluation; it logs eval_loss, "):
         check_evaluation(DataArguments(train_data=str(data), eval_data=str(data)),
-                         PretrainingArguments(output_dir="o", eval_steps=5, metric_for_best_model="mc_accuracy_sum"))
+                         PretrainingArguments(output_dir="o", eval_steps=5,
+                                              metric_for_best_model="mc_t2t_accuracy_sum"))
 
 
 def test_only_a_strictly_better_value_is_the_new_best(tmp_path):

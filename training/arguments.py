@@ -13,6 +13,7 @@ import yaml
 from transformers import HfArgumentParser
 
 from lst_speech.evaluation.likelihood import NORMALIZATIONS
+from lst_speech.evaluation.multiple_choice_data import DIRECTIONS as MC_DIRECTIONS
 from lst_speech.evaluation.multiple_choice_data import FORMATS as MC_FORMATS
 from lst_speech.modeling_lst.configuration_lst import (
     ALIGNED_BY,
@@ -79,8 +80,12 @@ class DataArguments:
     eval_data: str | None = field(default=None, metadata={"help": "held-out packed sequences, scored at the end "
                                                                    "and every --eval_steps"})
     eval_multiple_choice: str | None = field(default=None, metadata={
-        "help": "a small multiple-choice set (T->T) scored every --eval_steps, in --eval_multiple_choice_format"})
+        "help": "a small multiple-choice set scored every --eval_steps, in --eval_multiple_choice_format"})
     eval_multiple_choice_format: str = field(default="topic-storycloze", metadata={"help": f"one of {MC_FORMATS}"})
+    eval_multiple_choice_directions: list[str] = field(default_factory=lambda: ["T->T"], metadata={
+        "help": f"any of {MC_DIRECTIONS}; spoken ones are synthesised with espeak and need --eval_unit_extractor"})
+    eval_unit_extractor: str | None = field(default=None, metadata={"help": "a saved unit extractor (the "
+                                                                            "tokenizer's units) for spoken directions"})
     streaming: bool = field(default=False, metadata={"help": "stream --train_data (an IterableDataset split over "
                                                              "processes by file or row) instead of memory-mapping it"})
 
@@ -97,13 +102,29 @@ class DataArguments:
         if self.eval_multiple_choice is not None:
             check_local_path(self.eval_multiple_choice, "--eval_multiple_choice", "a multiple-choice file",
                              local_only=True)
+        unknown = [d for d in self.eval_multiple_choice_directions if d not in MC_DIRECTIONS]
+        if unknown or not self.eval_multiple_choice_directions:
+            raise ValueError(f"--eval_multiple_choice_directions takes some of {MC_DIRECTIONS}, got "
+                             f"{self.eval_multiple_choice_directions}.")
+        if self.eval_unit_extractor is not None:
+            check_local_path(self.eval_unit_extractor, "--eval_unit_extractor", "a saved unit extractor",
+                             local_only=True)
+        elif self.eval_multiple_choice and set(self.eval_multiple_choice_directions) - {"T->T"}:
+            raise ValueError("Spoken --eval_multiple_choice_directions need --eval_unit_extractor (a saved unit "
+                             "extractor) to turn the synthesised speech into units.")
 
     def eval_metrics(self) -> tuple[str, ...]:
         """The names `--eval_steps` logs (what `--metric_for_best_model` may name)."""
         names = ("eval_loss", "eval_loss_text", "eval_loss_speech") if self.eval_data else ()
         if self.eval_multiple_choice:
-            names += tuple(f"eval_mc_accuracy_{normalization}" for normalization in NORMALIZATIONS)
+            names += tuple(f"eval_mc_{direction_tag(direction)}_accuracy_{normalization}"
+                           for direction in self.eval_multiple_choice_directions for normalization in NORMALIZATIONS)
         return names
+
+
+def direction_tag(direction: str) -> str:
+    """'S->T' as it appears in metric names: s2t."""
+    return direction.replace("->", "2").lower()
 
 
 @dataclass
@@ -142,7 +163,7 @@ class PretrainingArguments:
                                                          "optimizer steps (0: only --eval_data, at the end)"})
     metric_for_best_model: str | None = field(default=None, metadata={
         "help": "keep output_dir/best: the weights of the eval step with the best value of this metric, e.g. "
-                "eval_loss or eval_mc_accuracy_per_token"})
+                "eval_loss or eval_mc_s2s_accuracy_per_token"})
     greater_is_better: bool | None = field(default=None, metadata={
         "help": "whether a larger --metric_for_best_model is better (default: true unless it names a loss)"})
     seed: int = 0
@@ -166,7 +187,8 @@ class PretrainingArguments:
                              f"logging_steps at least 1; got {self.learning_rate}, {self.warmup_steps}, {self.save_steps} and "
                              f"{self.logging_steps}.")
         if self.eval_steps < 0:
-            raise ValueError(f"eval_steps must be at least 0 (0: no evaluation during training), got {self.eval_steps}.")
+            raise ValueError(f"eval_steps must be at least 0 (0: no evaluation during training), got "
+                             f"{self.eval_steps}.")
         if self.metric_for_best_model:
             if not self.eval_steps:
                 raise ValueError("--metric_for_best_model needs --eval_steps N: the best model is chosen at the "

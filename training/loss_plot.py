@@ -1,10 +1,12 @@
 """The training-loss figure: overall, text-token and speech-token losses against the step, or against the
 tokens or FLOPs trained on so far (PNG): runs that see different amounts per step compare on those. A run's
 evaluations during training (log rows with `eval_` keys, `--eval_steps`) are drawn beside them: the held-out
-losses dashed on the same panels, and the multiple-choice accuracy on a panel of its own."""
+losses dashed on the same panels, and the multiple-choice accuracy per direction (per-token normalisation; the
+log holds all three) on a panel of its own."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
@@ -14,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 CURVES = (("loss", "all tokens"), ("loss_text", "text tokens"), ("loss_speech", "speech tokens"))
 X_AXES = {"step": "step", "tokens": "tokens trained on", "flops": "training FLOPs"}
-ACCURACY = "eval_mc_accuracy_"
+ACCURACY = re.compile(r"^eval_mc_(\w+)_accuracy_per_token$")  # the direction: eval_mc_s2t_accuracy_per_token
 
 
 def _x_values(log: list[dict], x: str) -> list[float]:
@@ -50,7 +52,7 @@ def plot_losses(rows: list[dict], path: str | Path, title: str = "pretraining",
     evaluations = {name: [row for row in log if any(key.startswith("eval_") for key in row)]
                    for name, log in runs.items()}
     eval_x = {name: _eval_x_values(training[name], evaluations[name], x) for name in runs}
-    accuracies = sorted({key for log in evaluations.values() for row in log for key in row if key.startswith(ACCURACY)})
+    accuracies = sorted({key for log in evaluations.values() for row in log for key in row if ACCURACY.match(key)})
     panels = len(CURVES) + bool(accuracies)
     figure, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.4), sharex=True)
     for axis, (key, label) in zip(axes, CURVES):
@@ -65,12 +67,13 @@ def plot_losses(rows: list[dict], path: str | Path, title: str = "pretraining",
         axis.set_title(label)
     if accuracies:
         axis = axes[-1]
-        for name in runs:
-            for key in accuracies:
+        for index, name in enumerate(runs):  # a colour per direction, a line style per run
+            for slot, key in enumerate(accuracies):
                 points = _points(eval_x[name], evaluations[name], key)
                 if points:
-                    axis.plot(*zip(*points), marker=".", label=f"{name} {key[len(ACCURACY):]}".strip())
-        axis.set_title("multiple choice (held-out)")
+                    axis.plot(*zip(*points), ("-", ":", "-.")[index % 3], marker=".", color=f"C{slot}",
+                              label=f"{name} {ACCURACY.match(key)[1]}".strip())
+        axis.set_title("multiple choice (held-out, per token)")
         axis.set_ylabel("accuracy")
     for axis in axes:
         axis.set_xlabel(X_AXES[x])

@@ -1,6 +1,7 @@
 """Evaluation every `--eval_steps` optimizer steps, so a run shows when an ability appears rather than only where
-it ended: the held-out loss per target modality (`--eval_data`) and a small multiple-choice set's accuracy
-(`--eval_multiple_choice`, T->T). `--metric_for_best_model` keeps the weights of the best evaluation in `best/`;
+it ended: the held-out loss per target modality (`--eval_data`) and a small multiple-choice set's accuracy in
+each of `--eval_multiple_choice_directions` (`--eval_multiple_choice`; its spoken versions are synthesised once,
+at the start). `--metric_for_best_model` keeps the weights of the best evaluation in `best/`;
 the best step and value travel in each checkpoint's trainer state, so a resumed run goes on comparing with them."""
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ import math
 import torch
 
 from lst_speech.evaluation.multiple_choice import multiple_choice_accuracy
-from lst_speech.evaluation.multiple_choice_data import load_text_items, text_items
-from lst_speech.training.arguments import DataArguments, PretrainingArguments
+from lst_speech.evaluation.multiple_choice_data import load_text_items, spoken_items, text_items
+from lst_speech.training.arguments import DataArguments, PretrainingArguments, direction_tag
 from lst_speech.training.data.dataset_files import open_dataset
 from lst_speech.training.steps import evaluate_loss
 
@@ -33,9 +34,20 @@ class StepEvaluation:
         check_evaluation(data_args, args)
         self.args, self.tokenizer, self.lst_config = args, tokenizer, lst_config
         self.eval_data = open_dataset(data_args.eval_data) if data_args.eval_data else None
-        self.items = (text_items(load_text_items(data_args.eval_multiple_choice,
-                                                 data_args.eval_multiple_choice_format))
-                      if data_args.eval_multiple_choice else [])
+        self.items = {}  # direction tag -> items
+        if data_args.eval_multiple_choice:
+            text = load_text_items(data_args.eval_multiple_choice, data_args.eval_multiple_choice_format)
+            spoken = set(data_args.eval_multiple_choice_directions) - {"T->T"}
+            synthesizer, extractor, cache = None, None, {}
+            if spoken:
+                from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
+                from lst_speech.tokenization.speech.unit_extraction import load_unit_extractor
+
+                synthesizer, extractor = EspeakSynthesizer(), load_unit_extractor(data_args.eval_unit_extractor)
+            for direction in data_args.eval_multiple_choice_directions:
+                self.items[direction_tag(direction)] = (
+                    text_items(text) if direction == "T->T"
+                    else spoken_items(text, direction, synthesizer, extractor, cache))
         self.best_step, self.best_metric = state.get("best_step"), state.get("best_metric")
 
     def due(self, step: int) -> bool:
@@ -48,14 +60,14 @@ class StepEvaluation:
         if self.eval_data is not None:
             losses = evaluate_loss(model, self.eval_data, self.tokenizer, accelerator, self.args, self.lst_config)
             results.update({f"eval_{name}": value for name, value in losses.items()})
-        if self.items:
-            model.eval()
+        model.eval()
+        for tag, items in self.items.items():
             with torch.no_grad(), accelerator.autocast():
-                scores = multiple_choice_accuracy(accelerator.unwrap_model(model), self.tokenizer, self.items,
+                scores = multiple_choice_accuracy(accelerator.unwrap_model(model), self.tokenizer, items,
                                                   self.args.per_device_batch_size)
-            model.train()
-            results.update({f"eval_mc_{name}": value for name, value in scores.items()
+            results.update({f"eval_mc_{tag}_{name}": value for name, value in scores.items()
                             if name.startswith("accuracy_") and not name.endswith("_ci95")})
+        model.train()
         return results
 
     def improves(self, step: int, metrics: dict[str, float]) -> bool:
