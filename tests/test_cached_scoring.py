@@ -34,7 +34,7 @@ def model(request, bases):
 
 
 def segment(modality: str, text: str, rng) -> str | np.ndarray:
-    """`text`, or stand-in units of a length that is not a multiple of the patch size (4) half of the time."""
+    """`text`, or 5-18 stand-in units: most speech prompts end inside a patch (of 4), which the ending fills."""
     return text if modality == "T" else rng.integers(0, 50, size=int(rng.integers(5, 19)))
 
 
