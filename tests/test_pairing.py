@@ -148,3 +148,33 @@ def test_a_vocoder_run_resumes_only_with_the_extractor_its_units_came_from(tmp_p
     check_data_extractor(data_dir, first, tmp_path / "first")
     with pytest.raises(ValueError, match=r"made with the extractor .*first, not with .*second: resume with"):
         check_data_extractor(data_dir, second, tmp_path / "second")
+
+
+def test_packed_data_records_its_tokenizer_and_pretraining_compares_it(tokenizer, sample_verses, tmp_path):
+    import json
+
+    from lst_speech.training.data.checks import LAYOUT_FILE, check_data_tokenizer
+
+    import datasets
+
+    tokenizer.save_pretrained(tmp_path / "tokenizer")
+    (tmp_path / "verses.txt").write_text("\n".join(sample_verses[:40]) + "\n")
+    rng = np.random.default_rng(0)
+    paired = []
+    for verse in sample_verses[40:60]:  # stand-in speech: a few units per word
+        words = verse.split()
+        spans = [[3 * i, 3 * i + 3] for i in range(len(words))]
+        paired.append({"text": verse, "words": words, "word_spans": spans,
+                       "units": rng.integers(0, tokenizer.num_units, 3 * len(words)).tolist()})
+    datasets.Dataset.from_list(paired).save_to_disk(str(tmp_path / "paired"))
+    main(["data", "--recipe", "lst", "--tokenizer", str(tmp_path / "tokenizer"), "--text",
+          str(tmp_path / "verses.txt"), "--paired", str(tmp_path / "paired"), "--output", str(tmp_path / "packed"),
+          "--sequence_length", "64"])
+    recorded = json.loads((tmp_path / "packed" / LAYOUT_FILE).read_text())
+    assert recorded == json.loads(json.dumps(tokenizer.vocabulary_layout()))
+    check_data_tokenizer(tmp_path / "packed", tokenizer)
+    shifted = {**recorded, "speech_marker_id": recorded["speech_marker_id"] + 1}
+    (tmp_path / "packed" / LAYOUT_FILE).write_text(json.dumps(shifted))
+    with pytest.raises(ValueError, match=r"packed was built with another tokenizer than --tokenizer \(speech_marker_id "
+                                         r"\d+ in the data, \d+ in the tokenizer\)"):
+        check_data_tokenizer(tmp_path / "packed", tokenizer)

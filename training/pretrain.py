@@ -49,7 +49,12 @@ from lst_speech.training.checkpoints import (
     save_pretrained_atomically,
     truncate_log,
 )
-from lst_speech.training.data.checks import check_packed_columns, check_packed_patch_size, streamed_row_check
+from lst_speech.training.data.checks import (
+    check_data_tokenizer,
+    check_packed_columns,
+    check_packed_patch_size,
+    streamed_row_check,
+)
 from lst_speech.training.data.collator import PackedCollator
 from lst_speech.training.data.dataset_files import open_dataset
 from lst_speech.training.loss_plot import plot_losses
@@ -82,6 +87,9 @@ def run(model_args: ModelArguments, data_args: DataArguments, args: PretrainingA
     train_data = open_dataset(data_args.train_data, streaming=data_args.streaming)
     config = model_config(model_args, tokenizer, args)
     lst_config = config if model_args.model_type == "lst" else None
+    for data in (data_args.train_data, data_args.eval_data):
+        if data:
+            check_data_tokenizer(data, tokenizer)
     check_packed_columns(train_data, data_args.train_data, lst_config)
     check_packed_patch_size(train_data, data_args.train_data, lst_config.patch_size if lst_config else None)
     check_evaluation(data_args, args)

@@ -21,6 +21,7 @@ holds one (`lst_speech.tokenization.output_safety`).
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -129,6 +130,7 @@ def run(arguments) -> None:
 
     import lst_speech.tokenization  # noqa: F401  (registers the joint tokenizer)
     from lst_speech.model_cards.dataset_cards import pretraining_data_card
+    from lst_speech.training.data.checks import LAYOUT_FILE
     from lst_speech.training.data.dataset_files import SHARD_PATTERN, open_dataset, write_parquet_shards
     from lst_speech.training.data.mixing import RealisedRatios
     from lst_speech.training.data.packing import PACKED_FEATURES
@@ -151,6 +153,8 @@ def run(arguments) -> None:
     if arguments.patch_size:
         recipe = recipe.replace(patch_size=arguments.patch_size)
     tokenizer = AutoTokenizer.from_pretrained(arguments.tokenizer)
+    # Which ids the rows hold: pretraining compares it with its tokenizer (training.data.checks).
+    layout = {LAYOUT_FILE: json.dumps(tokenizer.vocabulary_layout(), indent=2) + "\n"}
     streaming = arguments.streaming
     sources = {
         "paired": open_dataset(str(arguments.paired), streaming) if arguments.paired else None,
@@ -184,13 +188,13 @@ def run(arguments) -> None:
     if streaming:  # counted while the rows are packed and written: nothing is held but one row group
         packed = pack_with_recipe(mixed.map(tally.observe, batched=True, features=mixed.features), recipe)
         index = write_parquet_shards(packed, output, PACKED_FEATURES, arguments.rows_per_shard,
-                                     card=lambda index: card(index["rows"]), owner=OWNER)
+                                     card=lambda index: card(index["rows"]), owner=OWNER, extra_files=layout)
         logger.info("wrote %d packed sequences in %d shards to %s; realised: %s", index["rows"],
                     len(index["shards"]), output, tally.report())
         return
     packed = pack_with_recipe(mixed, recipe, arguments.num_proc)
     tally.add(mixed)
-    save_with_card(packed, output, card(len(packed)), owner=OWNER)
+    save_with_card(packed, output, card(len(packed)), owner=OWNER, extra_files=layout)
     logger.info("saved %d packed sequences to %s; realised: %s", len(packed), output, tally.report())
     if arguments.push_to_hub:
         push_with_card(packed, arguments.push_to_hub, card(len(packed)))

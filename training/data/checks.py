@@ -1,7 +1,11 @@
-"""What pretraining checks in packed data before it trains: the columns its patching needs, piece spans for
-patching by pieces (row by row when streamed), and the static patch size the data was packed for."""
+"""What pretraining checks in packed data before it trains: the tokenizer it was built with, the columns its
+patching needs, piece spans for patching by pieces (row by row when streamed), and the static patch size the data
+was packed for."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -9,6 +13,29 @@ import pyarrow.compute as pc
 
 from lst_speech.modeling_lst import LSTConfig
 from lst_speech.modeling_lst.configuration_lst import WORD_SPAN_MODES
+
+
+LAYOUT_FILE = "tokenizer_layout.json"  # beside packed data: the id layout of the tokenizer that built it
+
+
+def check_data_tokenizer(where, tokenizer) -> None:
+    """Packed data holds ids of the tokenizer `lst data` built it with (recorded in LAYOUT_FILE, in the folder or in
+    each of its `--part` folders); another tokenizer reads them as other tokens. Data without the record (older
+    builds, a Hub id) is not checked."""
+    folder = Path(where)
+    records = [folder / LAYOUT_FILE, *sorted(folder.glob(f"part-*/{LAYOUT_FILE}"))] if folder.is_dir() else []
+    layout = tokenizer.vocabulary_layout()
+    for record in (path for path in records if path.is_file()):
+        try:
+            recorded = json.loads(record.read_text())
+        except ValueError as error:
+            raise ValueError(f"{record} is damaged ({error}): build the data again with `lst data`.") from error
+        differing = [f"{key} {recorded.get(key)} in the data, {value} in the tokenizer" for key, value in
+                     layout.items() if recorded.get(key) != value]
+        if differing:
+            raise ValueError(f"{where} was built with another tokenizer than --tokenizer ({'; '.join(differing)}): "
+                             "train with the tokenizer the data was built with, or build the data again with this "
+                             "one.")
 
 
 def check_packed_columns(dataset, where: str, config: LSTConfig | None) -> None:

@@ -62,9 +62,9 @@ def open_dataset(path: str, streaming: bool = False, split: str = "train"):
 
 
 def write_parquet_shards(rows, folder: str | os.PathLike, features: datasets.Features, rows_per_shard: int,
-                         card=None, row_group_size: int = 256, *, owner: str) -> dict:
+                         card=None, row_group_size: int = 256, *, owner: str, extra_files: dict | None = None) -> dict:
     """Write the rows of an iterable as `data-XXXXX.parquet` shards of `rows_per_shard` rows, plus `index.json`
-    (shards and row counts) and README.md from `card(index)` when given. Rows go out in Parquet row groups, so
+    (shards and row counts), README.md from `card(index)` when given, and `extra_files` (name -> text). Rows go out in Parquet row groups, so
     only one group is ever in memory. The folder appears whole or not at all, as `owner`'s output (atomic_directory:
     written under a temporary name, renamed when the last shard is done, only in place of `owner`'s earlier one)."""
     if rows_per_shard < 1:
@@ -105,4 +105,6 @@ def write_parquet_shards(rows, folder: str | os.PathLike, features: datasets.Fea
         (partial / INDEX_FILE).write_text(json.dumps(index, indent=2))
         if card is not None:
             (partial / "README.md").write_text(str(card(index)))
+        for name, text in (extra_files or {}).items():
+            (partial / name).write_text(text)
     return index

@@ -127,12 +127,15 @@ def shard_for_process(dataset, rank: int, world_size: int):
     return split_dataset_by_node(dataset, rank=rank, world_size=world_size)
 
 
-def save_with_card(dataset: datasets.Dataset, directory: str | os.PathLike, card, *, owner: str) -> None:
-    """`save_to_disk`, then the card as README.md next to the Arrow files, as `owner`'s output (atomic_directory:
-    written whole, and only in place of `owner`'s earlier output)."""
+def save_with_card(dataset: datasets.Dataset, directory: str | os.PathLike, card, *, owner: str,
+                   extra_files: dict | None = None) -> None:
+    """`save_to_disk`, then the card as README.md (and `extra_files`, name -> text) next to the Arrow files, as
+    `owner`'s output (atomic_directory: written whole, and only in place of `owner`'s earlier output)."""
     with atomic_directory(directory, owner) as partial:
         dataset.save_to_disk(partial)
         (partial / "README.md").write_text(str(card))
+        for name, text in (extra_files or {}).items():
+            (partial / name).write_text(text)
 
 
 def push_with_card(dataset: datasets.Dataset, repo_id: str, card, private: bool = True) -> None:
