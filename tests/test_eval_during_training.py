@@ -1,6 +1,6 @@
-"""Evaluation during pretraining (`--eval_steps`): the held-out loss per modality and a cloze accuracy in the four
-directions logged at steps N, 2N, ... to log.jsonl and TensorBoard, `best/` holding the best step's weights, and a run
-killed mid-way and resumed logging the same evaluations and keeping the same best."""
+"""Evaluation during pretraining (`--eval_steps`): the held-out loss per modality, a cloze accuracy and CRA in the
+four directions logged at steps N, 2N, ... to log.jsonl and TensorBoard, `best/` holding the best step's
+weights, and a run killed mid-way and resumed logging the same evaluations and keeping the same best."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+import datasets
 import numpy as np
 import pytest
 from safetensors.torch import load_file
@@ -27,13 +28,15 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "
 EVAL_STEPS, MAX_STEPS = 4, 12
 LOSSES = ("eval_loss", "eval_loss_text", "eval_loss_speech")
 ACCURACIES = tuple(f"eval_mc_{direction}_accuracy_{normalization}" for direction in ("s2s", "t2t", "s2t", "t2s")
-                   for normalization in ("sum", "per_token", "per_unit"))
+                   for normalization in ("sum", "per_token", "per_unit")) + tuple(
+    f"eval_cra_{direction}" for direction in ("u2u", "u2t", "t2u", "t2t"))
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, tokenizer, sample_verses):
-    """A tokenizer, packed training and held-out data, a six-story StoryCloze CSV made of verses, and an MFCC
-    unit extractor with the tokenizer's number of units (for the spoken directions)."""
+    """A tokenizer, packed training and held-out data, a six-story StoryCloze CSV made of verses, an MFCC unit
+    extractor with the tokenizer's number of units (for the spoken directions), and a spoken corpus of six
+    utterances (stand-in units in word spans) for CRA."""
     root = tmp_path_factory.mktemp("eval_during_training")
     tokenizer.save_pretrained(root / "tokenizer")
     save_packed_lst_data(tokenizer, sample_verses, root / "data", paired=200, text=slice(1000, 1400))
@@ -48,6 +51,14 @@ def workspace(tmp_path_factory, tokenizer, sample_verses):
             writer.writerow([*verses, str(1 + story % 2)])
     noise = (0.1 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)
     MfccUnitExtractor(NUM_UNITS).fit([noise], 16000).save_pretrained(root / "extractor")
+    rng, utterances = np.random.default_rng(1), []
+    for verse in sample_verses[2600:2606]:
+        words = verse.split()[:8]
+        ends = np.cumsum(rng.integers(2, 5, len(words)))
+        utterances.append({"text": " ".join(words), "words": words,
+                           "units": rng.integers(0, NUM_UNITS, ends[-1]).tolist(),
+                           "word_spans": np.stack([np.r_[0, ends[:-1]], ends], 1).tolist()})
+    datasets.Dataset.from_list(utterances).save_to_disk(str(root / "spoken_corpus"))
     return root
 
 
@@ -56,6 +67,7 @@ def arguments(workspace, output_dir, *extra):
             "--eval_data", str(workspace / "held_out"), "--eval_multiple_choice", str(workspace / "cloze.csv"),
             "--eval_multiple_choice_format", "topic-storycloze", "--eval_unit_extractor", str(workspace / "extractor"),
             "--eval_multiple_choice_directions", "S->S", "T->T", "S->T", "T->S",
+            "--eval_context_retrieval", str(workspace / "spoken_corpus"),
             "--output_dir", str(output_dir), "--preset", "tiny", "--max_steps", str(MAX_STEPS), "--warmup_steps", "2",
             "--per_device_batch_size", "4", "--logging_steps", "1", "--eval_steps", str(EVAL_STEPS),
             "--save_steps", str(EVAL_STEPS), "--save_total_limit", "10", "--seed", "3", *extra]
@@ -161,8 +173,6 @@ def test_a_run_killed_and_resumed_logs_the_same_evaluations_and_best(workspace, 
 
 
 def test_the_flags_are_checked_before_training(tmp_path):
-    import datasets
-
     data = tmp_path / "data"
     datasets.Dataset.from_dict({"input_ids": [[1]], "modality_mask": [[0]]}).save_to_disk(data)
     with pytest.raises(ValueError, match="needs --eval_steps"):
@@ -175,6 +185,8 @@ def test_the_flags_are_checked_before_training(tmp_path):
         DataArguments(train_data=str(data), eval_multiple_choice=str(tmp_path / "missing.csv"))
     with pytest.raises(ValueError, match="--eval_multiple_choice_directions takes some of"):
         DataArguments(train_data=str(data), eval_multiple_choice_directions=["S->X"])
+    with pytest.raises(ValueError, match="eval_context_retrieval_num must be at least 2"):
+        DataArguments(train_data=str(data), eval_context_retrieval=str(data), eval_context_retrieval_num=1)
     with pytest.raises(ValueError, match="Spoken --eval_multiple_choice_directions need --eval_unit_extractor"):
         DataArguments(train_data=str(data), eval_multiple_choice=str(data), eval_multiple_choice_directions=["S->T"])
     # as in transformers' Trainer the eval_ prefix may be left out; any loss is better when lower
@@ -189,8 +201,6 @@ def test_the_flags_are_checked_before_training(tmp_path):
 
 
 def test_only_a_strictly_better_value_is_the_new_best(tmp_path):
-    import datasets
-
     data = tmp_path / "data"
     datasets.Dataset.from_dict({"input_ids": [[1]], "modality_mask": [[0]]}).save_to_disk(data)
     args = PretrainingArguments(output_dir="o", eval_steps=2, metric_for_best_model="eval_loss")

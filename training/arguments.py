@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import yaml
 from transformers import HfArgumentParser
 
+from lst_speech.evaluation.context_retrieval import DIRECTIONS as CRA_DIRECTIONS
 from lst_speech.evaluation.likelihood import NORMALIZATIONS
 from lst_speech.evaluation.multiple_choice_data import DIRECTIONS as MC_DIRECTIONS
 from lst_speech.evaluation.multiple_choice_data import FORMATS as MC_FORMATS
@@ -86,6 +87,11 @@ class DataArguments:
         "help": f"any of {MC_DIRECTIONS}; spoken ones are synthesised with espeak and need --eval_unit_extractor"})
     eval_unit_extractor: str | None = field(default=None, metadata={"help": "a saved unit extractor (the "
                                                                             "tokenizer's units) for spoken directions"})
+    eval_context_retrieval: str | None = field(default=None, metadata={
+        "help": "a spoken corpus (save_to_disk: text, words, units, word_spans) whose CRA in u2u, u2t, t2u and t2t "
+                "is scored every --eval_steps"})
+    eval_context_retrieval_num: int = field(default=50, metadata={"help": "its first N utterances of two words or "
+                                                                          "more (the N x N matrix)"})
     streaming: bool = field(default=False, metadata={"help": "stream --train_data (an IterableDataset split over "
                                                              "processes by file or row) instead of memory-mapping it"})
 
@@ -106,6 +112,12 @@ class DataArguments:
         if unknown or not self.eval_multiple_choice_directions:
             raise ValueError(f"--eval_multiple_choice_directions takes some of {MC_DIRECTIONS}, got "
                              f"{self.eval_multiple_choice_directions}.")
+        if self.eval_context_retrieval is not None:
+            check_local_path(self.eval_context_retrieval, "--eval_context_retrieval", "a spoken corpus saved with "
+                             "save_to_disk", local_only=True)
+        if self.eval_context_retrieval_num < 2:
+            raise ValueError(f"eval_context_retrieval_num must be at least 2 (one right continuation among N), got "
+                             f"{self.eval_context_retrieval_num}.")
         if self.eval_unit_extractor is not None:
             check_local_path(self.eval_unit_extractor, "--eval_unit_extractor", "a saved unit extractor",
                              local_only=True)
@@ -119,6 +131,8 @@ class DataArguments:
         if self.eval_multiple_choice:
             names += tuple(f"eval_mc_{direction_tag(direction)}_accuracy_{normalization}"
                            for direction in self.eval_multiple_choice_directions for normalization in NORMALIZATIONS)
+        if self.eval_context_retrieval:
+            names += tuple(f"eval_cra_{direction}" for direction in CRA_DIRECTIONS)
         return names
 
 

@@ -1,8 +1,8 @@
 """The training-loss figure: overall, text-token and speech-token losses against the step, or against the
 tokens or FLOPs trained on so far (PNG): runs that see different amounts per step compare on those. A run's
 evaluations during training (log rows with `eval_` keys, `--eval_steps`) are drawn beside them: the held-out
-losses dashed on the same panels, and the multiple-choice accuracy per direction (per-token normalisation; the
-log holds all three) on a panel of its own."""
+losses dashed on the same panels, and on a panel of its own the multiple-choice accuracy per direction
+(per-token normalisation; the log holds all three) and CRA per direction."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 CURVES = (("loss", "all tokens"), ("loss_text", "text tokens"), ("loss_speech", "speech tokens"))
 X_AXES = {"step": "step", "tokens": "tokens trained on", "flops": "training FLOPs"}
-ACCURACY = re.compile(r"^eval_mc_(\w+)_accuracy_per_token$")  # the direction: eval_mc_s2t_accuracy_per_token
+ACCURACIES = {"cloze": re.compile(r"eval_mc_(\w+)_accuracy_per_token"), "CRA": re.compile(r"eval_cra_(\w+)")}
 
 
 def _x_values(log: list[dict], x: str) -> list[float]:
@@ -37,6 +37,14 @@ def _eval_x_values(training: list[dict], evaluations: list[dict], x: str) -> lis
     return [max((total for step, total in totals.items() if step <= row["step"]), default=0.0) for row in evaluations]
 
 
+def _accuracy_label(key: str) -> str | None:
+    """'cloze s2t' for eval_mc_s2t_accuracy_per_token, 'CRA u2t' for eval_cra_u2t; None for other keys."""
+    for name, pattern in ACCURACIES.items():
+        if match := pattern.fullmatch(key):
+            return f"{name} {match[1]}"
+    return None
+
+
 def _points(xs, rows, key):
     # NaN (a window without tokens of that kind) is not a point
     return [(at, row[key]) for at, row in zip(xs, rows) if key in row and row[key] == row[key]]
@@ -52,7 +60,7 @@ def plot_losses(rows: list[dict], path: str | Path, title: str = "pretraining",
     evaluations = {name: [row for row in log if any(key.startswith("eval_") for key in row)]
                    for name, log in runs.items()}
     eval_x = {name: _eval_x_values(training[name], evaluations[name], x) for name in runs}
-    accuracies = sorted({key for log in evaluations.values() for row in log for key in row if ACCURACY.match(key)})
+    accuracies = sorted({key for log in evaluations.values() for row in log for key in row if _accuracy_label(key)})
     panels = len(CURVES) + bool(accuracies)
     figure, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.4), sharex=True)
     for axis, (key, label) in zip(axes, CURVES):
@@ -72,8 +80,8 @@ def plot_losses(rows: list[dict], path: str | Path, title: str = "pretraining",
                 points = _points(eval_x[name], evaluations[name], key)
                 if points:
                     axis.plot(*zip(*points), ("-", ":", "-.")[index % 3], marker=".", color=f"C{slot}",
-                              label=f"{name} {ACCURACY.match(key)[1]}".strip())
-        axis.set_title("multiple choice (held-out, per token)")
+                              label=f"{name} {_accuracy_label(key)}".strip())
+        axis.set_title("held-out accuracy (cloze per token, CRA)")
         axis.set_ylabel("accuracy")
     for axis in axes:
         axis.set_xlabel(X_AXES[x])

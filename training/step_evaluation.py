@@ -1,15 +1,18 @@
 """Evaluation every `--eval_steps` optimizer steps, so a run shows when an ability appears rather than only where
-it ended: the held-out loss per target modality (`--eval_data`) and a small multiple-choice set's accuracy in
-each of `--eval_multiple_choice_directions` (`--eval_multiple_choice`; its spoken versions are synthesised once,
-at the start). `--metric_for_best_model` keeps the weights of the best evaluation in `best/`;
-the best step and value travel in each checkpoint's trainer state, so a resumed run goes on comparing with them."""
+it ended: the held-out loss per target modality (`--eval_data`), a small multiple-choice set's accuracy in each
+of `--eval_multiple_choice_directions` (`--eval_multiple_choice`; its spoken versions are synthesised once, at
+the start), and CRA in its four directions (`--eval_context_retrieval`). `--metric_for_best_model` keeps the
+weights of the best evaluation in `best/`; the best step and value travel in each checkpoint's trainer state, so
+a resumed run goes on comparing with them."""
 
 from __future__ import annotations
 
 import math
 
+import datasets
 import torch
 
+from lst_speech.evaluation.context_retrieval import context_retrieval_accuracy
 from lst_speech.evaluation.multiple_choice import multiple_choice_accuracy
 from lst_speech.evaluation.multiple_choice_data import load_text_items, spoken_items, text_items
 from lst_speech.training.arguments import DataArguments, PretrainingArguments, direction_tag
@@ -48,6 +51,14 @@ class StepEvaluation:
                 self.items[direction_tag(direction)] = (
                     text_items(text) if direction == "T->T"
                     else spoken_items(text, direction, synthesizer, extractor, cache))
+        self.cra_rows = []
+        if data_args.eval_context_retrieval:
+            corpus = datasets.load_from_disk(data_args.eval_context_retrieval)
+            # a prompt and a continuation need a word each
+            self.cra_rows = [row for row in corpus if len(row["words"]) >= 2][: data_args.eval_context_retrieval_num]
+            if len(self.cra_rows) < 2:
+                raise ValueError(f"--eval_context_retrieval {data_args.eval_context_retrieval} has "
+                                 f"{len(self.cra_rows)} utterances of two words or more; CRA needs at least two.")
         self.best_step, self.best_metric = state.get("best_step"), state.get("best_metric")
 
     def due(self, step: int) -> bool:
@@ -55,7 +66,7 @@ class StepEvaluation:
 
     def metrics(self, model, accelerator) -> dict[str, float]:
         """Every metric, the same on all processes: the held-out loss is reduced over them, and each process
-        scores the whole multiple-choice set (it is meant to be small)."""
+        scores the whole multiple-choice set and CRA corpus (they are meant to be small)."""
         results = {}
         if self.eval_data is not None:
             losses = evaluate_loss(model, self.eval_data, self.tokenizer, accelerator, self.args, self.lst_config)
@@ -67,6 +78,11 @@ class StepEvaluation:
                                                   self.args.per_device_batch_size)
             results.update({f"eval_mc_{tag}_{name}": value for name, value in scores.items()
                             if name.startswith("accuracy_") and not name.endswith("_ci95")})
+        if self.cra_rows:
+            with torch.no_grad(), accelerator.autocast():
+                cra = context_retrieval_accuracy(accelerator.unwrap_model(model), self.tokenizer, self.cra_rows,
+                                                 batch_size=self.args.per_device_batch_size)
+            results.update({f"eval_cra_{direction}": scores["cra"] for direction, scores in cra.items()})
         model.train()
         return results
 
