@@ -48,8 +48,9 @@ def test_a_file_cut_to_half_its_length_is_named_in_every_format(container, subty
     assert len(read_audio(path)[0]) == 32000  # whole, it reads whole
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match=rf"{path.name}'.*(is truncated: its header declares 32000 frames|Error)"):
-        read_audio(path)
+    with pytest.raises(ValueError, match=rf"(Cannot read audio file .*{path.name}'|{path.name}' is truncated: its "
+                                         r"header declares 32000 frames)"):
+        read_audio(path)  # a cut FLAC, Ogg or CAF: libsndfile's own words, after the file's name
 
 
 def test_an_unreadable_and_a_truncated_file_are_named(tmp_path):
