@@ -20,7 +20,7 @@ import soundfile
 import torch
 from safetensors.torch import load_file
 from test_finetune_slue import stand_in_rows
-from test_pretrain import read_log, run_pretraining, workspace  # noqa: F401  (fixture)
+from test_pretrain import read_log, workspace  # noqa: F401  (fixture)
 from test_streaming_data import PAIRED_FEATURES, paired_rows
 from test_streaming_training import corpus, streamed_arguments  # noqa: F401  (fixture)
 
@@ -51,6 +51,13 @@ def kill_when(command: list[str], ready, timeout: float = 240.0) -> None:
 
 def lst(*argv: str) -> list[str]:
     return [sys.executable, "-m", "lst_speech.training.cli.main", *argv]
+
+
+def run(command: list[str]) -> None:
+    """Runs `command` to its end in a child process with the killed runs' environment (one thread), so that the
+    reference, the killed run and its resume sum their floats in the same order."""
+    finished = subprocess.run(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert finished.returncode == 0, finished.stderr[-3000:]
 
 
 def parquet_rows(folder: Path, pattern: str) -> dict[str, list[dict]]:
@@ -131,11 +138,11 @@ def test_vocoder_training_killed_after_a_checkpoint_resumes_to_the_same_losses_a
     command = ["vocoder", "train", "--num_utterances", "4", "--held_out_utterances", "1", "--num_units", "12",
                "--preset", "tiny", "--deduplicated", "true", "--segment_frames", "12", "--batch_size", "2",
                "--max_steps", "12", "--adversarial_from_step", "6", "--logging_steps", "2", "--save_steps", "4"]
-    main([*command, "--output_dir", str(tmp_path / "whole")])
+    run(lst(*command, "--output_dir", str(tmp_path / "whole")))
     killed = tmp_path / "killed"
     kill_when(lst(*command, "--output_dir", str(killed)), lambda: (killed / "checkpoint-4").is_dir())
     assert not (killed / "vocoder").exists() and not (killed / "checkpoint-12").exists()
-    main([*command, "--output_dir", str(killed)])  # --resume_from_checkpoint latest is the default
+    run(lst(*command, "--output_dir", str(killed)))  # --resume_from_checkpoint latest is the default
     same_logs(read_log_file(killed / "log.jsonl"), read_log_file(tmp_path / "whole" / "log.jsonl"))
     same_weights(killed / "vocoder" / "model.safetensors", tmp_path / "whole" / "vocoder" / "model.safetensors")
 
@@ -152,11 +159,11 @@ def test_fine_tuning_killed_mid_way_resumes_to_the_same_losses_best_step_and_ada
                str(tmp_path / "train.jsonl"), "--validation_data", str(tmp_path / "validation.jsonl"),
                "--max_steps", "8", "--eval_steps", "4", "--per_device_batch_size", "4", "--learning_rate", "3e-3",
                "--warmup_steps", "2", "--lora_dropout", "0.0", "--resume_from_checkpoint", "latest"]
-    main([*command, "--output_dir", str(tmp_path / "whole")])
+    run(lst(*command, "--output_dir", str(tmp_path / "whole")))
     killed = tmp_path / "killed"
     kill_when(lst(*command, "--output_dir", str(killed)), lambda: (killed / "checkpoint-4").is_dir())
     assert not (killed / "results.json").exists(), "the fine-tuning must be killed mid-way"
-    main([*command, "--output_dir", str(killed)])
+    run(lst(*command, "--output_dir", str(killed)))
     same_logs(read_log_file(killed / "log.jsonl"), read_log_file(tmp_path / "whole" / "log.jsonl"))
     results = [json.loads((folder / "results.json").read_text()) for folder in (tmp_path / "whole", killed)]
     for key in ("step", "macro_f1", "f1_per_label"):
@@ -168,7 +175,8 @@ def test_fine_tuning_killed_mid_way_resumes_to_the_same_losses_best_step_and_ada
 def test_streamed_pretraining_killed_and_resumed_twice_gives_the_losses_of_one_run(workspace, corpus, tmp_path):  # noqa: F811
     window = ["--shuffle_buffer_size", "16", "--save_steps", "3", "--max_steps", "9"]
     reference = tmp_path / "reference"
-    run_pretraining(*streamed_arguments(workspace, corpus, reference, *window))
+    run([sys.executable, "-m", "lst_speech.training.pretrain", *streamed_arguments(workspace, corpus, reference,
+                                                                                   *window)])
     killed = tmp_path / "killed"
     argv = streamed_arguments(workspace, corpus, killed, *window, "--resume_from_checkpoint", "latest")
     pretrain = [sys.executable, "-m", "lst_speech.training.pretrain", *argv]
@@ -176,7 +184,7 @@ def test_streamed_pretraining_killed_and_resumed_twice_gives_the_losses_of_one_r
         kill_when(pretrain, lambda steps=steps: (killed / "log.jsonl").exists() and len(read_log(killed)) >= steps)
         assert not (killed / "final").exists()
     assert (killed / "checkpoint-6").is_dir()
-    run_pretraining(*argv)
+    run(pretrain)
     same_logs(read_log(killed), read_log(reference))
     assert [row["step"] for row in read_log(killed)] == list(range(1, 10))
     same_weights(killed / "final" / "model.safetensors", reference / "final" / "model.safetensors")
