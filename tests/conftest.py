@@ -51,16 +51,24 @@ def piece_tokenizer(sample_verses, unit_sequences) -> SpeechUnitTextTokenizer:
     )
 
 
-@pytest.fixture(scope="session")
-def external_lm(sample_verses, tmp_path_factory) -> str:
-    """A 2-layer Llama trained for 150 steps on KJV verses, saved with its tokenizer."""
-    text_model = train_text_sentencepiece(sample_verses, vocab_size=500)
+def random_text_lm(text_model, hidden_size: int, num_layers: int):
+    """A randomly initialised Llama over a SentencePiece text model, and its fast tokenizer (BOS added): an
+    external, text-only LM as PELM and the baselines load one."""
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=text_model.build_tokenizer(), bos_token="<s>",
                                         eos_token="</s>", unk_token="<unk>", pad_token="<pad>")
     tokenizer.add_bos_token = True
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=500, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                         num_attention_heads=4, pad_token_id=0, bos_token_id=1, eos_token_id=2))
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size,
+                                         intermediate_size=2 * hidden_size, num_hidden_layers=num_layers,
+                                         num_attention_heads=hidden_size // 16, pad_token_id=0, bos_token_id=1,
+                                         eos_token_id=2))
+    return model, tokenizer
+
+
+@pytest.fixture(scope="session")
+def external_lm(sample_verses, tmp_path_factory) -> str:
+    """A 2-layer Llama trained for 150 steps on KJV verses, saved with its tokenizer."""
+    model, tokenizer = random_text_lm(train_text_sentencepiece(sample_verses, vocab_size=500), 64, 2)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     batch = tokenizer(sample_verses[:512], padding=True, truncation=True, max_length=32, return_tensors="pt")
     labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)

@@ -13,19 +13,19 @@ import sys
 import time
 from pathlib import Path
 
-import datasets
 import numpy as np
 import pytest
 import soundfile
 import torch
 from safetensors.torch import load_file
-from test_finetune_slue import stand_in_rows
-from test_pretrain import read_log, workspace  # noqa: F401  (fixture)
-from test_streaming_data import PAIRED_FEATURES, paired_rows
-from test_streaming_training import corpus, streamed_arguments  # noqa: F401  (fixture)
 
 from lst_speech.training.checkpoints import read_log as read_log_file
 from lst_speech.training.cli.main import main
+
+from test_finetune_slue import stand_in_rows
+from test_pretrain import read_log, workspace  # noqa: F401  (fixture)
+from test_streaming_data import paired_rows, write_parts
+from test_streaming_training import corpus, streamed_arguments  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -94,11 +94,7 @@ def test_sharded_extraction_killed_after_its_first_shard_resumes_to_the_same_sha
 
 def test_streaming_data_killed_mid_write_is_rebuilt_to_the_same_rows(tokenizer, sample_verses, tmp_path):
     shards = tmp_path / "corpus"
-    shards.mkdir()
-    rows = list(paired_rows(sample_verses[:200]))
-    for part in range(2):
-        datasets.Dataset.from_list(rows[part * 100:(part + 1) * 100], features=PAIRED_FEATURES).to_parquet(
-            shards / f"part-{part}.parquet")
+    write_parts(list(paired_rows(sample_verses[:200])), shards, 2)
     tokenizer.save_pretrained(tmp_path / "tokenizer")
     (tmp_path / "text.txt").write_text("\n".join(sample_verses[100:1000]))
     command = ["data", "--recipe", "lst", "--tokenizer", str(tmp_path / "tokenizer"), "--paired", str(shards),

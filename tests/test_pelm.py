@@ -10,10 +10,12 @@ import evaluate
 import numpy as np
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 from lst_speech.evaluation.metrics import metric_path
 from lst_speech.tokenization import train_text_sentencepiece
+
+from conftest import random_text_lm
 
 PELM = metric_path("pelm")
 CONTEXTS = ["in the beginning god created", "and god said", "and the evening and the morning"]
@@ -32,12 +34,7 @@ def untrained_lm(sample_verses, tmp_path_factory) -> str:
     """A random 1-layer Llama over a SentencePiece model that keeps a leading space as a lone "▁" piece."""
     text_model = train_text_sentencepiece(sample_verses[:800], vocab_size=400, byte_fallback=False,
                                           remove_extra_whitespaces=False)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=text_model.build_tokenizer(), bos_token="<s>",
-                                        eos_token="</s>", unk_token="<unk>", pad_token="<pad>")
-    tokenizer.add_bos_token = True
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=400, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                         num_attention_heads=2, pad_token_id=0, bos_token_id=1, eos_token_id=2))
+    model, tokenizer = random_text_lm(text_model, 32, 1)
     directory = tmp_path_factory.mktemp("untrained_lm")
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)

@@ -31,13 +31,18 @@ def paired_rows(verses, seed=0):
 
 
 @pytest.mark.slow
+def write_parts(rows: list[dict], folder, parts: int) -> None:
+    """`rows` as `parts` Parquet files of equal size in `folder`: a paired source as the Hub ships one."""
+    folder.mkdir()
+    size = len(rows) // parts
+    for part in range(parts):
+        datasets.Dataset.from_list(rows[part * size:(part + 1) * size], features=PAIRED_FEATURES).to_parquet(
+            folder / f"part-{part}.parquet")
+
+
 def test_lst_data_streaming_writes_shards_that_train_and_load(tokenizer, tmp_path, sample_verses):
     shards = tmp_path / "corpus"
-    shards.mkdir()
-    rows = list(paired_rows(sample_verses[:90]))
-    for part in range(3):  # a paired corpus as Parquet shards, as `lst units extract` writes them
-        datasets.Dataset.from_list(rows[part * 30:(part + 1) * 30], features=PAIRED_FEATURES).to_parquet(
-            shards / f"part-{part}.parquet")
+    write_parts(list(paired_rows(sample_verses[:90])), shards, 3)  # as `lst units extract` writes them
     tokenizer.save_pretrained(tmp_path / "tokenizer")
     (tmp_path / "text.txt").write_text("\n".join(sample_verses[100:400]) + "\n\n")
     main(["data", "--recipe", "lst", "--tokenizer", str(tmp_path / "tokenizer"), "--paired", str(shards),
@@ -64,11 +69,7 @@ def test_lst_data_streaming_writes_shards_that_train_and_load(tokenizer, tmp_pat
 @pytest.mark.slow
 def test_parts_of_the_sources_build_in_parallel_into_folders_read_together(tokenizer, tmp_path, sample_verses):
     shards = tmp_path / "corpus"
-    shards.mkdir()
-    rows = list(paired_rows(sample_verses[:80]))
-    for part in range(4):
-        datasets.Dataset.from_list(rows[part * 20:(part + 1) * 20], features=PAIRED_FEATURES).to_parquet(
-            shards / f"part-{part}.parquet")
+    write_parts(list(paired_rows(sample_verses[:80])), shards, 4)
     tokenizer.save_pretrained(tmp_path / "tokenizer")
     (tmp_path / "text.txt").write_text("\n".join(sample_verses[100:400]))
     base = ["data", "--recipe", "lst", "--tokenizer", str(tmp_path / "tokenizer"), "--paired", str(shards), "--text",
