@@ -4,7 +4,9 @@ Loaders read the sets' own published formats from local files (nothing is downlo
 - StoryCloze (ROCStories cloze CSV: InputSentence1-4, RandomFifthSentenceQuiz1/2, AnswerRightEnding);
 - TopicStoryCloze (TWIST): StoryCloze with the wrong ending replaced by another story's right ending;
 - HellaSwag (original jsonl: ctx_a, ctx_b, endings, label), with the usual clean-up of WikiHow artefacts;
-- minimal pairs in the sWUGGY / sBLIMP style (jsonl with "good" and "bad"): no context, two "endings".
+- minimal pairs in the sWUGGY / sBLIMP style (jsonl with "good" and "bad"): no context, two "endings";
+- our own items (jsonl with "context", "endings", "label" and an optional "id"): any set already in that shape,
+  such as the main job's held-out topic cloze, which it writes with `write_items` for evaluation during training.
 `spoken_items` makes the S->S, T->T, S->T and T->S versions: prompt and endings are synthesised separately
 (as LST did with its TTS), so no ending's audio depends on the prompt.
 """
@@ -103,13 +105,39 @@ def load_minimal_pairs(path: str | Path) -> list[TextItem]:
     return items
 
 
-FORMATS = ("storycloze", "topic-storycloze", "hellaswag", "pairs")
+def load_items(path: str | Path) -> list[TextItem]:
+    """Items as `write_items` writes them: one JSON object a line with context, endings and label."""
+    items = []
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, 1):
+            if line.strip():
+                row = json.loads(line)
+                missing = [name for name in ("context", "endings", "label") if name not in row]
+                if missing:
+                    raise ValueError(f"{path}:{line_number}: an item needs {', '.join(repr(m) for m in missing)}.")
+                label, endings = row["label"], row["endings"]
+                if not isinstance(label, int) or not 0 <= label < len(endings):
+                    raise ValueError(f"{path}:{line_number}: 'label' must index one of the {len(endings)} endings, "
+                                     f"got {label!r}.")
+                items.append(TextItem(str(row.get("id", line_number)), row["context"], list(endings), label))
+    if not items:
+        raise ValueError(f"{path}: no items (one JSON object a line with context, endings and label).")
+    return items
+
+
+def write_items(items: list[TextItem], path: str | Path) -> None:
+    """The `items` format: what `load_items` reads back unchanged."""
+    Path(path).write_text("".join(json.dumps({"id": i.id, "context": i.context, "endings": i.endings,
+                                              "label": i.label}) + "\n" for i in items), encoding="utf-8")
+
+
+FORMATS = ("storycloze", "topic-storycloze", "hellaswag", "pairs", "items")
 
 
 def load_text_items(path: str | Path, format: str) -> list[TextItem]:
     """A set in one of `FORMATS`: `lst eval mc --format` and pretraining's `--eval_multiple_choice` read the same."""
     loaders = {"storycloze": load_story_cloze, "topic-storycloze": load_story_cloze, "hellaswag": load_hellaswag,
-               "pairs": load_minimal_pairs}
+               "pairs": load_minimal_pairs, "items": load_items}
     if format not in loaders:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}.")
     items = loaders[format](path)

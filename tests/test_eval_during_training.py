@@ -194,6 +194,9 @@ def test_the_flags_are_checked_before_training(tmp_path):
     assert (args.metric_for_best_model, args.greater_is_better) == ("eval_loss_speech", False)
     with pytest.raises(ValueError, match="needs --eval_data .* or --eval_multiple_choice"):
         check_evaluation(DataArguments(train_data=str(data)), PretrainingArguments(output_dir="o", eval_steps=5))
+    with_gain = DataArguments(train_data=str(data), eval_multiple_choice=str(data), eval_multiple_choice_context_gain=True)
+    assert with_gain.eval_metrics() == tuple(f"eval_mc_t2t_accuracy_{name}"
+                                             for name in ("sum", "per_token", "per_unit", "context_gain"))
     with pytest.raises(ValueError, match="is not logged by this run's evaluation; it logs eval_loss, "):
         check_evaluation(DataArguments(train_data=str(data), eval_data=str(data)),
                          PretrainingArguments(output_dir="o", eval_steps=5,

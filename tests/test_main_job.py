@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lst_speech.evaluation.uncertainty import format_accuracy, format_difference
+from lst_speech.evaluation.uncertainty import format_accuracy, format_difference, proportion_interval
 from lst_speech.training.experiments.main_job import main
 from lst_speech.training.experiments.runs import split_bible, topic_cloze_items
 
@@ -31,12 +31,26 @@ def test_main_job_writes_a_report_from_its_own_numbers(tmp_path, monkeypatch):
     output = tmp_path / "job"
     main(["--output_dir", str(output), "--preset", "tiny", "--max_steps", "6", "--spoken_utterances", "40",
           "--held_out_utterances", "10", "--cloze_items", "8", "--num_units", "20", "--vocab_size", "400",
-          "--sequence_length", "48", "--batch_size", "4"])
+          "--sequence_length", "48", "--batch_size", "4", "--eval_steps", "3", "--eval_cloze_items", "4"])
     for name in ("report.md", "report.json", "loss_curves.png", "loss_curves_tokens.png", "topic_cloze.png"):
         assert (output / name).stat().st_size > 0
     report = json.loads((output / "report.json").read_text())
     logs = {model: [json.loads(line) for line in (output / model / "log.jsonl").read_text().splitlines()]
             for model in ("lst", "llama")}
+    markdown = (output / "report.md").read_text()
+    for model, log in logs.items():  # the cloze in four directions and the held-out loss, every 3 steps
+        evaluations = [row for row in log if "eval_loss" in row]
+        assert [row["step"] for row in evaluations] == [3, 6]
+        for row in evaluations:
+            for direction in ("s2s", "t2t", "s2t", "t2s"):
+                accuracy = row[f"eval_mc_{direction}_accuracy_context_gain"]
+                assert accuracy in (0, 0.25, 0.5, 0.75, 1)  # four items, no ties expected from random weights
+            cells = [format_accuracy(row[f"eval_mc_{d}_accuracy_context_gain"],
+                                     proportion_interval(round(4 * row[f"eval_mc_{d}_accuracy_context_gain"]), 4),
+                                     digits=0) for d in ("s2s", "t2t", "s2t", "t2s")]
+            assert f"| {row['step']} | {row['eval_loss_speech']:.3f} | " + " | ".join(cells) + " |" in markdown
+    assert "## During training: the first 4 cloze items" in markdown
+    logs = {model: [row for row in log if "loss" in row] for model, log in logs.items()}  # the training rows
     for model, log in logs.items():
         # the budget is the step count, whatever the machine's speed
         assert report["training"][model]["steps"] == log[-1]["step"] == 6
@@ -46,7 +60,6 @@ def test_main_job_writes_a_report_from_its_own_numbers(tmp_path, monkeypatch):
         assert report["results"][model]["held_out_loss"] == held_out
         cloze = report["results"][model]["topic_cloze"]
         assert set(cloze) == {"S->S", "T->T", "S->T", "T->S"} and all(c["num_items"] == 8 for c in cloze.values())
-    markdown = (output / "report.md").read_text()
     assert f"{report['results']['lst']['held_out_loss']['loss_speech']:.3f}" in markdown
     for model in ("lst", "llama"):  # each cloze accuracy is printed with its interval
         for cloze in report["results"][model]["topic_cloze"].values():

@@ -8,12 +8,16 @@ import numpy as np
 import pytest
 
 from lst_speech.evaluation.multiple_choice_data import (
+    TextItem,
     load_hellaswag,
+    load_items,
     load_minimal_pairs,
     load_story_cloze,
+    load_text_items,
     spoken_items,
     text_items,
     topic_story_cloze,
+    write_items,
 )
 from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
 from lst_speech.tokenization.speech.mfcc_units import MfccUnitExtractor
@@ -60,6 +64,19 @@ def test_minimal_pairs(tmp_path):
     assert [(i.context, i.endings, i.label) for i in items] == [("", ["brick", "blick"], 0),
                                                                ("", ["the dogs bark", "the dogs barks"], 0)]
     assert text_items(items)[0].context == []
+
+
+def test_items_written_read_back_unchanged_and_bad_rows_named(tmp_path):
+    items = [TextItem("Gen 1:1", "In the beginning", ["God created", "the flood came"], 0),
+             TextItem("x", "", ["a", "b", "c"], 2)]
+    write_items(items, tmp_path / "items.jsonl")
+    assert load_text_items(tmp_path / "items.jsonl", "items") == items
+    (tmp_path / "bad.jsonl").write_text('{"context": "a", "endings": ["b"], "label": 0}\n{"context": "a", "label": 0}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: an item needs 'endings'"):
+        load_items(tmp_path / "bad.jsonl")
+    (tmp_path / "label.jsonl").write_text('{"context": "a", "endings": ["b", "c"], "label": 2}\n')
+    with pytest.raises(ValueError, match=r"label.jsonl:1: 'label' must index one of the 2 endings, got 2"):
+        load_items(tmp_path / "label.jsonl")
 
 
 def test_spoken_versions_in_every_direction(tmp_path):

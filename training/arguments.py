@@ -85,6 +85,9 @@ class DataArguments:
     eval_multiple_choice_format: str = field(default="topic-storycloze", metadata={"help": f"one of {MC_FORMATS}"})
     eval_multiple_choice_directions: list[str] = field(default_factory=lambda: ["T->T"], metadata={
         "help": f"any of {MC_DIRECTIONS}; spoken ones are synthesised with espeak and need --eval_unit_extractor"})
+    eval_multiple_choice_context_gain: bool = field(default=False, metadata={
+        "help": "also rank its endings by context gain (conditional minus unconditional log-likelihood; logged as "
+                "_accuracy_context_gain), which scores each ending a second time, alone"})
     eval_unit_extractor: str | None = field(default=None, metadata={"help": "a saved unit extractor (the "
                                                                             "tokenizer's units) for spoken directions"})
     eval_context_retrieval: str | None = field(default=None, metadata={
@@ -129,8 +132,9 @@ class DataArguments:
         """The names `--eval_steps` logs (what `--metric_for_best_model` may name)."""
         names = ("eval_loss", "eval_loss_text", "eval_loss_speech") if self.eval_data else ()
         if self.eval_multiple_choice:
+            normalizations = NORMALIZATIONS + ("context_gain",) * self.eval_multiple_choice_context_gain
             names += tuple(f"eval_mc_{direction_tag(direction)}_accuracy_{normalization}"
-                           for direction in self.eval_multiple_choice_directions for normalization in NORMALIZATIONS)
+                           for direction in self.eval_multiple_choice_directions for normalization in normalizations)
         if self.eval_context_retrieval:
             names += tuple(f"eval_cra_{direction}" for direction in CRA_DIRECTIONS)
         return names

@@ -2,7 +2,8 @@
 tokens or FLOPs trained on so far (PNG): runs that see different amounts per step compare on those. A run's
 evaluations during training (log rows with `eval_` keys, `--eval_steps`) are drawn beside them: the held-out
 losses dashed on the same panels, and on a panel of its own the multiple-choice accuracy per direction
-(per-token normalisation; the log holds all three) and CRA per direction."""
+(by context gain where the run logged it, else per token: one ranking, though the log holds several) and CRA per
+direction."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 CURVES = (("loss", "all tokens"), ("loss_text", "text tokens"), ("loss_speech", "speech tokens"))
 X_AXES = {"step": "step", "tokens": "tokens trained on", "flops": "training FLOPs"}
-ACCURACIES = {"cloze": re.compile(r"eval_mc_(\w+)_accuracy_per_token"), "CRA": re.compile(r"eval_cra_(\w+)")}
+CLOZE_RANKINGS = ("context_gain", "per_token")  # the first a run logged is drawn
 
 
 def _x_values(log: list[dict], x: str) -> list[float]:
@@ -37,12 +38,13 @@ def _eval_x_values(training: list[dict], evaluations: list[dict], x: str) -> lis
     return [max((total for step, total in totals.items() if step <= row["step"]), default=0.0) for row in evaluations]
 
 
-def _accuracy_label(key: str) -> str | None:
-    """'cloze s2t' for eval_mc_s2t_accuracy_per_token, 'CRA u2t' for eval_cra_u2t; None for other keys."""
-    for name, pattern in ACCURACIES.items():
-        if match := pattern.fullmatch(key):
-            return f"{name} {match[1]}"
-    return None
+def _accuracy_labels(keys: set[str]) -> dict[str, str]:
+    """The accuracies to draw, key -> label: 'cloze s2t' for eval_mc_s2t_accuracy_<ranking>, 'CRA u2t' for
+    eval_cra_u2t."""
+    ranking = next((r for r in CLOZE_RANKINGS if any(k.endswith(f"_accuracy_{r}") for k in keys)), "per_token")
+    patterns = {"cloze": re.compile(rf"eval_mc_(\w+)_accuracy_{ranking}"), "CRA": re.compile(r"eval_cra_(\w+)")}
+    return {key: f"{name} {match[1]}" for key in sorted(keys) for name, pattern in patterns.items()
+            if (match := pattern.fullmatch(key))}
 
 
 def _points(xs, rows, key):
@@ -60,7 +62,7 @@ def plot_losses(rows: list[dict], path: str | Path, title: str = "pretraining",
     evaluations = {name: [row for row in log if any(key.startswith("eval_") for key in row)]
                    for name, log in runs.items()}
     eval_x = {name: _eval_x_values(training[name], evaluations[name], x) for name in runs}
-    accuracies = sorted({key for log in evaluations.values() for row in log for key in row if _accuracy_label(key)})
+    accuracies = _accuracy_labels({key for log in evaluations.values() for row in log for key in row})
     panels = len(CURVES) + bool(accuracies)
     figure, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.4), sharex=True)
     for axis, (key, label) in zip(axes, CURVES):
@@ -76,12 +78,13 @@ def plot_losses(rows: list[dict], path: str | Path, title: str = "pretraining",
     if accuracies:
         axis = axes[-1]
         for index, name in enumerate(runs):  # a colour per direction, a line style per run
-            for slot, key in enumerate(accuracies):
+            for slot, (key, label) in enumerate(accuracies.items()):
                 points = _points(eval_x[name], evaluations[name], key)
                 if points:
                     axis.plot(*zip(*points), ("-", ":", "-.")[index % 3], marker=".", color=f"C{slot}",
-                              label=f"{name} {_accuracy_label(key)}".strip())
-        axis.set_title("held-out accuracy (cloze per token, CRA)")
+                              label=f"{name} {label}".strip())
+        ranking = "context gain" if any(key.endswith("_context_gain") for key in accuracies) else "per token"
+        axis.set_title(f"held-out accuracy (cloze by {ranking}, CRA)")
         axis.set_ylabel("accuracy")
     for axis in axes:
         axis.set_xlabel(X_AXES[x])

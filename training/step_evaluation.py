@@ -1,7 +1,7 @@
 """Evaluation every `--eval_steps` optimizer steps, so a run shows when an ability appears rather than only where
 it ended: the held-out loss per target modality (`--eval_data`), a small multiple-choice set's accuracy in each
 of `--eval_multiple_choice_directions` (`--eval_multiple_choice`; its spoken versions are synthesised once, at
-the start), and CRA in its four directions (`--eval_context_retrieval`). `--metric_for_best_model` keeps the
+the start; `--eval_multiple_choice_context_gain` adds the context-gain ranking), and CRA in its four directions (`--eval_context_retrieval`). `--metric_for_best_model` keeps the
 weights of the best evaluation in `best/`; the best step and value travel in each checkpoint's trainer state, so
 a resumed run goes on comparing with them."""
 
@@ -38,6 +38,7 @@ class StepEvaluation:
         self.args, self.tokenizer, self.lst_config = args, tokenizer, lst_config
         self.eval_data = open_dataset(data_args.eval_data) if data_args.eval_data else None
         self.items = {}  # direction tag -> items
+        self.context_gain = data_args.eval_multiple_choice_context_gain
         if data_args.eval_multiple_choice:
             text = load_text_items(data_args.eval_multiple_choice, data_args.eval_multiple_choice_format)
             spoken = set(data_args.eval_multiple_choice_directions) - {"T->T"}
@@ -75,7 +76,7 @@ class StepEvaluation:
         for tag, items in self.items.items():
             with torch.no_grad(), accelerator.autocast():
                 scores = multiple_choice_accuracy(accelerator.unwrap_model(model), self.tokenizer, items,
-                                                  self.args.per_device_batch_size)
+                                                  self.args.per_device_batch_size, context_gain=self.context_gain)
             results.update({f"eval_mc_{tag}_{name}": value for name, value in scores.items()
                             if name.startswith("accuracy_") and not name.endswith("_ci95")})
         if self.cra_rows:

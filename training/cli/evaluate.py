@@ -25,7 +25,7 @@ from lst_speech.evaluation.uncertainty import format_accuracy
 
 logger = logging.getLogger("lst.eval")
 
-FORMATS = ("storycloze", "topic-storycloze", "hellaswag", "pairs")  # multiple_choice_data.FORMATS, without torch
+FORMATS = ("storycloze", "topic-storycloze", "hellaswag", "pairs", "items")  # multiple_choice_data.FORMATS, without torch
 BENCHMARKS = ("swuggy", "sblimp", "sstorycloze", "tstorycloze", "salmon")
 
 

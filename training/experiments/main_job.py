@@ -11,13 +11,17 @@
    spends less compute). The budget is a step count: wall-clock time is reported, never used to decide how
    much to train.
 5. Evaluate both: held-out loss per modality, and a spoken topic cloze built from held-out chapters (the
-   first half of a verse; its own second half against another passage's) in S->S, T->T, S->T and T->S.
+   first half of a verse; its own second half against another passage's) in S->S, T->T, S->T and T->S. The
+   held-out loss and the first `eval_cloze_items` cloze items in the four directions are also scored every
+   `eval_steps` steps while each model trains (pretraining's `--eval_steps`), so the report shows when each
+   direction leaves chance, not only where it ended.
 6. Save the spoken corpus by split (`corpus/train`, `corpus/held_out`: text, units, word spans) for
    fine-tuning, export each model as a release with a card of this run's numbers (`releases/lst`,
    `releases/llama`), and write `report.md`, `report.json`, `loss_curves.png` and `topic_cloze.png`: every
    number from this run.
 
     python -m lst_speech.training.experiments.main_job [--max_steps 160] [--protocol compute] [--output_dir outputs/main_job]
+        [--eval_steps 40] [--eval_cloze_items 40]
 """
 
 from __future__ import annotations
@@ -25,13 +29,13 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import datasets
 from transformers import HfArgumentParser
 
-from lst_speech.evaluation.multiple_choice_data import DIRECTIONS, spoken_items, text_items
+from lst_speech.evaluation.multiple_choice_data import DIRECTIONS, spoken_items, text_items, write_items
 from lst_speech.model_cards.release import export_release
 from lst_speech.tokenization.output_safety import claim_directory
 from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
@@ -52,6 +56,26 @@ from lst_speech.training.experiments.runs import (
 logger = logging.getLogger("lst.main_job")
 
 
+@dataclass
+class TrainingEvaluationArguments:
+    """What the main job scores while the models train (`lst experiment` shares MainJobArguments, not these)."""
+
+    eval_steps: int | None = field(default=None, metadata={
+        "help": "score the held-out loss and the cloze items every N steps while training (default: a quarter of "
+                "max_steps; 0: only after training)"})
+    eval_cloze_items: int = field(default=40, metadata={"help": "the first N topic cloze items, in all four "
+                                                                "directions, scored every eval_steps"})
+
+    def __post_init__(self):
+        if self.eval_steps is not None and self.eval_steps < 0:
+            raise ValueError(f"eval_steps must be 0 (off) or positive, got {self.eval_steps}.")
+        if self.eval_cloze_items < 2:
+            raise ValueError(f"eval_cloze_items must be at least 2, got {self.eval_cloze_items}.")
+
+    def steps(self, max_steps: int) -> int:
+        return max(1, max_steps // 4) if self.eval_steps is None else self.eval_steps
+
+
 def prepare(arguments: MainJobArguments, output_dir: Path):
     """Corpus, tokenizer and packed data (train, the baseline's train by tokens, and held-out)."""
     tokenizer, extractor, held_out, sources, facts = prepare_corpus(arguments, output_dir)
@@ -60,13 +84,26 @@ def prepare(arguments: MainJobArguments, output_dir: Path):
     return tokenizer, extractor, held_out, facts
 
 
-def train(model_type: str, arguments: MainJobArguments, output_dir: Path) -> Path:
+def evaluation_flags(evaluation: TrainingEvaluationArguments, max_steps: int, cloze, output_dir: Path) -> list[str]:
+    """Pretraining's flags for scoring the held-out loss and the first cloze items, in the four directions,
+    every `eval_steps` (the items are written to `data/cloze_during_training.jsonl`)."""
+    steps = evaluation.steps(max_steps)
+    if not steps:
+        return []
+    items_file = output_dir / "data" / "cloze_during_training.jsonl"
+    write_items(cloze[: evaluation.eval_cloze_items], items_file)
+    return ["--eval_steps", str(steps), "--eval_multiple_choice", str(items_file),
+            "--eval_multiple_choice_format", "items", "--eval_multiple_choice_directions", *DIRECTIONS,
+            "--eval_multiple_choice_context_gain", "--eval_unit_extractor", str(output_dir / "extractor")]
+
+
+def train(model_type: str, arguments: MainJobArguments, output_dir: Path, evaluation: list[str]) -> Path:
     run_dir = output_dir / model_type
     train_data = train_data_for(model_type, arguments.protocol, output_dir / "data")
     command = pretrain_command(run_dir, train_data, output_dir, model_type, arguments, arguments.seed,
                                curriculum(arguments.max_steps) if model_type == "lst" else None)
     started = time.perf_counter()
-    subprocess.run([*command, "--save_steps", "0"], check=True)
+    subprocess.run([*command, "--save_steps", "0", *evaluation], check=True)
     logger.info("%s: %d steps in %.1f minutes", model_type, arguments.max_steps, (time.perf_counter() - started) / 60)
     return run_dir
 
@@ -89,17 +126,20 @@ def release_facts(model_type: str, facts: dict, results: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    (arguments,) = HfArgumentParser(MainJobArguments).parse_args_into_dataclasses(argv)
+    parser = HfArgumentParser((MainJobArguments, TrainingEvaluationArguments))
+    arguments, evaluation = parser.parse_args_into_dataclasses(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     datasets.disable_progress_bars()
     output_dir = claim_directory(arguments.output_dir, "lst_speech.training.experiments.main_job")
     started = time.perf_counter()
     tokenizer, extractor, held_out, facts = prepare(arguments, output_dir)
+    cloze = topic_cloze_items(held_out, arguments.cloze_items, 8, 24, arguments.seed)
+    during_training = evaluation_flags(evaluation, arguments.max_steps, cloze, output_dir)
 
-    runs = {model_type: {"run_dir": train(model_type, arguments, output_dir)} for model_type in MODELS}
+    runs = {model_type: {"run_dir": train(model_type, arguments, output_dir, during_training)}
+            for model_type in MODELS}
 
     synthesizer, spoken = EspeakSynthesizer(), {}
-    cloze = topic_cloze_items(held_out, arguments.cloze_items, 8, 24, arguments.seed)
     items = {d: text_items(cloze) if d == "T->T" else spoken_items(cloze, d, synthesizer, extractor, spoken)
              for d in DIRECTIONS}
     results = {}
@@ -109,7 +149,8 @@ def main(argv: list[str] | None = None) -> None:
         export_release(run["run_dir"], output_dir / "releases" / model_type, output_dir / "extractor",
                        release_facts(model_type, facts, results[model_type]))
     facts["total_minutes"] = (time.perf_counter() - started) / 60
-    write_report(output_dir, asdict(arguments), facts, results)
+    settings = {**asdict(arguments), **asdict(evaluation), "eval_steps": evaluation.steps(arguments.max_steps)}
+    write_report(output_dir, settings, facts, results)
     logger.info("report: %s (%.1f minutes in all)", output_dir / "report.md", facts["total_minutes"])
 
 

@@ -11,7 +11,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from lst_speech.evaluation.multiple_choice_data import DIRECTIONS  # noqa: E402
-from lst_speech.evaluation.uncertainty import format_accuracy, format_difference, paired_difference_interval  # noqa: E402
+from lst_speech.evaluation.uncertainty import (  # noqa: E402
+    format_accuracy,
+    format_difference,
+    paired_difference_interval,
+    proportion_interval,
+)
+from lst_speech.training.arguments import direction_tag  # noqa: E402
 from lst_speech.training.loss_plot import plot_losses  # noqa: E402
 
 PROTOCOLS = {
@@ -26,7 +32,8 @@ NORMALIZATIONS = ("context_gain", "sum", "per_token")
 
 def training_summary(log: list[dict]) -> dict:
     """Totals over the run from the logged windows (each row holds its window's counts); FLOPs are training
-    FLOPs, three times the accounting's forward FLOPs."""
+    FLOPs, three times the accounting's forward FLOPs. Evaluation rows (`--eval_steps`) are left out."""
+    log = [row for row in log if "loss" in row]
     final = log[-1]
     seconds = sum(r.get("window_seconds", 0) for r in log)
     tokens, positions = sum(r["tokens"] for r in log), sum(r["global_positions"] for r in log)
@@ -42,6 +49,29 @@ def paired_cloze_differences(first: dict, second: dict) -> dict[str, tuple[float
     return {direction: paired_difference_interval(first[direction]["correct_context_gain"],
                                                   second[direction]["correct_context_gain"])
             for direction in first if direction in second}
+
+
+def during_training_lines(results: dict, names: dict[str, str], num_items: int) -> list[str]:
+    """The evaluations logged while training (`--eval_steps`): held-out speech loss and the cloze in each
+    direction by context gain, with Wilson intervals over the `num_items` items; none if nothing was logged."""
+    rows = [(model, row) for model, result in results.items() for row in result["log"]
+            if any(key.startswith("eval_mc_") for key in row)]
+    if not rows:
+        return []
+    lines = ["", f"## During training: the first {num_items} cloze items and the held-out loss", "",
+             "Scored every few steps while each model trained, so the curves show when a direction leaves chance "
+             "(50%); cloze accuracy by context gain with its 95% Wilson interval.", "",
+             "| model | step | held-out speech loss | " + " | ".join(DIRECTIONS) + " |",
+             "|---|---|---|" + "---|" * len(DIRECTIONS)]
+    for model, row in sorted(rows, key=lambda pair: (list(results).index(pair[0]), pair[1]["step"])):
+        cells = []
+        for direction in DIRECTIONS:
+            accuracy = row[f"eval_mc_{direction_tag(direction)}_accuracy_context_gain"]
+            cells.append(format_accuracy(accuracy, proportion_interval(round(accuracy * num_items), num_items),
+                                         digits=0))
+        lines.append(f"| {names[model]} | {row['step']} | {row.get('eval_loss_speech', float('nan')):.3f} | "
+                     + " | ".join(cells) + " |")
+    return lines
 
 
 def _names(results: dict, preset: str) -> dict[str, str]:
@@ -129,6 +159,8 @@ def write_report(output_dir: Path, arguments: dict, facts: dict, results: dict) 
     lines += ["", f"{names['lst']} minus {names['llama']} on the same items (context gain), with the 95% paired "
               "bootstrap interval over items (the items both get right or wrong cancel out): "
               + "; ".join(f"{d} {format_difference(*differences[d])}" for d in DIRECTIONS) + "."]
+    if arguments.get("eval_steps"):
+        lines += during_training_lines(results, names, min(arguments["eval_cloze_items"], count))
     lines += ["", "![training loss](loss_curves.png)", "",
               "![training loss against tokens](loss_curves_tokens.png)", "", "![topic cloze](topic_cloze.png)", ""]
     (output_dir / "report.md").write_text("\n".join(lines))
