@@ -4,6 +4,7 @@ on fixed scores computed by hand (ties included)."""
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -40,38 +41,49 @@ def wav_bytes(seed: int) -> bytes:
     return buffer.getvalue()
 
 
-# ZeroSpeech 2021 (zerospeech2021-dataset.zip): lexical/dev/gold.csv, one row per wav, words and non-words of a pair
-# sharing `id` and `voice`; non-words have no orthographic `word`. Rows are not in pair order.
+# ZeroSpeech 2021 (zerospeech2021-dataset.zip), as zerospeech2021 `lexical.py` `load_data` reads it: lexical/dev/ holds
+# a wav per stimulus, named by a random 11-letter id (zerospeech/benchmarks docs/sLM21.md), and gold.csv, a row per
+# wav; a word and its non-word share `id` and `voice`; non-words have no orthographic `word` (zerospeech/benchmarks
+# then reads `phones`). Rows are not in pair order.
 LEXICAL_GOLD = """filename,id,voice,frequency,word,phones,length,correct
-aaa01,1,Alex,0,wuggle,w ah g ah l,5,1
-aaa02,1,Alex,0,,w ah b ah l,5,0
-aaa03,1,Bruce,0,wuggle,w ah g ah l,5,1
-aaa04,2,Alex,3,kettle,k eh t ah l,5,1
-aaa05,2,Alex,3,,k eh p ah l,5,0
-aaa06,1,Bruce,0,,w ah b ah l,5,0
-aaa07,2,Bruce,3,kettle,k eh t ah l,5,1
-aaa08,2,Bruce,3,,k eh p ah l,5,0
-aaa09,3,Alex,150,the,dh ah,2,1
-aaa10,3,Alex,150,,dh iy,2,0
-aaa11,3,Bruce,150,the,dh ah,2,1
-aaa12,3,Bruce,150,,dh iy,2,0
+ujzPdeIgxLd,1,Alex,0,wuggle,w ah g ah l,5,1
+GncfBAepfJB,1,Alex,0,,w ah b ah l,5,0
+dKhoOOLdKLz,1,Bruce,0,wuggle,w ah g ah l,5,1
+docJisAjIhK,2,Alex,3,kettle,k eh t ah l,5,1
+tJRlgLKOmxg,2,Alex,3,,k eh p ah l,5,0
+JTeKdNnFRIB,1,Bruce,0,,w ah b ah l,5,0
+XuDLDxtpYlS,2,Bruce,3,kettle,k eh t ah l,5,1
+XpfKtHFvUCs,2,Bruce,3,,k eh p ah l,5,0
+MehGAkWvjFA,3,Alex,150,the,dh ah,2,1
+cQeWJKYuvSw,3,Alex,150,,dh iy,2,0
+MFLZDefrESQ,3,Bruce,150,the,dh ah,2,1
+edUStPKRCsT,3,Bruce,150,,dh iy,2,0
 """
 
-# syntactic/dev/gold.csv: a row per wav; pairs share type, subtype, id and voice (ids repeat across subtypes).
+# syntactic/dev/gold.csv (zerospeech2021 `syntactic.py` `load_data`): a row per wav; the k-th correct row pairs with
+# the k-th incorrect one, and the two share type, subtype, id and voice (ids repeat across subtypes).
 SYNTACTIC_GOLD = """filename,id,voice,type,subtype,transcription,correct
-bbb01,0,Alex,agreement,across_noun,the dogs bark,1
-bbb02,0,Alex,agreement,across_noun,the dogs barks,0
-bbb03,0,Bruce,agreement,across_noun,the dogs bark,1
-bbb04,0,Bruce,agreement,across_noun,the dogs barks,0
-bbb05,0,Alex,agreement,simple,a cat sleeps,1
-bbb06,0,Alex,agreement,simple,a cat sleep,0
-bbb07,0,Bruce,agreement,simple,a cat sleeps,1
-bbb08,0,Bruce,agreement,simple,a cat sleep,0
-bbb09,5,Alex,island,wh,what did you see,1
-bbb10,5,Alex,island,wh,what did you see it,0
-bbb11,5,Bruce,island,wh,what did you see,1
-bbb12,5,Bruce,island,wh,what did you see it,0
+yQwbDwkNhFd,0,Alex,agreement,across_noun,the dogs bark,1
+nXsiVpzzFfk,0,Alex,agreement,across_noun,the dogs barks,0
+CzJriBJrTAw,0,Bruce,agreement,across_noun,the dogs bark,1
+RyojfljoQoa,0,Bruce,agreement,across_noun,the dogs barks,0
+FLlqsajAIxN,0,Alex,agreement,simple,a cat sleeps,1
+KuiSGNPRVdD,0,Alex,agreement,simple,a cat sleep,0
+XRZJzzzzgEO,0,Bruce,agreement,simple,a cat sleeps,1
+zdmenCkhvMd,0,Bruce,agreement,simple,a cat sleep,0
+gaKjIgxNben,5,Alex,island,wh,what did you see,1
+NyjOqwMxEhh,5,Alex,island,wh,what did you see it,0
+FDEEtfjgVvV,5,Bruce,island,wh,what did you see,1
+qESkHbnHxjS,5,Bruce,island,wh,what did you see it,0
 """
+
+
+def row_files(gold: str) -> list[str]:
+    """The wav names of a gold.csv's rows, in file order."""
+    return [f"{line.split(',')[0]}.wav" for line in gold.splitlines()[1:]]
+
+
+LEXICAL_FILES, SYNTACTIC_FILES = row_files(LEXICAL_GOLD), row_files(SYNTACTIC_GOLD)
 
 
 def zerospeech_release(root, task: str, gold: str):
@@ -122,9 +134,9 @@ def test_swuggy_reads_the_release_and_pairs_by_id_and_voice(tmp_path):
     assert len(pairs) == 6
     names = {(p.id, p.fields["voice"]): (p.positive.name.rsplit("/", 1)[1], p.negative.name.rsplit("/", 1)[1])
              for p in pairs}
-    assert names == {("1", "Alex"): ("aaa01.wav", "aaa02.wav"), ("1", "Bruce"): ("aaa03.wav", "aaa06.wav"),
-                     ("2", "Alex"): ("aaa04.wav", "aaa05.wav"), ("2", "Bruce"): ("aaa07.wav", "aaa08.wav"),
-                     ("3", "Alex"): ("aaa09.wav", "aaa10.wav"), ("3", "Bruce"): ("aaa11.wav", "aaa12.wav")}
+    f = LEXICAL_FILES  # rows 1-12
+    assert names == {("1", "Alex"): (f[0], f[1]), ("1", "Bruce"): (f[2], f[5]), ("2", "Alex"): (f[3], f[4]),
+                     ("2", "Bruce"): (f[6], f[7]), ("3", "Alex"): (f[8], f[9]), ("3", "Bruce"): (f[10], f[11])}
     assert pairs[0].positive.text == "wuggle" and pairs[0].negative.text is None  # non-words have no spelling
     assert len(load_swuggy(str(tmp_path / "lexical" / "dev"))) == 6  # the split folder itself works too
 
@@ -132,8 +144,8 @@ def test_swuggy_reads_the_release_and_pairs_by_id_and_voice(tmp_path):
 def test_swuggy_scores_as_the_zerospeech_toolkit(tmp_path, monkeypatch):
     pairs = load_swuggy(str(zerospeech_release(tmp_path, "lexical", LEXICAL_GOLD)))
     # Pair 1 (oov): Alex right, Bruce a tie -> 0.75. Pair 2 (frequency 3): both wrong -> 0. Pair 3 (150): right -> 1.
-    scores = {f"{tmp_path}/lexical/dev/aaa{n:02d}.wav": value for n, value in zip(
-        range(1, 13), [-1, -2, -3, -2, -1, -3, -5, -4, -1, -2, -1, -2])}
+    scores = {f"{tmp_path}/lexical/dev/{name}": value for name, value in zip(
+        LEXICAL_FILES, [-1, -2, -3, -2, -1, -3, -5, -4, -1, -2, -1, -2])}
     row = summarize_swuggy(pairs, fixed_outcomes(monkeypatch, pairs, scores))
     assert (row["num_pairs"], row["num_voiced_pairs"]) == (3, 6)
     assert row["accuracy_sum"] == pytest.approx((0.75 + 0 + 1) / 3)  # lexical_all
@@ -151,18 +163,45 @@ def test_swuggy_scores_as_the_zerospeech_toolkit(tmp_path, monkeypatch):
 def test_swuggy_refuses_a_pair_without_its_twin_and_a_missing_file(tmp_path):
     zerospeech_release(tmp_path, "lexical", LEXICAL_GOLD)
     gold = tmp_path / "lexical" / "dev" / "gold.csv"
-    gold.write_text(LEXICAL_GOLD.replace("aaa06,1,Bruce,0,,w ah b ah l,5,0\n", ""))
+    gold.write_text(LEXICAL_GOLD.replace("JTeKdNnFRIB,1,Bruce,0,,w ah b ah l,5,0\n", ""))
     with pytest.raises(ValueError, match=r"'id': '1', 'voice': 'Bruce'.* 1 correct and 0 incorrect"):
         load_swuggy(str(tmp_path))
     gold.write_text(LEXICAL_GOLD)
-    (tmp_path / "lexical" / "dev" / "aaa05.wav").unlink()
-    with pytest.raises(FileNotFoundError, match=r"gold.csv:6: its file aaa05.wav"):
+    (tmp_path / "lexical" / "dev" / LEXICAL_FILES[4]).unlink()
+    with pytest.raises(FileNotFoundError, match=rf"gold.csv:6: its file {LEXICAL_FILES[4]}"):
         load_swuggy(str(tmp_path))
     gold.write_text(LEXICAL_GOLD.replace("frequency,", "freq,"))
     with pytest.raises(ValueError, match=r"lacks the columns \['frequency'\]"):
         load_swuggy(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="no lexical/dev/gold.csv"):
         load_swuggy(str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match=r"no lexical/test/gold.csv .*gold.csv for dev only"):
+        load_swuggy(str(tmp_path), split="test")  # the organisers keep the test gold
+
+
+def test_swuggy_pairs_every_word_with_every_non_word_of_its_id_and_voice(tmp_path):
+    # zerospeech/benchmarks merges words and non-words on (voice, id): a second non-word row of pair 3 in Alex's
+    # voice makes two Alex pairs for it, each counted in that pair's mean over rows.
+    extra = "QzWxEcRvTbY,3,Alex,150,,dh uw,2,0\n"
+    pairs = load_swuggy(str(zerospeech_release(tmp_path, "lexical", LEXICAL_GOLD + extra)))
+    alex = [p.negative.name.rsplit("/", 1)[1] for p in pairs if (p.id, p.fields["voice"]) == ("3", "Alex")]
+    assert alex == [LEXICAL_FILES[9], "QzWxEcRvTbY.wav"] and len(pairs) == 7
+
+
+def test_swuggy_frequency_bands_and_in_vocab_score_follow_the_toolkit():
+    # pandas.cut(frequency, [0, 1, 5, 20, 100, inf], right=False): 5 falls in "6-20", 20 in "21-100", 100 in ">100";
+    # an empty frequency is in no band (and not in vocabulary) but counts in the overall accuracy.
+    frequencies = {"a": "0", "b": "1", "c": "4", "d": "5", "e": "20", "f": "100", "g": ""}
+    scores = {"a": 1.0, "b": 0.0, "c": 0.5, "d": 1.0, "e": 1.0, "f": 0.0, "g": 1.0}
+    pairs = [Pair(i, Stimulus(f"{i}w", None), Stimulus(f"{i}n", None),
+                  fields={"voice": "Alex", "frequency": f, "length": "3"}) for i, f in frequencies.items()]
+    row = summarize_swuggy(pairs, {"sum": np.array([scores[i] for i in frequencies])})
+    assert [(b["frequency"], b["n"]) for b in row["by_frequency_sum"]] == [
+        ("oov", 1), ("1-5", 2), ("6-20", 1), ("21-100", 1), (">100", 1)]
+    assert row["accuracy_sum"] == pytest.approx(4.5 / 7)
+    bands = [b for b in row["by_frequency_sum"] if b["frequency"] != "oov"]  # leaderboard.py `_score_invocab`
+    weighted = np.average([b["score"] for b in bands], weights=[b["n"] for b in bands])
+    assert row["in_vocab_accuracy_sum"] == pytest.approx(weighted) == pytest.approx(2.5 / 5)
 
 
 def test_sblimp_scores_the_mean_over_pairs_not_over_types(tmp_path, monkeypatch):
@@ -171,13 +210,31 @@ def test_sblimp_scores_the_mean_over_pairs_not_over_types(tmp_path, monkeypatch)
     assert pairs[0].fields["negative_text"] == "the dogs barks"
     # agreement/across_noun/0: right in both voices -> 1; agreement/simple/0 (same id, another subtype): right, wrong
     # -> 0.5; island/wh/5: wrong, tie -> 0.25.
-    scores = {f"{tmp_path}/syntactic/dev/bbb{n:02d}.wav": value for n, value in zip(
-        range(1, 13), [-1, -2, -1, -2, -1, -2, -2, -1, -2, -1, -3, -3])}
+    scores = {f"{tmp_path}/syntactic/dev/{name}": value for name, value in zip(
+        SYNTACTIC_FILES, [-1, -2, -1, -2, -1, -2, -2, -1, -2, -1, -3, -3])}
     row = summarize_sblimp(pairs, fixed_outcomes(monkeypatch, pairs, scores))
     assert row["num_pairs"] == 3
     assert row["accuracy_sum"] == pytest.approx((1 + 0.5 + 0.25) / 3)  # not (0.75 + 0.25) / 2 over types
     assert row["by_type_sum"] == [{"type": "agreement", "n": 2, "score": 0.75}, {"type": "island", "n": 1,
                                                                                  "score": 0.25}]
+
+
+def test_sblimp_pairs_rows_by_position_as_the_toolkit_does(tmp_path):
+    lines = SYNTACTIC_GOLD.splitlines(keepends=True)
+    header, rows = lines[0], lines[1:]
+    correct = [r for r in rows if r.rstrip().endswith(",1")]
+    incorrect = [r for r in rows if r.rstrip().endswith(",0")]
+    # All correct rows, then all incorrect rows in the same order: the k-th with the k-th, the same six pairs.
+    zerospeech_release(tmp_path / "grouped", "syntactic", header + "".join(correct + incorrect))
+    pairs = load_sblimp(str(tmp_path / "grouped"))
+    assert [(p.positive.name.rsplit("/", 1)[1], p.negative.name.rsplit("/", 1)[1]) for p in pairs] == [
+        (f"{c.split(',')[0]}.wav", f"{n.split(',')[0]}.wav") for c, n in zip(correct, incorrect)]
+    # Two incorrect rows swapped: the toolkit would pair Alex's sentence with Bruce's twin and keep Alex's labels.
+    swapped = incorrect[:]
+    swapped[0], swapped[1] = swapped[1], swapped[0]
+    zerospeech_release(tmp_path / "swapped", "syntactic", header + "".join(correct + swapped))
+    with pytest.raises(ValueError, match=r"lines 2 and 8 are the toolkit's pair .* differ in"):
+        load_sblimp(str(tmp_path / "swapped"))
 
 
 def test_story_cloze_release_folder_in_story_order(tmp_path):
@@ -247,7 +304,8 @@ def salmon_release(root, subsets=SUBSETS, samples: int = 2):
         for index in range(samples):
             for option in (0, 1):
                 write_wav(root / subset / f"sample_{index}_{option}.wav", offset + 2 * index + option)
-        (root / subset / "metadata.json").write_text("[]")
+        # the generation scripts' metadata (data_generation/*.py): a list of {"index": i, ...}; the scorer ignores it
+        (root / subset / "metadata.json").write_text(json.dumps([{"index": i, "text": "..."} for i in range(samples)]))
     return root
 
 
@@ -262,6 +320,8 @@ def test_salmon_release_folder_and_hub_copy(tmp_path):
         load_salmon(str(root), "gender_consistency")
     with pytest.raises(ValueError, match="Unknown SALMon subset"):
         load_salmon(str(root), "speaker")
+    with pytest.raises(ValueError, match="'all_consistency' pools SALMon's subsets"):
+        load_salmon("slprl/SALMon", "all_consistency")  # a Hub config, refused before any download
     (root / "speaker_consistency" / "sample_1_1.wav").unlink()
     with pytest.raises(ValueError, match=r"sample 1 has the options \[0\]"):
         load_salmon(str(root), "speaker_consistency")
@@ -303,8 +363,6 @@ def test_stimuli_without_audio_or_text_are_refused_by_name():
 
 
 def test_lst_eval_spoken_runs_each_benchmark_from_its_release(tokenizer, tmp_path, capsys):
-    import json
-
     import torch
 
     from lst_speech.modeling_lst import LSTConfig, LSTForCausalLM

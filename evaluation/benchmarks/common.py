@@ -225,16 +225,22 @@ def read_text(path: Path) -> str | None:
 
 
 def zerospeech_pairs(data: str, task: str, split: str, group: tuple[str, ...], text_column: str,
-                     required: tuple[str, ...] = ()) -> list[Pair]:
+                     required: tuple[str, ...] = (), by_position: bool = False) -> list[Pair]:
     """The minimal pairs of a ZeroSpeech 2021 task (`lexical` = sWUGGY, `syntactic` = sBLIMP) in the release's
     layout: `<data>/<task>/<split>/gold.csv` and one `<filename>.wav` per gold row beside it (`data` may also be
-    that split folder itself). gold.csv has a row per file with `correct` 1 (word, grammatical sentence) or 0.
+    that split folder itself), as zerospeech/zerospeech2021 `zerospeech2021/cli/evaluate.py` reads it. gold.csv is
+    comma-separated with a header, a row per file, `correct` 1 (word, grammatical sentence) or 0; the public zip
+    has gold.csv for `dev` only (the organisers keep the test gold, `ZEROSPEECH2021_TEST_GOLD` in that file).
 
-    Each 1-row is paired with the 0-row of the same `group` columns and voice, the k-th with the k-th in file order:
-    the ZeroSpeech toolkit pairs lexical rows by (voice, id) (zerospeech/benchmarks,
-    `zerospeech/benchmarks/sLM_21/lexical.py`, `load_and_format`) and syntactic rows by position (the k-th correct
-    row of the file with the k-th incorrect one, zerospeech2021 `syntactic.py`, `load_data`), which are the same
-    pairs when the file lists both in one order; a key with unequal counts is an error instead of a silent shift.
+    How rows become pairs is each toolkit's:
+    - `by_position` (sBLIMP): the k-th `correct` 1 row with the k-th 0 row in file order (zerospeech2021
+      `syntactic.py` `load_data`; zerospeech/benchmarks `zerospeech/tasks/lm/syntactic.py`
+      `run_syntactic_comparison`); the toolkits keep the 1-row's labels, so two rows that differ in a `group`
+      column or `voice` are an error here instead of a silent mis-pairing;
+    - else (sWUGGY): every 1-row with every 0-row of the same `group` columns and voice, an inner merge
+      (zerospeech/benchmarks `zerospeech/tasks/lm/lexical.py` `load_and_format`; zerospeech2021 `lexical.py`
+      `load_data` pairs by position, the same pairs when each (id, voice) has one word and one non-word); a key
+      with words but no non-word, or the reverse, is an error (the merge would drop it silently).
     """
     import csv
 
@@ -245,11 +251,13 @@ def zerospeech_pairs(data: str, task: str, split: str, group: tuple[str, ...], t
     if not gold.is_file():
         raise FileNotFoundError(f"--data {data}: no {task}/{split}/gold.csv (nor gold.csv) there; pass the ZeroSpeech "
                                 "2021 dataset folder (https://download.zerospeech.com/archive/2021/"
-                                "zerospeech2021-dataset.zip, unzipped) or its split folder.")
-    groups: dict[tuple, tuple[list, list]] = {}
+                                "zerospeech2021-dataset.zip, unzipped) or its split folder (the zip has gold.csv "
+                                "for dev only).")
+    keys = (*group, "voice")
+    rows: tuple[list, list] = ([], [])  # correct 1, correct 0; in file order
     with open(gold, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        missing = sorted({"filename", "correct", "voice", *group, *required} - set(reader.fieldnames or ()))
+        missing = sorted({"filename", "correct", *keys, *required} - set(reader.fieldnames or ()))
         if missing:
             raise ValueError(f"{gold} lacks the columns {missing} (header: {reader.fieldnames}).")
         for line, row in enumerate(reader, start=2):
@@ -258,19 +266,34 @@ def zerospeech_pairs(data: str, task: str, split: str, group: tuple[str, ...], t
             wav = folder / f"{row['filename']}.wav"
             if not wav.is_file():
                 raise FileNotFoundError(f"{gold}:{line}: its file {wav.name} is not in {folder}.")
-            row["stimulus"] = Stimulus(str(wav), wav, row.get(text_column) or None)
-            key = (*(row[column] for column in group), row["voice"])
-            groups.setdefault(key, ([], []))[row["correct"] == "0"].append(row)
-    if not groups:
+            row["stimulus"], row["line"] = Stimulus(str(wav), wav, row.get(text_column) or None), line
+            rows[row["correct"] == "0"].append(row)
+    if not rows[0] and not rows[1]:
         raise ValueError(f"{gold} has a header but no rows.")
+    matched = []
+    if by_position:
+        if len(rows[0]) != len(rows[1]):
+            raise ValueError(f"{gold}: {len(rows[0])} correct and {len(rows[1])} incorrect rows; the toolkit pairs "
+                             "them by position, so each correct row needs its incorrect twin.")
+        for positive, negative in zip(*rows):
+            if any(positive[k] != negative[k] for k in keys):
+                raise ValueError(f"{gold}: lines {positive['line']} and {negative['line']} are the toolkit's pair "
+                                 f"(the same position among correct and incorrect rows) but differ in {keys}: "
+                                 f"{[positive[k] for k in keys]} and {[negative[k] for k in keys]}.")
+            matched.append((positive, negative))
+    else:
+        groups: dict[tuple, tuple[list, list]] = {}
+        for correct, group_rows in zip((True, False), rows):
+            for row in group_rows:
+                groups.setdefault(tuple(row[k] for k in keys), ([], []))[not correct].append(row)
+        for key, (positives, negatives) in groups.items():
+            if not positives or not negatives:
+                raise ValueError(f"{gold}: {dict(zip(keys, key))} has {len(positives)} correct and "
+                                 f"{len(negatives)} incorrect files; each correct file needs its incorrect twin.")
+            matched += [(positive, negative) for positive in positives for negative in negatives]
     pairs = []
-    for key, (positives, negatives) in groups.items():
-        if len(positives) != len(negatives):
-            names = dict(zip((*group, "voice"), key))
-            raise ValueError(f"{gold}: {names} has {len(positives)} correct and {len(negatives)} incorrect files; "
-                             "each correct file needs its incorrect twin.")
-        for positive, negative in zip(positives, negatives):
-            fields = {k: v for k, v in positive.items() if k != "stimulus"}
-            fields["negative_text"] = negative.get(text_column) or None
-            pairs.append(Pair(positive["id"], positive["stimulus"], negative["stimulus"], fields=fields))
+    for positive, negative in matched:
+        fields = {k: v for k, v in positive.items() if k not in ("stimulus", "line")}
+        fields["negative_text"] = negative.get(text_column) or None
+        pairs.append(Pair(positive["id"], positive["stimulus"], negative["stimulus"], fields=fields))
     return pairs

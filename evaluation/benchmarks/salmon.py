@@ -1,15 +1,24 @@
 """SALMon (Maimon et al. 2024, "A Suite for Acoustic Language Model Evaluation"): does a model prefer a recording
 whose acoustics stay consistent (speaker, gender, sentiment, background, room) or match its content?
 
-Layouts read, per subset (slp-rl/salmon `salmon.py`, `SalmonDataset`):
-- the release zip (`salmon_benchmark.zip`, linked from the slp-rl/salmon README): `<root>/<subset>/` holding
-  `sample_<i>_<j>.wav`, grouped by `i` and sorted, the first of a group positive and the second negative; the
-  generation scripts write option 0 as the true one (`data_generation/speaker_consistency.py`, `generate_sample`),
-  so a sample is `sample_<i>_0.wav` (positive) and `sample_<i>_1.wav` (negative);
-- the Hub dataset `slprl/SALMon`, one config per subset, split `train`, columns `positive_audio` and
-  `negative_audio` (and `ind`), from the Hub or a local copy of the repository (`<root>/<subset>/*.parquet`).
+Layouts read, per subset:
+- the release (`salmon_benchmark.zip`, linked from slp-rl/salmon `README.md`), as its scorer reads it (slp-rl/salmon
+  `salmon.py`, `SalmonDataset`; the same in slp-rl/slamkit `modelling_metric.py`): `<root>/<subset>/*.wav`, grouped
+  by the number after the first `_`, each group sorted by name, the first file positive and the second negative.
+  The generation scripts write `sample_<i>_0.wav` for the true option and `sample_<i>_1.wav` for the other
+  (slp-rl/salmon `data_generation/*.py`, e.g. `rir_consistency.py` `generate_sample`; `sentiment_alignment.py`:
+  "the true sample must be with index 0") and a `metadata.json` list of {"index": i, ...} beside them, which the
+  scorer does not read;
+- the Hub dataset `slprl/SALMon` (its card's `dataset_info`, https://huggingface.co/api/datasets/slprl/SALMon):
+  one config per subset, split `train`, 200 rows each, columns `task`, `ind`, `positive_audio` and
+  `negative_audio`, files `<subset>/train-00000-of-00001.parquet`; from the Hub or a local copy of the
+  repository. Its configs `all`, `all_alignment` and `all_consistency` pool subsets, which SALMon never reports
+  (llm-jp/llama-mimi `eval/salmon.py` skips the `all_` ones too), so they are refused.
 Scored as `salmon.py` does, per subset: 1 when the positive scores higher, 0.5 on a tie, 0 otherwise, averaged
-over the subset's samples; subsets are reported separately, never pooled.
+over the subset's samples; subsets are reported separately, never pooled (`--parts all` is the eight subsets in
+`SUBSETS`). The paper's TWIST and pGSLM rows use the mean log-likelihood per token (`"mean_nll": true` in
+`baselines/configs/inference/*.json`; the code's default is the sum), our `accuracy_per_token`.
+Not verified: the zip's own listing (no copy was readable offline); the names above are the generation scripts'.
 """
 
 from __future__ import annotations
@@ -21,11 +30,15 @@ from .common import Pair, Stimulus, audio_columns, load_table
 
 SUBSETS = ("bg_alignment", "bg_all_consistency", "bg_domain_consistency", "gender_consistency", "rir_consistency",
            "sentiment_alignment", "sentiment_consistency", "speaker_consistency")  # salmon.py's `--parts all`
+POOLED = ("all", "all_alignment", "all_consistency")  # slprl/SALMon configs
 HUB_ID = "slprl/SALMon"
 
 
 def load_salmon(data: str, subset: str) -> list[Pair]:
     """The samples of one subset, from the release folder, a local copy of the Hub repository, or a Hub id."""
+    if subset in POOLED:
+        raise ValueError(f"{subset!r} pools SALMon's subsets, and SALMon reports each subset on its own; pass "
+                         f"--subsets from {SUBSETS}.")
     if subset not in SUBSETS:
         raise ValueError(f"Unknown SALMon subset {subset!r}; the subsets are {SUBSETS}.")
     root = Path(data)

@@ -1,20 +1,30 @@
 """Spoken StoryCloze (sStoryCloze) and Topic StoryCloze (tStoryCloze), the audio released with TWIST (Hassid et al.
-2023, "Textually Pretrained Speech Language Models"; slp-rl/SpokenStoryCloze README links the sSC and tSC zips).
+2023, "Textually Pretrained Speech Language Models"; slp-rl/SpokenStoryCloze `README.md` links an sSC and a tSC
+zip, single-speaker TTS of the StoryCloze test stories; tStoryCloze's negative ending is another story's).
 
-Layouts read (the same for both sets; tStoryCloze's negative ending is another story's):
+Layouts read (the same for both sets):
 - the release folder, as slamkit reads it (slp-rl/slamkit `slamkit/metric/modelling_metric.py`,
-  `ModellingMetricDataset`: files sorted by the number before the first `_`, the positive one first; and
-  `slamkit/metric/cross_modal_metric.py` for the names): `<n>_correct.wav` and `<n>_incorrect.wav`, each the whole
-  spoken story with its right or wrong ending, scored whole (no prompt). Files may sit in subfolders one level
-  down (slamkit's `subfolder=True`).
-- slamkit's cross-modal layout (`CrossModalMetricDataset`, same file): `<n>_mutual.wav` / `<n>_mutual.txt`, the
-  four-sentence prompt, beside `<n>_correct.{wav,txt}` and `<n>_incorrect.{wav,txt}`, the endings. With it the
-  endings are scored after the prompt, in any direction whose files are there (S->S, T->T, S->T, T->S).
-- the Hub schema with `positive` and `negative` audio columns, split `train` (as llm-jp/llama-mimi
-  `eval/sStoryCloze.py` reads the `speed/sStoryCloze` and `speed/tStoryCloze` uploads), from the Hub or a local
+  `ModellingMetricDataset`, with `config/metric/sstorycloze.yaml` and `tstorycloze.yaml`: `subfolder: false`): wavs
+  whose names start with the story number and `_`, two per story, positive first; each wav is the whole spoken
+  story with its right or wrong ending, scored whole (no prompt). We take the two as `<n>_correct.wav` and
+  `<n>_incorrect.wav`, the names slamkit's cross-modal reader uses; files may sit one folder down
+  (`subfolder: true`, slamkit's multi-speaker `ms_sSC`/`ms_tSC` configs).
+- slamkit's cross-modal layout (`slamkit/metric/cross_modal_metric.py`, `CrossModalMetricDataset`):
+  `<n>_mutual.wav` / `<n>_mutual.txt`, the four-sentence prompt, beside `<n>_correct.{wav,txt}` and
+  `<n>_incorrect.{wav,txt}`, the endings; the endings are scored after the prompt in any direction whose files
+  are there (S->S, T->T, S->T, T->S).
+- the Hub schema with `positive` and `negative` audio columns, split `train` (llm-jp/llama-mimi
+  `eval/sStoryCloze.py` reads the `speed/sStoryCloze` and `speed/tStoryCloze` uploads so), from the Hub or a local
   copy (parquet files, or a `save_to_disk` folder).
 Scored as slamkit and TWIST do: a story counts 1 when the positive scores higher, 0.5 on a tie, 0 otherwise, and
-the accuracy is the mean over stories (`modelling_metric`).
+the accuracy is the mean over stories (`modelling_metric`). slamkit's default score is the mean log-likelihood per
+token of the whole wav (`mean_nll: true`, `config/metric/default.yaml`), our `accuracy_per_token`.
+Two choices of ours: a cross-modal S->S story scores the ending's units given the prompt's, where slamkit
+concatenates the two wavs, extracts units from the whole and averages over all of its tokens; and a story's
+negative is its `_incorrect` file by name, where slamkit's plain reader takes the second file of a story in
+directory order.
+Not verified: the file names inside the sSC and tSC zips (no listing was readable offline; the names above are
+slamkit's cross-modal ones), and the speed/ uploads' schema beyond the two columns llama-mimi reads.
 """
 
 from __future__ import annotations

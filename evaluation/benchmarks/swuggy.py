@@ -1,16 +1,28 @@
 """sWUGGY, the lexical task of the ZeroSpeech 2021 benchmark: is a spoken word more likely than a matched non-word?
 
-Read from the release (`lexical/dev/gold.csv` with the columns filename, id, voice, frequency, word, phones,
-length, correct, and a wav per row; `common.zerospeech_pairs`). Scored as the ZeroSpeech toolkit does
-(zerospeech/zerospeech2021, `zerospeech2021/lexical.py`; the same rule in zerospeech/benchmarks,
-`zerospeech/benchmarks/sLM_21/lexical.py`):
+The release (zerospeech2021-dataset.zip, `lexical/dev/`):
+- a wav per stimulus named by a random 11-letter id (`aAAfmkmQpVz.wav`, zerospeech/benchmarks `docs/sLM21.md`);
+- `gold.csv`, comma-separated with a header, a row per wav: `filename` (the wav's stem), `id` (the pair),
+  `voice`, `frequency` (the word's LibriSpeech count, an integer, `pandas.Int64Dtype`), `word` (empty on non-word
+  rows: zerospeech/benchmarks then uses `phones`), `phones`, `length` (phones) and `correct` (1 word, 0 non-word)
+  (column names from zerospeech/zerospeech2021 `zerospeech2021/lexical.py` `load_data`; their order id/voice,
+  frequency, word, length follows from `evaluate_by_pair`'s positional `iat` reads);
+- a submission is `lexical/dev.txt`, a `<filename> <score>` line per wav (`lexical.py` `validate`); we score in
+  memory and write no such file. The test gold is not public, so only `dev` can be scored.
+Pairs: every word row with every non-word row of the same (id, voice) (`common.zerospeech_pairs`).
+Scored as the toolkit does (zerospeech2021 `lexical.py`; zerospeech/benchmarks `zerospeech/tasks/lm/lexical.py`):
 - each (word, non-word) pair in one voice scores 1, 0.5 (tie) or 0 (`common.pair_outcomes`);
-- a pair's score is the mean over its voices (`groupby('id')`);
-- `accuracy` ("lexical_all" on the leaderboard) is the mean over pairs; `in_vocab_accuracy` ("lexical_invocab",
-  `leaderboard.py` `_score_invocab`) is the same over pairs whose word occurs in LibriSpeech (frequency >= 1),
-  computed by the toolkit as the mean of the frequency bands weighted by their counts, which is this mean;
-- `by_frequency` uses the toolkit's bands, `pandas.cut(frequency, [0, 1, 5, 20, 100, inf], right=False)` with its
-  labels oov, 1-5, 6-20, 21-100, >100 (so "1-5" holds 1 to 4); `by_length` groups by the word's phone count.
+- a pair's score is the mean over its rows (`groupby('id')`, i.e. over voices), its frequency and length read off
+  its first row;
+- `accuracy` ("lexical_all", `leaderboard.py` `LexicalScores.general`) is the mean over pairs;
+  `in_vocab_accuracy` ("lexical_invocab", `_score_invocab`) is the mean of the frequency bands other than oov
+  weighted by their counts `n`, which is the mean over pairs with frequency >= 1 (a pair without a frequency
+  falls in no band: it counts in `accuracy` only);
+- `by_frequency` uses the toolkit's bands, `pandas.cut(frequency, [0, 1, 5, 20, 100, inf], right=False)` labelled
+  oov, 1-5, 6-20, 21-100, >100 (so "1-5" holds 1 to 4 and 100 is ">100"); `by_length` groups by `length`.
+No rule for homophones exists in either toolkit; every gold row is kept.
+Not verified: the layout is read off the toolkits' code and docs; no released gold.csv or wav listing was
+readable offline.
 """
 
 from __future__ import annotations
