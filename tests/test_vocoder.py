@@ -1,16 +1,20 @@
-"""The unit vocoder: shapes and lengths at the frame rate, save/load, bad input, and training that lowers its loss
-and resumes exactly."""
+"""The unit vocoder: shapes and lengths at the frame rate, save/load, bad input, training that lowers its loss
+and resumes exactly, and recorded prompts held out by prompt."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
+
+import datasets
 
 import numpy as np
 import pytest
 import torch
 from transformers import AutoModel
 
+from lst_speech.tokenization.corpora.transcript_files import asterisk_source, held_out_by_prompt
 from lst_speech.tokenization.vocoder import UnitHifiGanVocoder, UnitVocoderConfig
 from lst_speech.training.checkpoints import read_log
 from lst_speech.training.vocoder.train_vocoder import parse_arguments, train
@@ -97,3 +101,51 @@ def test_training_lowers_the_loss_and_resumes_exactly(tmp_path):
         for key in before:
             assert after[key] == pytest.approx(before[key], rel=1e-5, abs=1e-7), (before["step"], key)
     assert json.loads((output_dir / "training_args.json").read_text())["max_steps"] == 24
+
+
+def test_prompts_are_held_out_by_sorted_name():
+    names = [f"p{i:02d}" for i in range(25)][::-1]  # any order in: the split follows sorted names
+    assert held_out_by_prompt(names) == {"p09", "p19"}
+    assert held_out_by_prompt(["c", "a", "d", "b"], every=2) == {"b", "d"}
+    assert held_out_by_prompt(["a", "b"]) == set()  # fewer than ten prompts: none held out
+    with pytest.raises(ValueError, match="one prompt in every 1 leaves nothing to train on"):
+        held_out_by_prompt(names, every=1)
+
+
+PROMPT_NAMES = ["activated", "added", "agent-loggedoff", "agent-loginok", "agent-pass", "auth-thankyou", "calling",
+                "call-forwarding", "call-waiting", "cancelled", "agent-user"]
+
+
+def test_a_vocoder_trains_on_recordings_with_a_transcript_file_and_holds_prompts_out(tmp_path):
+    """Eleven Asterisk prompts with a `name: text` list that also names a described sound and a missing file:
+    sorted, the tenth prompt (`calling`) is held out with its transcript, the described sound and the missing
+    file are left out, and training runs on the other ten."""
+    audio, transcript_file = asterisk_source("en")
+    texts = dict(line.split(": ", 1) for line in gzip.decompress(transcript_file.read_bytes()).decode().splitlines()
+                 if line.split(": ", 1)[0] in PROMPT_NAMES)
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    for name in [*PROMPT_NAMES, "beep"]:
+        shutil.copy(audio / f"{name}.g722", folder / f"{name}.g722")
+    lines = [f"{name}: {texts[name]}" for name in PROMPT_NAMES]
+    (folder / "prompts.txt").write_text("\n".join(["; eleven prompts", *lines, "beep: [this is a simple beep tone]",
+                                                   "gone: Missing audio."]) + "\n")
+    output_dir = tmp_path / "run"
+    args = ["--output_dir", str(output_dir), "--audio_dir", str(folder), "--transcripts", str(folder / "prompts.txt"),
+            "--num_units", "8", "--preset", "tiny", "--segment_frames", "8", "--batch_size", "2", "--max_steps", "2",
+            "--adversarial_from_step", "1", "--save_steps", "2"]
+    assert train(parse_arguments(args))["held_out"] == 1
+    splits = datasets.load_from_disk(str(output_dir / "data"))
+    assert splits["held_out"]["id"] == ["calling"] and splits["held_out"]["text"] == [texts["calling"]]
+    assert splits["train"]["id"] == sorted(set(PROMPT_NAMES) - {"calling"})
+    assert all(splits["train"]["text"]) and max(max(u) for u in splits["train"]["units"]) < 8
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--transcripts", "prompts.txt"], "--transcripts names the prompts of an --audio_dir: pass the folder"),
+    (["--asterisk", "en", "--audio_dir", "."], "Give --asterisk LANG or --audio_dir"),
+    (["--asterisk", "xx"], "No Asterisk prompt set 'xx'"),
+])
+def test_bad_prompt_sources_are_named(flags, message):
+    with pytest.raises(ValueError, match=message):
+        parse_arguments(["--output_dir", "run", *flags])

@@ -44,6 +44,14 @@ def asterisk_source(language: str = "en") -> tuple[Path, Path]:
     return audio, transcripts
 
 
+def held_out_by_prompt(names, every: int = 10) -> set[str]:
+    """The prompts kept out of training, the same for every model trained on a prompt set: in sorted name order,
+    those whose index is `every - 1` modulo `every` (one in `every`, spread over the list)."""
+    if every < 2:
+        raise ValueError(f"Holding out one prompt in every {every} leaves nothing to train on; give 2 or more.")
+    return {name for index, name in enumerate(sorted(names)) if index % every == every - 1}
+
+
 def describes_a_sound(text: str) -> bool:
     """A transcript wholly in brackets or parentheses (`[beep tone]`, `(5 seconds of silence)`) names a sound,
     not words spoken."""

@@ -1,12 +1,16 @@
 """`lst vocoder`: train a unit vocoder, score its intelligibility, turn unit files into WAVs.
 
     lst vocoder train --output_dir vocoder/ [--audio_dir wavs/ --extractor DIR] ...   (lst_speech.training.vocoder.train_vocoder)
-    lst vocoder evaluate --run vocoder/ [--transcriber pocketsphinx|MODEL] [--language_model auto|none|FILE]
+    lst vocoder train --output_dir vocoder/ --asterisk en --extractor DIR   # or --audio_dir DIR --transcripts FILE
+    lst vocoder evaluate --run vocoder/ [--transcriber pocketsphinx|whisper|MODEL] [--language_model auto|none|FILE]
     lst vocoder synthesize --vocoder vocoder/vocoder --units units.jsonl --output_dir wavs/
 
-`evaluate` vocodes the run's held-out units and writes `intelligibility.json` in the run: pocketsphinx (or any
-transformers recogniser) WER and CER on the vocoded and the original audio, with 95% intervals. `auto` gives
-pocketsphinx a bigram LM of the run's training transcripts (lst_speech.evaluation.transcription.ngram_lm). `synthesize` reads the JSON
+`evaluate` vocodes the run's held-out units and writes `intelligibility.json` in the run: pocketsphinx's (or
+Whisper's, or any transformers recogniser's) WER and CER on the vocoded and the original audio, and their paired
+difference, each with a 95% bootstrap interval over utterances. A vocoder trained with a transcript file
+(`--transcripts`, or `--asterisk en` for the installed Asterisk prompts) is scored on its held-out prompts: one in
+`--held_out_every` (10) in sorted name order, never heard in training. `auto` gives pocketsphinx a bigram LM of
+the run's training transcripts (lst_speech.evaluation.transcription.ngram_lm). `synthesize` reads the JSON
 lines `lst units extract` writes (`units`, and `durations` for deduplicated units) and writes `<stem>.wav`
 into a new folder: one that holds other files (say, the audio the units came from, whose names the WAVs share)
 is refused, and an earlier `synthesize` output is replaced whole.
@@ -26,7 +30,9 @@ TASKS = ("train", "evaluate", "synthesize")
 def evaluate_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lst vocoder evaluate")
     parser.add_argument("--run", type=Path, required=True, help="an `lst vocoder train` output directory")
-    parser.add_argument("--transcriber", default="pocketsphinx", help="'pocketsphinx' or a transformers ASR model")
+    parser.add_argument("--transcriber", default="pocketsphinx",
+                        help="'pocketsphinx', 'whisper' (tiny.en, offline), a CTranslate2 Whisper folder or a "
+                             "transformers ASR model")
     parser.add_argument("--language_model", default="auto",
                         help="pocketsphinx LM: 'auto' (bigram of the training transcripts), 'none' (its own), a file")
     parser.add_argument("--limit", type=int, help="score only the first N held-out utterances")
@@ -58,7 +64,8 @@ def run_evaluate(arguments) -> dict:
     rows = splits["held_out"]
     rows = [r for r in rows if r["text"]]
     if not rows:
-        raise ValueError(f"{run}: no held-out utterance has a transcript (<stem>.txt beside the audio) to score.")
+        raise ValueError(f"{run}: no held-out utterance has a transcript (<stem>.txt beside the audio, or train with "
+                         "--transcripts) to score.")
     if arguments.limit is not None:
         if arguments.limit < 1:
             raise ValueError(f"--limit must be at least 1, got {arguments.limit}.")

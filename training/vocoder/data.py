@@ -1,8 +1,11 @@
 """Training and held-out utterances for the unit vocoder: audio, its unit frames and (for scoring) its text.
 
 Sources: a directory of audio files (with `<stem>.txt` transcripts beside them when the held-out part is to be
-scored for intelligibility), or the built-in corpus, KJV verses spoken by espeak-ng (held-out verses are the
-ones after the training verses, so the vocoder never heard their sentences). Units are the extractor's frame
+scored for intelligibility); a directory of recordings with a transcript file (`name: text` lines or CSV, as
+`lst corpus --transcripts` reads it; the installed Asterisk prompts are one), held out by prompt
+(`transcript_files.held_out_by_prompt`: one prompt in ten in sorted name order, the split every model trained on
+the prompts uses); or the built-in corpus, KJV verses spoken by espeak-ng (held-out verses are the ones after the
+training verses, so the vocoder never heard their sentences). Units are the extractor's frame
 sequence (not deduplicated): frame i covers samples [i * hop, (i + 1) * hop), the span a unit HiFi-GAN turns it
 back into. Prepared utterances are saved with `datasets` so a resumed run does not speak or extract again.
 """
@@ -52,6 +55,27 @@ def utterances_from_directory(directory: str | Path, extractor, progress: bool =
         text = transcript.read_text().strip() if transcript.exists() else ""
         waveform, rate = read_audio(path)
         yield utterance(str(path.relative_to(directory)), text, waveform, rate, extractor)
+
+
+def prompt_split(audio_dir: str | Path, transcripts: str | Path, held_out_every: int) -> tuple[list, list]:
+    """(train, held_out) `Recording`s, in sorted name order, of the transcript file's prompts that have audio;
+    the described sounds (`[beep tone]`) and prompts without audio are left out with a warning each, as
+    `lst corpus --on_error skip` leaves them."""
+    from lst_speech.tokenization.corpora.recorded_corpus import recordings
+    from lst_speech.tokenization.corpora.transcript_files import held_out_by_prompt
+
+    items = sorted(recordings(audio_dir, transcripts, failures=[]), key=lambda item: item.name)
+    held = held_out_by_prompt([item.name for item in items], held_out_every)
+    if not held:
+        raise ValueError(f"{transcripts} names {len(items)} prompts with audio under {audio_dir}: too few to hold one "
+                         f"in {held_out_every} out and train on the rest.")
+    return [item for item in items if item.name not in held], [item for item in items if item.name in held]
+
+
+def utterances_from_recordings(items, extractor, progress: bool = True):
+    for item in tqdm(items, desc="extracting", unit="file", disable=not progress):
+        waveform, rate = read_audio(item.audio)
+        yield utterance(item.name, item.text, waveform, rate, extractor)
 
 
 def spoken_verses(texts: list[str], extractor, first_id: int = 0, progress: bool = True):

@@ -2,10 +2,14 @@
 
     lst vocoder train --output_dir vocoder/                          # built-in corpus: KJV verses, espeak-ng
     lst vocoder train --output_dir vocoder/ --audio_dir wavs/ --extractor outputs/main_job/extractor
+    lst vocoder train --output_dir vocoder/ --asterisk en --extractor outputs/main_job/extractor   # a recorded voice
     accelerate launch -m lst_speech.training.vocoder.train_vocoder --output_dir vocoder/ ...
 
 The extractor defines the units: pass the one your LM's tokenizer was built with (the main job saves it), or
-one is fitted on the training audio and saved in `output_dir/extractor`. Training is HiFi-GAN's: the mel loss
+one is fitted on the training audio and saved in `output_dir/extractor`. With a transcript file (`--audio_dir`
+with `--transcripts`, or `--asterisk LANG` for the installed Asterisk prompts), the held-out utterances are whole
+prompts, one in `--held_out_every` in sorted name order (the split every model trained on the prompts uses), and
+`lst vocoder evaluate` scores them against their transcripts. Training is HiFi-GAN's: the mel loss
 alone for the first `--adversarial_from_step` steps (a CPU budget learns intelligible speech from it first),
 then with the period and scale discriminators' adversarial and feature-matching losses. The vocoder is saved
 with `save_pretrained` to `output_dir/vocoder` (loads with `AutoModel.from_pretrained`); checkpoints are atomic
@@ -44,9 +48,11 @@ from lst_speech.training.checkpoints import load_checkpoint, resolve_checkpoint,
 from lst_speech.training.vocoder.data import (
     SegmentBatches,
     builtin_texts,
+    prompt_split,
     spoken_verses,
     to_dataset,
     utterances_from_directory,
+    utterances_from_recordings,
 )
 
 logger = logging.getLogger("lst.vocoder")
@@ -62,7 +68,15 @@ class VocoderTrainingArguments:
     audio_dir: str | None = field(default=None, metadata={"help": "audio files (recursively; <stem>.txt beside a "
                                                                    "file is its transcript). Default: the built-in "
                                                                    "corpus spoken by espeak-ng"})
-    held_out_fraction: float = field(default=0.05, metadata={"help": "share of --audio_dir kept out of training"})
+    transcripts: str | None = field(default=None, metadata={"help": "a transcript file of --audio_dir (`name: text` "
+                                                                     "lines or CSV, as `lst corpus` reads): prompts "
+                                                                     "are held out by name (--held_out_every)"})
+    asterisk: str | None = field(default=None, metadata={"help": "the installed Asterisk prompts of this language "
+                                                                 "(en), in place of --audio_dir and --transcripts"})
+    held_out_fraction: float = field(default=0.05, metadata={"help": "share of --audio_dir (without --transcripts) "
+                                                                     "kept out of training: its last files"})
+    held_out_every: int = field(default=10, metadata={"help": "with a transcript file: hold out the prompts whose "
+                                                              "index in sorted name order is N-1 modulo N"})
     num_utterances: int = field(default=1000, metadata={"help": "built-in corpus: training verses"})
     held_out_utterances: int = field(default=50, metadata={"help": "built-in corpus: held-out verses"})
     extractor: str | None = field(default=None, metadata={"help": "a saved unit extractor (default: fit MFCC "
@@ -91,6 +105,14 @@ class VocoderTrainingArguments:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}.")
         if not 0 <= self.adversarial_from_step:
             raise ValueError(f"--adversarial_from_step must be 0 or more, got {self.adversarial_from_step}.")
+        if self.asterisk is not None:
+            from lst_speech.tokenization.corpora.transcript_files import asterisk_source
+
+            if self.audio_dir is not None or self.transcripts is not None:
+                raise ValueError("Give --asterisk LANG or --audio_dir (with or without --transcripts), not both.")
+            self.audio_dir, self.transcripts = map(str, asterisk_source(self.asterisk))
+        if self.transcripts is not None and self.audio_dir is None:
+            raise ValueError("--transcripts names the prompts of an --audio_dir: pass the folder of recordings too.")
         if self.audio_dir is not None:
             check_local_path(self.audio_dir, "--audio_dir", "a directory of audio files", local_only=True)
         if self.extractor is not None:
@@ -106,12 +128,14 @@ def prepare_data(args: VocoderTrainingArguments):
 
     output = Path(args.output_dir)
     data_dir, extractor_dir = output / "data", output / "extractor"
+    prompts = None if args.transcripts is None else prompt_split(args.audio_dir, args.transcripts, args.held_out_every)
     if args.extractor is None and not (extractor_dir / "unit_extractor.json").exists():
         if args.audio_dir is not None:
             from lst_speech.tokenization.speech.audio import read_audio
             from lst_speech.training.vocoder.data import audio_files
 
-            fit_audio = [read_audio(p) for p in audio_files(args.audio_dir)[:300]]
+            paths = audio_files(args.audio_dir) if prompts is None else [item.audio for item in prompts[0]]
+            fit_audio = [read_audio(p) for p in paths[:300]]
             rate = fit_audio[0][1]
             fit_audio = [w for w, r in fit_audio if r == rate]
         else:
@@ -126,7 +150,10 @@ def prepare_data(args: VocoderTrainingArguments):
         logger.info("fitted %d MFCC k-means units on %d utterances", args.num_units, len(fit_audio))
     extractor = load_unit_extractor(args.extractor or extractor_dir)
     if not (data_dir / "dataset_dict.json").exists():
-        if args.audio_dir is not None:
+        if prompts is not None:
+            splits = datasets.DatasetDict({"train": to_dataset(utterances_from_recordings(prompts[0], extractor)),
+                                           "held_out": to_dataset(utterances_from_recordings(prompts[1], extractor))})
+        elif args.audio_dir is not None:
             rows = to_dataset(utterances_from_directory(args.audio_dir, extractor))
             held = max(1, round(args.held_out_fraction * len(rows)))
             if held >= len(rows):
@@ -172,7 +199,8 @@ def train(args: VocoderTrainingArguments) -> dict:
     accelerator = Accelerator()
     set_seed(args.seed)
     # The run folder holds only this command's files: its checkpoints are rotated and its log cut on a resume.
-    check_apart(("--output_dir", args.output_dir), ("--audio_dir", args.audio_dir), ("--extractor", args.extractor))
+    check_apart(("--output_dir", args.output_dir), ("--audio_dir", args.audio_dir), ("--transcripts", args.transcripts),
+                ("--extractor", args.extractor))
     output_dir = claim_directory(args.output_dir, OWNER)
     train_rows, held_out, extractor = prepare_data(args)
     vocoder = build_vocoder(args, extractor)
