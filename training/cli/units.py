@@ -6,7 +6,7 @@
     lst units extract --extractor extractor_dir --audio LibriSpeech/ --output units/ [--num_processes N]
         [--shard_size 1000] [--on_error skip|stop]      # or: accelerate launch -m lst_speech.training.cli.main units extract ...
     lst units extract ... --alignments mfa_output/      # MFA TextGrids, matched to the audio by file name
-    lst units extract ... --aligner pocketsphinx        # or ctc:<checkpoint>; transcripts beside the audio
+    lst units extract ... --aligner pocketsphinx        # or whisper, ctc:<checkpoint>; transcripts beside the audio
     lst corpus --output corpus_dir [--num_utterances 2000] [--texts lines.txt] [--push_to_hub org/name]
     lst corpus --output corpus_dir --asterisk en [--aligner pocketsphinx] [--on_error skip]   # recorded speech
     lst corpus --output corpus_dir --audio folder/ --transcripts list.txt|list.csv [--extractor DIR]
@@ -54,8 +54,10 @@ def add_parser(subparsers) -> None:
     extract.add_argument("--extractor", type=Path, required=True, help="a saved extractor directory")
     extract.add_argument("--audio", type=Path, nargs="+", required=True, help="audio files and/or directories")
     extract.add_argument("--alignments", type=Path, help="TextGrid/JSON directory or a CTM file: adds word_spans")
-    extract.add_argument("--aligner", help="align each file with its transcript instead: pocketsphinx, or "
-                                           "ctc:<Wav2Vec2ForCTC checkpoint> (adds character times)")
+    extract.add_argument("--aligner", help="align each file with its transcript instead: pocketsphinx, whisper "
+                                           "(Whisper tiny.en's cross-attention; whisper:<CTranslate2 Whisper folder> "
+                                           "for another; files up to 30 s), or ctc:<Wav2Vec2ForCTC checkpoint> (adds "
+                                           "character times)")
     extract.add_argument("--transcripts", type=Path, nargs="+",
                          help="with --aligner: LibriSpeech *.trans.txt files or <stem>.lab/.txt files, or folders of "
                               "them (default: searched beside the audio)")
@@ -86,7 +88,8 @@ def add_parser(subparsers) -> None:
     recorded.add_argument("--audio", type=Path, help="a folder of recordings (searched recursively)")
     recorded.add_argument("--transcripts", type=Path, help="with --audio: 'name: text' lines or a CSV (file,text)")
     recorded.add_argument("--audio_suffix", nargs="+", help="only audio files with these suffixes (e.g. .g722)")
-    recorded.add_argument("--aligner", default="pocketsphinx", help="pocketsphinx or ctc:<Wav2Vec2ForCTC checkpoint>")
+    recorded.add_argument("--aligner", default="pocketsphinx",
+                          help="pocketsphinx, whisper[:<CTranslate2 Whisper folder>] or ctc:<Wav2Vec2ForCTC checkpoint>")
     recorded.add_argument("--extractor", type=Path, help="a saved unit extractor (default: MFCC k-means fitted on "
                                                          "the first 300 recordings, --num_units units)")
     recorded.add_argument("--on_error", choices=("stop", "skip"), default="stop",
