@@ -9,12 +9,13 @@ Optionally also by context gain (conditional minus unconditional log-likelihood)
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from lst_speech.evaluation.likelihood import NORMALIZATIONS, continuation_log_likelihoods
-from lst_speech.evaluation.uncertainty import proportion_interval
+from lst_speech.evaluation.uncertainty import mean_interval
 
 
 @dataclass
@@ -32,7 +33,12 @@ class MultipleChoiceItem:
 def multiple_choice_accuracy(model, tokenizer, items: list[MultipleChoiceItem], batch_size: int = 16,
                              context_gain: bool = False, progress: str | None = None,
                              use_prompt_cache: bool = True) -> dict:
-    """Accuracy under each normalisation with its 95% Wilson interval (`accuracy_X_ci95`), and each item's choice.
+    """Accuracy under each normalisation with its 95% interval (`accuracy_X_ci95`), each item's choice (`choices_X`,
+    the first highest-scoring ending) and credit (`correct_X`).
+
+    An item's credit is 1 when the right ending scores highest alone, 1/k when it is among k endings tied at the
+    highest score (ZeroSpeech's 0.5 for a tied pair) and 0 otherwise; accuracy is the mean credit, its interval
+    Wilson's without ties and a bootstrap over items with them (`mean_interval`).
 
     With `context_gain`, also `accuracy_context_gain`: endings ranked by log p(ending | context) minus
     log p(ending) (the unconditional normalisation of the GPT-3 paper, section 2.4). It removes how likely
@@ -53,8 +59,16 @@ def multiple_choice_accuracy(model, tokenizer, items: list[MultipleChoiceItem], 
                                                      progress and f"{progress} (endings alone)", use_prompt_cache)
         ranked["context_gain"] = scores.log_likelihood - unconditional.log_likelihood
     for normalization, values in ranked.items():
-        choices = np.array([int(np.argmax(values[a:b])) for a, b in zip(bounds[:-1], bounds[1:])])
-        results[f"accuracy_{normalization}"] = float((choices == labels).mean())
-        results[f"accuracy_{normalization}_ci95"] = list(proportion_interval(int((choices == labels).sum()), len(items)))
-        results[f"choices_{normalization}"] = choices.tolist()
+        per_item = [values[a:b] for a, b in itertools.pairwise(bounds)]
+        correct = [tie_credit(item_values, label) for item_values, label in zip(per_item, labels)]
+        results[f"accuracy_{normalization}"], results[f"accuracy_{normalization}_ci95"] = mean_interval(correct)
+        results[f"choices_{normalization}"] = [int(np.argmax(item_values)) for item_values in per_item]
+        results[f"correct_{normalization}"] = correct
     return results
+
+
+def tie_credit(values: np.ndarray, label: int) -> float:
+    """1/k when the right ending is among the k endings tied at the highest score, else 0: ZeroSpeech 2021's
+    0.5 for a tied pair (`evaluate_by_pair`), for any number of endings, so a tie is not handed to ending 0."""
+    best = values == values.max()
+    return float(best[label] / best.sum())

@@ -13,6 +13,20 @@ def proportion_interval(successes: int, trials: int, confidence: float = 0.95) -
     return float(interval.low), float(interval.high)
 
 
+def mean_interval(scores, confidence: float = 0.95) -> tuple[float, list[float]]:
+    """The mean of per-item scores in [0, 1] and its interval: Wilson's when every score is 0 or 1 (a proportion),
+    else a percentile bootstrap over items, since a tie's fractional credit (or a mean over voices) is not a
+    binomial count and scipy's Wilson takes only integer successes."""
+    import numpy as np
+
+    scores = np.asarray(scores, dtype=float)
+    if np.isin(scores, (0.0, 1.0)).all():
+        return float(scores.mean()), list(proportion_interval(int(scores.sum()), scores.size, confidence))
+    if scores.size < 2:
+        return float(scores.mean()), [0.0, 1.0]
+    return float(scores.mean()), list(bootstrap_interval(np.mean, scores, confidence=confidence))
+
+
 def format_accuracy(accuracy: float, interval: tuple[float, float] | list[float], digits: int = 1) -> str:
     """`68.0% [61.2, 74.1]`: an accuracy with its interval, in percent."""
     low, high = interval

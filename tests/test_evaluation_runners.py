@@ -172,6 +172,45 @@ def test_context_gain_ranks_by_what_the_context_adds(tokenizer):
         assert choice == int(np.argmax(conditional.log_likelihood - alone.log_likelihood))
 
 
+def test_a_tie_is_shared_among_the_tied_endings_not_given_to_the_first(monkeypatch):
+    """Rigged scores: a clear win, a two-way tie (right ending first, then second), a three-way tie, and a tie the
+    right ending is not in. Argmax would give both two-way ties to ending 0; credit is 1/k for a k-way tie."""
+    from lst_speech.evaluation import multiple_choice
+    from lst_speech.evaluation.likelihood import ContinuationScores
+
+    scores = [-1.0, -2.0, -3.0, -3.0, -3.0, -3.0, -2.0, -2.0, -2.0, -1.0, -1.0, -5.0]
+
+    def scorer(model, tokenizer, pairs, batch_size, progress, use_prompt_cache):
+        assert len(pairs) == len(scores)
+        return ContinuationScores(np.array(scores), np.ones(len(scores)), np.ones(len(scores)))
+
+    monkeypatch.setattr(multiple_choice, "continuation_log_likelihoods", scorer)
+    items = [MultipleChoiceItem([], [["a"], ["b"]], 0), MultipleChoiceItem([], [["a"], ["b"]], 0),
+             MultipleChoiceItem([], [["a"], ["b"]], 1), MultipleChoiceItem([], [["a"], ["b"], ["c"]], 2),
+             MultipleChoiceItem([], [["a"], ["b"], ["c"]], 2)]
+    result = multiple_choice_accuracy(None, None, items)
+    assert result["correct_sum"] == pytest.approx([1.0, 0.5, 0.5, 1 / 3, 0.0])
+    assert result["choices_sum"] == [0, 0, 0, 0, 0]  # argmax, for callers that want one ending
+    accuracy, (low, high) = result["accuracy_sum"], result["accuracy_sum_ci95"]
+    assert accuracy == pytest.approx((1 + 0.5 + 0.5 + 1 / 3) / 5)
+    assert 0.0 <= low <= accuracy <= high <= 1.0
+
+
+def test_accuracy_without_ties_keeps_the_wilson_interval(monkeypatch):
+    from lst_speech.evaluation import multiple_choice
+    from lst_speech.evaluation.likelihood import ContinuationScores
+    from lst_speech.evaluation.uncertainty import proportion_interval
+
+    def scorer(model, tokenizer, pairs, batch_size, progress, use_prompt_cache):
+        values = np.array([-1.0, -2.0, -1.0, -2.0, -2.0, -1.0])
+        return ContinuationScores(values, np.ones(6), np.ones(6))
+
+    monkeypatch.setattr(multiple_choice, "continuation_log_likelihoods", scorer)
+    result = multiple_choice_accuracy(None, None, [MultipleChoiceItem([], [["a"], ["b"]], 0) for _ in range(3)])
+    assert result["correct_per_token"] == [1.0, 1.0, 0.0]
+    assert result["accuracy_per_token_ci95"] == list(proportion_interval(2, 3))
+
+
 def test_bad_item_label():
     with pytest.raises(ValueError, match="label 2 does not index one of 2 endings"):
         MultipleChoiceItem(["a"], [["b"], ["c"]], label=2, id="x")

@@ -11,7 +11,7 @@ import pytest
 import soundfile
 
 from lst_speech.evaluation.benchmarks import common
-from lst_speech.evaluation.benchmarks.common import Pair, Stimulus, mean_interval, pair_items, pair_outcomes
+from lst_speech.evaluation.benchmarks.common import Pair, Stimulus, pair_items, pair_outcomes
 from lst_speech.evaluation.benchmarks.salmon import SUBSETS, load_salmon
 from lst_speech.evaluation.benchmarks.sblimp import load_sblimp, summarize_sblimp
 from lst_speech.evaluation.benchmarks.storycloze import load_story_cloze
@@ -120,13 +120,6 @@ def test_pair_outcomes_count_a_tie_as_half_under_every_normalization(monkeypatch
     assert outcomes["sum"].tolist() == [1.0, 0.5]  # -4 > -5; -3 == -3
     assert outcomes["per_token"].tolist() == [0.0, 1.0]  # -1 < -0.5; -1 > -3
     assert outcomes["per_unit"].tolist() == [1.0, 0.5]  # -0.5 > -2.5; -1 == -1
-
-
-def test_mean_interval_is_wilson_for_proportions_and_bootstrap_otherwise():
-    mean, (low, high) = mean_interval([1, 1, 0, 1])
-    assert mean == 0.75 and (low, high) == pytest.approx((0.3006, 0.9544), abs=1e-3)  # Wilson, 3 of 4
-    mean, (low, high) = mean_interval([1, 0.5, 0, 1])
-    assert mean == 0.625 and 0.0 <= low <= mean <= high <= 1.0
 
 
 def test_swuggy_reads_the_release_and_pairs_by_id_and_voice(tmp_path):

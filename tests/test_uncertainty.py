@@ -10,6 +10,7 @@ import pytest
 from lst_speech.evaluation.uncertainty import (
     format_accuracy,
     format_difference,
+    mean_interval,
     paired_difference_interval,
     proportion_interval,
 )
@@ -22,6 +23,19 @@ def test_wilson_interval_matches_its_closed_form(successes, trials):
     half = z / (1 + z * z / trials) * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
     low, high = proportion_interval(successes, trials)
     assert low == pytest.approx(max(0.0, centre - half), abs=1e-9) and high == pytest.approx(min(1.0, centre + half), abs=1e-9)
+
+
+@pytest.mark.parametrize("scores", [[1, 1, 0, 1], [0, 0, 0], [1] * 9, [1, 0] * 50])
+def test_mean_interval_of_whole_credits_is_scipys_wilson(scores):
+    mean, interval = mean_interval(scores)
+    assert mean == np.mean(scores) and interval == list(proportion_interval(sum(scores), len(scores)))
+
+
+@pytest.mark.parametrize("scores", [[1, 0.5, 0, 1], [0.5, 0.5], [1, 1, 1, 1 / 3], [0, 0, 0, 0.5], [0.5, 1, 0] * 30])
+def test_mean_interval_of_fractional_credits_lies_in_0_1_around_the_mean(scores):
+    """Ties give fractional credit (0.5, 1/3), which is no binomial count: a bootstrap over items."""
+    mean, (low, high) = mean_interval(scores)
+    assert mean == pytest.approx(np.mean(scores)) and 0.0 <= low <= mean <= high <= 1.0
 
 
 def test_interval_needs_trials_and_formats_in_percent():

@@ -6,7 +6,7 @@ score higher than its negative twin, sometimes after a shared prompt. Every refe
 (zerospeech/zerospeech2021, `zerospeech2021/lexical.py` and `syntactic.py`), SALMon's `salmon.py`
 (slp-rl/salmon) and slamkit's `modelling_metric` (slp-rl/slamkit, `slamkit/metric/modelling_metric.py`, which
 scores sStoryCloze and tStoryCloze). `pair_outcomes` applies that rule to the log-likelihoods of
-`continuation_log_likelihoods`; `multiple_choice_accuracy` would hand every tie to the first ending instead.
+`continuation_log_likelihoods` (`multiple_choice_accuracy` gives a k-way tie 1/k, the same rule for k endings).
 How the pair outcomes are then averaged is each benchmark's own (its module says how).
 """
 
@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from lst_speech.evaluation.likelihood import NORMALIZATIONS, continuation_log_likelihoods
 from lst_speech.evaluation.multiple_choice import MultipleChoiceItem
-from lst_speech.evaluation.uncertainty import bootstrap_interval, proportion_interval
+from lst_speech.evaluation.uncertainty import mean_interval
 
 DIRECTIONS = ("S->S", "T->T", "S->T", "T->S")
 
@@ -156,17 +156,6 @@ def score_pairs(model, tokenizer, pairs: list[Pair], directions, extractor, summ
         outcomes = pair_outcomes(model, tokenizer, items, batch_size, progress=f"{label} {direction}")
         results[direction] = summarize(pairs, outcomes)
     return results
-
-
-def mean_interval(scores) -> tuple[float, list[float]]:
-    """The mean of per-item scores in [0, 1] and its 95% interval: Wilson's when every score is 0 or 1 (a
-    proportion), else a percentile bootstrap over items (ties, or scores averaged over voices)."""
-    scores = np.asarray(scores, dtype=float)
-    if np.isin(scores, (0.0, 1.0)).all():
-        return float(scores.mean()), list(proportion_interval(int(scores.sum()), scores.size))
-    if scores.size < 2:
-        return float(scores.mean()), [0.0, 1.0]
-    return float(scores.mean()), list(bootstrap_interval(np.mean, scores))
 
 
 def summarize_accuracy(pairs: list[Pair], outcomes: dict[str, np.ndarray]) -> dict:

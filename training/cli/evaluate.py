@@ -113,7 +113,7 @@ def run(arguments) -> dict:
                 direction_items = spoken_items(items, direction, synthesizer, extractor)
             result = multiple_choice_accuracy(model, tokenizer, direction_items, arguments.batch_size,
                                               context_gain=arguments.context_gain, progress=direction)
-            results[direction] = {k: v for k, v in result.items() if not k.startswith("choices_")}
+            results[direction] = {k: v for k, v in result.items() if not k.startswith(("choices_", "correct_"))}
             logger.info("%s %s: %s", arguments.format, direction, results[direction])
         title = f"{arguments.format} ({arguments.data.name}), {len(items)} items"
     elif arguments.task == "pelm":

@@ -165,12 +165,10 @@ def evaluate(run_dir: Path, items: dict, batch_size: int = 16, name: str = "") -
         results["topic_cloze"] = {d: multiple_choice_accuracy(model, tokenizer, items[d], batch_size,
                                                               context_gain=True, progress=f"{name} {d}")
                                   for d in items}
-    # Each item's outcome under context gain is kept (for paired comparisons between models on the same items);
-    # the other normalisations' choices are not reported.
-    for direction, scores in results["topic_cloze"].items():
-        choices = scores["choices_context_gain"]
-        scores["correct_context_gain"] = [int(choice == item.label) for choice, item in zip(choices, items[direction])]
-        for key in [k for k in scores if k.startswith("choices_")]:
+    # Each item's credit under context gain is kept (for paired comparisons between models on the same items);
+    # the choices and the other normalisations' credits are not reported.
+    for scores in results["topic_cloze"].values():
+        for key in [k for k in scores if k.startswith(("choices_", "correct_")) and k != "correct_context_gain"]:
             scores.pop(key)
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     results["log"] = log
