@@ -3,13 +3,14 @@
 praatio's source distribution (6.2.2, MIT) ships two recorded English utterances with hand-labelled word tiers:
 `mary.wav` ("mary rolled the barrel") and `bobby.wav` ("BOBBY RIPPED THE LEDGER"), 48 kHz. They are not shipped
 here: the script fetches the sdist with pip (`--praatio_dir` takes an unpacked copy instead). Each utterance is
-aligned to its TextGrid's words by `PocketsphinxAligner` (and, with `--ctc CHECKPOINT`, by `CtcAligner`), and
-every word's start and end is compared with the hand label: mean, median, 90th percentile and max of |error|,
-over the 8 word starts (as the espeak benchmark reports) and over all 16 boundaries. Eight words make a small
-sample: the figures say whether the aligner is in the right range on a human voice, not more. No CTC checkpoint
-installs offline here (no wav2vec 2.0 weights in any package), so the CTC row needs one brought in.
+aligned to its TextGrid's words by each of `--aligners` (what `--aligner` takes: `pocketsphinx`, `whisper`,
+`ctc:CHECKPOINT`), and every word's start and end is compared with the hand label: mean, median, 90th percentile
+and max of |error|, and the median signed error (positive: later than the label), over the 8 word starts (as the
+espeak benchmark reports) and over all 16 boundaries. Eight words make a small sample: the figures say whether
+an aligner is in the right range on a human voice, not more. No CTC checkpoint installs offline here (no
+wav2vec 2.0 weights in any package), so the CTC row needs one brought in.
 
-    python benchmarks/human_alignment_error.py [--praatio_dir praatio-6.2.2] [--ctc CHECKPOINT]
+    python benchmarks/human_alignment_error.py [--praatio_dir praatio-6.2.2] [--aligners pocketsphinx whisper]
 """
 
 from __future__ import annotations
@@ -43,32 +44,30 @@ def praatio_examples(folder: Path | None) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--praatio_dir", type=Path, help="an unpacked praatio-6.2.2 sdist (default: pip download)")
-    parser.add_argument("--ctc", help="also a CtcAligner over this Wav2Vec2ForCTC checkpoint")
+    parser.add_argument("--aligners", nargs="+", default=["pocketsphinx", "whisper"],
+                        help="pocketsphinx, whisper[:<CTranslate2 Whisper folder>], ctc:<Wav2Vec2ForCTC checkpoint>")
     arguments = parser.parse_args()
     files = praatio_examples(arguments.praatio_dir)
 
-    from lst_speech.tokenization.alignment.pocketsphinx_aligner import PocketsphinxAligner
+    from lst_speech.tokenization.alignment.sources import make_aligner
 
-    aligners = {"pocketsphinx": PocketsphinxAligner()}
-    if arguments.ctc:
-        from lst_speech.tokenization.alignment.ctc_aligner import CtcAligner
-
-        aligners[f"ctc:{arguments.ctc}"] = CtcAligner(arguments.ctc)
-    print("| aligner | boundaries | n | mean error | median | 90th percentile | max |")
-    print("|---|---|---|---|---|---|---|")
+    aligners = {name: make_aligner(name) for name in arguments.aligners}
+    print("| aligner | boundaries | n | mean error | median | 90th percentile | max | median signed |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, aligner in aligners.items():
         errors = []
         for audio, grid, tier in UTTERANCES:
             reference = read_textgrid(files / grid, tier)
             waveform, rate = read_audio(files / audio)
             aligned = aligner.align(waveform, rate, " ".join(reference.words))
-            errors.append(1000 * np.abs(aligned.times - reference.times))  # (words, start/end) in ms
-            print(f"  {audio}: " + ", ".join(f"{w} {s:.3f}-{e:.3f} (hand {hs:.3f}-{he:.3f})" for w, (s, e), (hs, he)
+            errors.append(1000 * (aligned.times - reference.times))  # (words, start/end) in ms, + is late
+            print(f"  {name} {audio}: " + ", ".join(f"{w} {s:.3f}-{e:.3f} (hand {hs:.3f}-{he:.3f})" for w, (s, e), (hs, he)
                                             in zip(reference.words, aligned.times, reference.times)), file=sys.stderr)
         errors = np.concatenate(errors)
-        for which, chosen in (("word starts", errors[:, 0]), ("starts and ends", errors.reshape(-1))):
+        for which, signed in (("word starts", errors[:, 0]), ("starts and ends", errors.reshape(-1))):
+            chosen = np.abs(signed)
             print(f"| {name} | {which} | {chosen.size} | {chosen.mean():.0f} ms | {np.median(chosen):.0f} ms | "
-                  f"{np.percentile(chosen, 90):.0f} ms | {chosen.max():.0f} ms |")
+                  f"{np.percentile(chosen, 90):.0f} ms | {chosen.max():.0f} ms | {np.median(signed):+.0f} ms |")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
-"""pocketsphinx's word alignment error against espeak-ng's ground-truth word times.
+"""Our aligners' word alignment error against espeak-ng's ground-truth word times.
 
-KJV verses are synthesised with libespeak-ng (whose WORD events give each word's start), aligned by
-`PocketsphinxAligner` on the transcript, regrouped into espeak's words, and compared word by word on start
-times. Verses with words missing from pocketsphinx's dictionary are skipped and counted (archaic KJV words
-such as "firmament" or "goeth" are not in it); the first `--num_utterances` alignable verses are used.
+KJV verses are synthesised with libespeak-ng (whose WORD events give each word's start), aligned by each of
+`--aligners` (what `--aligner` takes: `pocketsphinx`, `whisper`, `ctc:CHECKPOINT`) on the transcript, regrouped
+into espeak's words, and compared word by word on start times: mean, median, 90th percentile and max of |error|,
+and the median signed error (positive: later than espeak). A verse is used only when every aligner aligns it, so
+the rows share their words; verses that an aligner refuses (pocketsphinx: words missing from its dictionary,
+archaic KJV words such as "firmament" or "goeth") or fails on are skipped and counted against that aligner; the
+first `--num_utterances` verses that all align are used.
 
-    python benchmarks/pocketsphinx_alignment_error.py [--num_utterances 50]
+    python benchmarks/pocketsphinx_alignment_error.py [--num_utterances 50] [--aligners pocketsphinx whisper]
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import logging
 
 import numpy as np
 
-from lst_speech.tokenization.alignment.pocketsphinx_aligner import PocketsphinxAligner
+from lst_speech.tokenization.alignment.sources import make_aligner
 from lst_speech.tokenization.corpora.sample_text import kjv_verses
 from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
 
@@ -24,6 +27,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--num_utterances", type=int, default=50)
     parser.add_argument("--max_words", type=int, default=30)
+    parser.add_argument("--aligners", nargs="+", default=["pocketsphinx", "whisper"],
+                        help="pocketsphinx, whisper[:<CTranslate2 Whisper folder>], ctc:<Wav2Vec2ForCTC checkpoint>")
     arguments = parser.parse_args()
 
     retries = []
@@ -35,29 +40,42 @@ def main() -> None:
     logging.getLogger("lst_speech.tokenization.alignment.pocketsphinx_aligner").addHandler(CountRetries())
     logging.getLogger("lst_speech.tokenization.alignment.pocketsphinx_aligner").setLevel(logging.INFO)
 
-    synthesizer, aligner = EspeakSynthesizer(), PocketsphinxAligner()
-    errors_ms, skipped_oov, failed = [], 0, 0
+    synthesizer = EspeakSynthesizer()
+    aligners = {name: make_aligner(name) for name in arguments.aligners}
+    errors_ms = {name: [] for name in aligners}  # per used verse: signed start errors, + is late
+    refused, failed = dict.fromkeys(aligners, 0), dict.fromkeys(aligners, 0)
     for verse in kjv_verses():
-        if len(errors_ms) == arguments.num_utterances:
+        if len(next(iter(errors_ms.values()))) == arguments.num_utterances:
             break
         if len(verse.split()) > arguments.max_words:
             continue
         speech = synthesizer.synthesize(verse)
-        try:
-            alignment = aligner.align(speech.waveform, speech.sampling_rate, " ".join(speech.words))
-        except ValueError:  # words missing from the dictionary
-            skipped_oov += 1
-            continue
-        except RuntimeError:
-            failed += 1
-            continue
-        alignment = alignment.regroup(speech.words)
-        errors_ms.append(1000 * np.abs(alignment.times[:, 0] - speech.word_times[:, 0]))
-    per_word = np.concatenate(errors_ms)
-    print(f"utterances aligned: {len(errors_ms)} ({per_word.size} words); skipped for dictionary gaps: "
-          f"{skipped_oov}; failed even with wide beams: {failed}; wide-beam retries: {len(retries)}")
-    print(f"word start error vs espeak: mean {per_word.mean():.1f} ms, median {np.median(per_word):.1f} ms, "
-          f"max {per_word.max():.1f} ms, 95th percentile {np.percentile(per_word, 95):.1f} ms")
+        verse_errors = {}
+        for name, aligner in aligners.items():
+            try:
+                alignment = aligner.align(speech.waveform, speech.sampling_rate, " ".join(speech.words))
+            except ValueError:  # refused: pocketsphinx's dictionary gaps
+                refused[name] += 1
+                break
+            except RuntimeError:  # pocketsphinx: no alignment even with wide beams
+                failed[name] += 1
+                break
+            alignment = alignment.regroup(speech.words)
+            verse_errors[name] = 1000 * (alignment.times[:, 0] - speech.word_times[:, 0])
+        else:
+            for name, errors in verse_errors.items():
+                errors_ms[name].append(errors)
+    print(f"verses aligned by every aligner: {len(errors_ms[arguments.aligners[0]])}"
+          + (f"; pocketsphinx wide-beam retries: {len(retries)}" if "pocketsphinx" in aligners else ""))
+    print("| aligner | verses | words | mean | median | 90th percentile | max | median signed | verses refused "
+          "| verses failed |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, verses in errors_ms.items():
+        signed = np.concatenate(verses)
+        error = np.abs(signed)
+        print(f"| {name} | {len(verses)} | {error.size} | {error.mean():.1f} ms | {np.median(error):.1f} ms | "
+              f"{np.percentile(error, 90):.1f} ms | {error.max():.1f} ms | {np.median(signed):+.1f} ms | "
+              f"{refused[name]} | {failed[name]} |")
 
 
 if __name__ == "__main__":
