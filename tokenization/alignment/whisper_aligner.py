@@ -11,9 +11,10 @@ Each whitespace word of the transcript is tokenized as Whisper tokenizes words i
 space), so the concatenation is exactly the text's tokens and every token belongs to one word. `find_alignment`
 splits tokens into words as Whisper's tokenizer does (at a leading space or a punctuation token); those pieces
 fall inside our words, and a word spans its pieces that hold a letter or digit (a trailing "." gets no time, as
-faster-whisper's punctuation merging gives it none). DTW assigns every frame to a token, so word spans abut: the
-first word starts at the audio's start and pauses are inside neighbouring words, not gaps. One window of 30 s
-is aligned at a time; longer audio is refused.
+faster-whisper's punctuation merging gives it none). DTW assigns every frame to a token, so the first word
+starts at the audio's start and pauses fall inside neighbouring words; the only gaps are the frames of
+punctuation tokens, which often take the pause after a sentence. One window of 30 s is aligned at a time;
+longer audio is refused.
 """
 
 from __future__ import annotations
