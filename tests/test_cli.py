@@ -34,6 +34,9 @@ def test_lst_eval_mc_writes_json_and_markdown(tokenizer, tmp_path):
     markdown = (tmp_path / "out" / "storycloze.md").read_text()
     row = next(line for line in markdown.splitlines() if line.startswith("| T->T |"))
     assert row.count("[") == 4 and "accuracy_context_gain" in markdown
+    main(["eval", "mc", "--model", str(model_dir), "--data", str(tmp_path / "cloze.csv"), "--format", "storycloze",
+          "--context_gain", "--no_prompt_cache", "--output", str(tmp_path / "out" / "full_forwards")])
+    assert json.loads((tmp_path / "out" / "full_forwards.json").read_text())["results"]["T->T"] == result
 
 
 def test_lst_help_answers_without_importing_torch():

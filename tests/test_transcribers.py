@@ -161,3 +161,10 @@ def test_lst_eval_pelm_scores_all_four_directions(tokenizer, external_lm, sample
         assert math.isfinite(result["perplexity"]) and result["perplexity"] > 1
     table = (tmp_path / "pelm.md").read_text()
     assert "| S->S |" in table and "bootstrap over continuations" in table
+    # The same seed samples the same continuations; only the pooling of their losses changes, and it is recorded.
+    main(command[:11] + ["T->T", "--max_new_tokens", "40", "--reduction", "utterance", "--output",
+                         str(tmp_path / "pelm_utterance")])
+    per_utterance = json.loads((tmp_path / "pelm_utterance.json").read_text())["results"]["T->T"]
+    assert per_utterance["examples"] == results["T->T"]["examples"]
+    assert (per_utterance["reduction"], results["T->T"]["reduction"]) == ("utterance", "corpus")
+    assert math.isfinite(per_utterance["perplexity"]) and per_utterance["perplexity"] != results["T->T"]["perplexity"]

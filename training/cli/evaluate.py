@@ -56,6 +56,9 @@ def add_parser(subparsers) -> None:
     pelm.add_argument("--temperature", type=float, default=0.8)
     pelm.add_argument("--top_k", type=int, default=25)
     pelm.add_argument("--seed", type=int, default=0)
+    pelm.add_argument("--reduction", choices=("corpus", "utterance"), default="corpus",
+                      help="one perplexity over all continuation tokens (corpus) or the mean of each continuation's "
+                           "per-token loss (utterance, slamkit's GenPPL)")
     spoken = tasks.add_parser("spoken", help="a released spoken benchmark: sWUGGY, sBLIMP, s/tStoryCloze, SALMon")
     spoken.add_argument("--benchmark", choices=BENCHMARKS, required=True)
     spoken.add_argument("--data", required=True,
@@ -67,6 +70,10 @@ def add_parser(subparsers) -> None:
                         help="sWUGGY/sBLIMP: dev (default) or test; StoryCloze Hub data: the split (default train)")
     spoken.add_argument("--subsets", nargs="+", help="SALMon: the subsets to score (default: all eight)")
     spoken.add_argument("--limit", type=int, help="score the first N pairs only (per SALMon subset)")
+    for sub in (mc, cra):
+        sub.add_argument("--no_prompt_cache", dest="use_prompt_cache", action="store_false",
+                         help="score every (prompt, continuation) pair by a full forward instead of running each "
+                              "prompt once (the same scores, slower: a check of the fast path)")
     for sub in (mc, cra, pelm, spoken):
         sub.add_argument("--model", type=Path, required=True, help="saved model directory (with its tokenizer)")
         sub.add_argument("--batch_size", type=int, default=16)
@@ -112,7 +119,8 @@ def run(arguments) -> dict:
                     synthesizer, extractor = EspeakSynthesizer(), load_unit_extractor(arguments.extractor)
                 direction_items = spoken_items(items, direction, synthesizer, extractor)
             result = multiple_choice_accuracy(model, tokenizer, direction_items, arguments.batch_size,
-                                              context_gain=arguments.context_gain, progress=direction)
+                                              context_gain=arguments.context_gain, progress=direction,
+                                              use_prompt_cache=arguments.use_prompt_cache)
             results[direction] = {k: v for k, v in result.items() if not k.startswith(("choices_", "correct_"))}
             logger.info("%s %s: %s", arguments.format, direction, results[direction])
         title = f"{arguments.format} ({arguments.data.name}), {len(items)} items"
@@ -132,7 +140,7 @@ def run(arguments) -> dict:
             logger.warning("CRA: %d of the first %d utterances have fewer than two words and are left out.",
                            len(candidates) - len(rows), len(candidates))
         results = context_retrieval_accuracy(model, tokenizer, rows, arguments.directions, arguments.batch_size,
-                                             progress=True)
+                                             progress=True, use_prompt_cache=arguments.use_prompt_cache)
         title = f"CRA on {arguments.corpus.name}, N = {len(rows)}"
     _write(arguments.output, title, str(arguments.model), results)
     return results
@@ -172,9 +180,10 @@ def _pelm(arguments, model, tokenizer) -> tuple[dict, str]:
         max_new_tokens = arguments.max_new_tokens or (250 if output_modality == "speech" else 50)
         result = pelm(model, tokenizer, prompts, transcripts, references, arguments.external_lm, output_modality,
                       transcriber, arguments.temperature, arguments.top_k, max_new_tokens, arguments.seed,
-                      arguments.batch_size)
+                      arguments.batch_size, arguments.reduction)
         results[direction] = {k: v for k, v in result.items() if k != "continuations"}
         results[direction]["examples"] = result["continuations"][:3]
+        results[direction]["reduction"] = arguments.reduction
         logger.info("PELM %s: perplexity %.1f [%.1f, %.1f] (reference %.1f), %d empty", direction,
                     result["perplexity"], *result["perplexity_ci95"], result["reference_perplexity"],
                     result["num_empty"])
