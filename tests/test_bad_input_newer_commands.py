@@ -146,7 +146,8 @@ def finetune(train: str, *extra: str) -> list[str]:
     (finetune("bigunits.jsonl", "--train_modality", "speech"), "unit id 999 at index 1 is outside 0..49"),
     (finetune("empty.txt"), "Cannot read '{W}/empty.txt': use parquet, jsonl or csv files"),
     (finetune("nope.jsonl"), "--train_data {W}/nope.jsonl does not exist"),
-    (finetune("sa.jsonl", "--max_steps", "0"), "max_steps, eval_steps and per_device_batch_size must be positive"),
+    (finetune("sa.jsonl", "--max_steps", "0"), "max_steps and per_device_batch_size must be positive"),
+    (finetune("sa.jsonl", "--eval_steps", "-1"), "eval_steps must be at least 0 (0: validation at the last step only)"),
     (finetune("sa.jsonl", "--per_device_batch_size", "0"), "must be positive"),
     (finetune("sa.jsonl", "--output_dir", "{W}/text.txt"), "{W}/text.txt exists and is a file, where lst finetune"),
 ])
@@ -164,7 +165,7 @@ def transfer(*models: str, extra=()) -> list[str]:
     (transfer("lst={W}/model", "lst={W}/model"), "--models names ['lst'] more than once"),
     (transfer("={W}/model"), "Each of --models is name=path"),
     (transfer("lst="), "Each of --models is name=path"),
-    (transfer("lst={W}/model", extra=("--max_steps", "0")), "max_steps, eval_steps and per_device_batch_size must be"),
+    (transfer("lst={W}/model", extra=("--max_steps", "0")), "max_steps and per_device_batch_size must be positive"),
     (transfer("lst={W}/model", extra=("--train_data", "{W}/nope.jsonl")), "--train_data {W}/nope.jsonl does not exist"),
     (transfer("lst={W}/model", extra=("--selection_modality", "audio")), "selection_modality must be 'train'"),
     (transfer("lst={W}/model", extra=("--task", "slue-asr")), "task must be one of"),

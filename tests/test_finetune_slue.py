@@ -179,23 +179,31 @@ def command_line(args: FinetuningArguments) -> list[str]:
 @pytest.mark.slow
 def test_resume_after_sigkill_repeats_every_loss_and_the_best_step(workspace, tmp_path):
     reference = finetune(arguments(workspace, tmp_path / "reference", eval_steps=5))
-    expected = {row["step"]: row for row in read_log(tmp_path / "reference" / "log.jsonl")}
+    expected_log = read_log(tmp_path / "reference" / "log.jsonl")
+    expected = {row["step"]: row for row in expected_log if "loss" in row}
     interrupted = tmp_path / "interrupted"
     args = arguments(workspace, interrupted, eval_steps=5)
     process = subprocess.Popen([sys.executable, "-m", "lst_speech.training.finetuning.finetune", *command_line(args)], env=ENV,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log, deadline = interrupted / "log.jsonl", time.time() + 120
-    while time.time() < deadline and not (log.exists() and len(log.read_text().splitlines()) >= 13):
+    while time.time() < deadline and not (log.exists() and log.read_text().count('"loss"') >= 13):
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    steps_done = len(read_log(log))
+    steps_done = sum("loss" in row for row in read_log(log))
     assert 13 <= steps_done < 40, "the run must be killed mid-way"
+    assert eval_rows(read_log(log)), "evaluations were logged before the kill"
     resumed = finetune(replace(args, resume_from_checkpoint="latest"))
     rows = read_log(log)
-    assert [row["step"] for row in rows] == list(range(1, 41))
+    assert [row["step"] for row in rows if "loss" in row] == list(range(1, 41))
     for row in rows:
-        assert row["loss"] == pytest.approx(expected[row["step"]]["loss"], abs=1e-5), row["step"]
+        if "loss" in row:
+            assert row["loss"] == pytest.approx(expected[row["step"]]["loss"], abs=1e-5), row["step"]
+    # The evaluation rows logged before the kill are kept up to the checkpoint, and those after are logged again:
+    # one per eval step, with the uninterrupted run's scores.
+    assert [row["step"] for row in eval_rows(rows)] == list(range(5, 41, 5))
+    for row, wanted in zip(eval_rows(rows), eval_rows(expected_log), strict=True):
+        assert row == pytest.approx(wanted, abs=1e-6), row["step"]
     assert resumed["best"]["step"] == reference["best"]["step"]
     with pytest.raises(ValueError, match="written by a run with other arguments \\(learning_rate\\)"):
         finetune(replace(args, resume_from_checkpoint="latest", learning_rate=1e-4))
@@ -213,10 +221,51 @@ def test_two_processes_match_one_process_with_the_same_global_batch(workspace, t
     assert result.returncode == 0, result.stderr[-3000:]
     two = json.loads((tmp_path / "two" / "results.json").read_text())
     assert two["num_processes"] == 2
-    for single, double in zip(read_log(tmp_path / "one" / "log.jsonl"), read_log(tmp_path / "two" / "log.jsonl"),
-                              strict=True):
+    logs = [read_log(tmp_path / run / "log.jsonl") for run in ("one", "two")]
+    for single, double in zip(*([row for row in log if "loss" in row] for log in logs), strict=True):
         assert double["loss"] == pytest.approx(single["loss"], abs=1e-4)
+    assert [row["step"] for row in eval_rows(logs[1])] == [row["step"] for row in eval_rows(logs[0])] == [4, 8]
     assert [entry["macro_f1"] for entry in two["log"]] == pytest.approx([entry["macro_f1"] for entry in one["log"]])
+
+
+def eval_rows(log: list[dict]) -> list[dict]:
+    """The log's validation rows (keys eval_<score>), as pretraining's evaluations are logged."""
+    return [row for row in log if any(key.startswith("eval_") for key in row)]
+
+
+def test_each_validation_is_a_log_row_and_a_tensorboard_point_at_its_step(workspace, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    results = finetune(arguments(workspace, tmp_path / "run", max_steps=5, eval_steps=2,
+                                 metric_for_best_model="eval_macro_recall"))
+    rows = read_log(tmp_path / "run" / "log.jsonl")
+    assert [row["step"] for row in rows if "loss" in row] == [1, 2, 3, 4, 5]
+    evaluations = eval_rows(rows)
+    assert [row["step"] for row in evaluations] == [2, 4, 5]  # every 2 steps, and the last
+    assert all("loss" in rows[rows.index(row) - 1] for row in evaluations), "each follows its step's loss row"
+    for row, entry in zip(evaluations, results["log"], strict=True):
+        assert row == {"step": entry["step"], **{f"eval_{name}": entry[name] for name in (
+            "macro_f1", "macro_recall", "num_scored", "num_excluded", "num_invalid_predictions")}}
+    # The log key names the metric for best/ as well as the score's own name does.
+    recalls = [entry["macro_recall"] for entry in results["log"]]
+    assert results["best"]["step"] == results["log"][recalls.index(max(recalls))]["step"]
+
+    events = EventAccumulator(str(tmp_path / "run" / "finetune"))
+    events.Reload()
+    assert [event.step for event in events.Scalars("loss")] == [1, 2, 3, 4, 5]
+    for key in ("eval_macro_f1", "eval_macro_recall"):
+        logged = events.Scalars(key)
+        assert [event.step for event in logged] == [2, 4, 5]
+        assert [event.value for event in logged] == pytest.approx([row[key] for row in evaluations], abs=1e-6)
+
+
+def test_eval_steps_0_validates_at_the_last_step_only(workspace, tmp_path):
+    results = finetune(arguments(workspace, tmp_path / "run", max_steps=4, eval_steps=0, report_to="none"))
+    rows = read_log(tmp_path / "run" / "log.jsonl")
+    assert [row["step"] for row in rows if "loss" in row] == [1, 2, 3, 4]
+    assert [row["step"] for row in eval_rows(rows)] == [4] == [entry["step"] for entry in results["log"]]
+    assert results["best"]["step"] == 4 and (tmp_path / "run" / "best").is_dir()
+    assert not (tmp_path / "run" / "finetune").exists(), "--report_to none writes no TensorBoard files"
 
 
 def test_added_tokens_are_trained_and_reload_onto_the_unresized_base(workspace, tmp_path, tokenizer):

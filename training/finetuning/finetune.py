@@ -16,7 +16,8 @@ reads a `units` column, or the `audio` column through `--unit_extractor` (a save
 units are cached by `datasets`). `slue-sa` puts a classification head on the LM (lst_speech.training.finetuning.slue_sentiment);
 `slue-ner` has the LM write the tagged transcript (lst_speech.training.finetuning.slue_ner); `asr` writes the transcript of speech
 and `tts` the units of text (lst_speech.training.finetuning.speech_text_tasks). The validation split, in the evaluation
-modality, is scored every `--eval_steps`; the best step's adapter (or model) is saved to `output_dir/best`
+modality, is scored every `--eval_steps` (0: at the last step only), each time logged as an `eval_` row in
+`log.jsonl` and to TensorBoard (`--report_to`); the best step's adapter (or model) is saved to `output_dir/best`
 with `save_pretrained`, and `--merge` also writes it merged into a plain checkpoint. Checkpoints are atomic
 and `--resume_from_checkpoint latest` continues exactly, as in pretraining; the loss of a step is the mean
 over all its targets on all processes, so 2 processes of batch B equal one of batch 2B.

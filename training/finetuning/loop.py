@@ -88,7 +88,8 @@ class FinetuningArguments:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     max_length: int = 2048
-    eval_steps: int = field(default=50, metadata={"help": "validation scoring (and a checkpoint) every N steps"})
+    eval_steps: int = field(default=50, metadata={"help": "validation scoring (and a checkpoint) every N steps and "
+                                                          "at the last; 0: at the last step only"})
     metric_for_best_model: str | None = field(default=None, metadata={
         "help": "the validation score that picks best/ (default: the task's: macro_f1, f1, wer or unit_error_rate)"})
     greater_is_better: bool | None = field(default=None, metadata={
@@ -99,6 +100,8 @@ class FinetuningArguments:
                                                                                "'latest' (none yet: start)"})
     seed: int = 0
     mixed_precision: str = "no"
+    report_to: str = field(default="tensorboard", metadata={"help": "Accelerate tracker for the step losses and "
+                                                                    "validation scores, or 'none'"})
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -115,8 +118,11 @@ class FinetuningArguments:
                                  f"{getattr(self, name)} cannot be used; leave it unset.")
         if self.vocoder is not None and self.task != "tts":
             raise ValueError("--vocoder scores TTS output; it means nothing for --task " + self.task + ".")
-        if self.max_steps < 1 or self.eval_steps < 1 or self.per_device_batch_size < 1:
-            raise ValueError("max_steps, eval_steps and per_device_batch_size must be positive.")
+        if self.max_steps < 1 or self.per_device_batch_size < 1:
+            raise ValueError("max_steps and per_device_batch_size must be positive.")
+        if self.eval_steps < 0:
+            raise ValueError(f"eval_steps must be at least 0 (0: validation at the last step only), got "
+                             f"{self.eval_steps}.")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}.")
         if self.ner_tag_set not in ("raw", "combined"):
@@ -132,8 +138,9 @@ class FinetuningArguments:
 
 
 def recorded_arguments(args: FinetuningArguments) -> dict:
-    """What a checkpoint must have been trained with to be resumed: every argument but the resume request."""
-    return {k: v for k, v in asdict(args).items() if k != "resume_from_checkpoint"}
+    """What a checkpoint must have been trained with to be resumed: every argument but the resume request and
+    the tracker, which change nothing that is trained."""
+    return {k: v for k, v in asdict(args).items() if k not in ("resume_from_checkpoint", "report_to")}
 
 
 def task_for(args: FinetuningArguments, tokenizer=None):
@@ -160,8 +167,9 @@ def _unit_transcriber(args: FinetuningArguments, tokenizer):
 
 
 def best_model_metric(args: FinetuningArguments, task) -> tuple[str, bool]:
-    """The score that picks best/ and whether larger is better: `--metric_for_best_model` or the task's own."""
-    metric = args.metric_for_best_model or task.score_name
+    """The score that picks best/ and whether larger is better: `--metric_for_best_model` or the task's own
+    (named as a score, `macro_f1`, or as its log key, `eval_macro_f1`)."""
+    metric = (args.metric_for_best_model or task.score_name).removeprefix("eval_")
     if args.greater_is_better is not None:
         return metric, args.greater_is_better
     if metric == task.score_name:
@@ -208,7 +216,9 @@ def _count(batch: dict) -> int:
 
 
 def finetune(args: FinetuningArguments) -> dict:
-    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    accelerator = Accelerator(mixed_precision=args.mixed_precision,
+                              log_with=None if args.report_to == "none" else args.report_to,
+                              project_dir=args.output_dir)
     set_seed(args.seed)
     # The run folder holds only this command's files: its checkpoints are rotated and its log cut on a resume.
     check_apart(("--output_dir", args.output_dir), *((f"--{name}", getattr(args, name)) for name in INPUTS))
@@ -259,6 +269,8 @@ def finetune(args: FinetuningArguments) -> dict:
         logger.info("resumed from %s at step %d", checkpoint, state["step"])
     if accelerator.is_main_process:
         truncate_log(output_dir / LOG_FILE, state["step"])
+    if accelerator.log_with:
+        accelerator.init_trackers("finetune", config={k: v for k, v in asdict(args).items() if v is not None})
     batches = Batches(train, accelerator, task.collate(tokenizer), args, state["micro_batches"])
 
     model.train()
@@ -282,13 +294,14 @@ def finetune(args: FinetuningArguments) -> dict:
         state["micro_batches"] = batches.position
         state["examples"] += total_examples
         step = state["step"]
-        if accelerator.is_main_process:
-            with open(output_dir / LOG_FILE, "a") as handle:
-                handle.write(json.dumps({"step": step, "loss": step_loss,
-                                         "learning_rate": scheduler.get_last_lr()[0]}) + "\n")
-        if step % args.eval_steps == 0 or step == args.max_steps:
+        _log(accelerator, output_dir, {"step": step, "loss": step_loss, "learning_rate": scheduler.get_last_lr()[0]})
+        if (args.eval_steps and step % args.eval_steps == 0) or step == args.max_steps:
             scores = task.evaluate(model, tokenizer, validation, accelerator, args.per_device_batch_size)
             state["log"].append({"step": step, "loss": step_loss, **scores})
+            # A row of its own, as pretraining logs its evaluations: the numbers, named eval_<score>.
+            _log(accelerator, output_dir, {"step": step, **{f"eval_{name}": value for name, value in scores.items()
+                                                            if isinstance(value, (int, float))
+                                                            and not isinstance(value, bool)}})
             logger.info("step %d: loss %.4f, validation %s (%s input)", step, step_loss, task.summary(scores),
                         args.eval_modality)
             if improves(scores, state["best"], *best_model_metric(args, task)):
@@ -316,6 +329,15 @@ def finetune(args: FinetuningArguments) -> dict:
         write_text_atomically(output_dir / "results.json", json.dumps(results, indent=2) + "\n")
     accelerator.end_training()
     return results
+
+
+def _log(accelerator, output_dir: Path, row: dict) -> None:
+    """A row of log.jsonl, and its numbers to the tracker at its step."""
+    if accelerator.log_with:
+        accelerator.log({k: v for k, v in row.items() if k != "step"}, step=row["step"])
+    if accelerator.is_main_process:
+        with open(output_dir / LOG_FILE, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
 
 
 def _save_best(model, tokenizer, directory: Path, args: FinetuningArguments, fingerprint: str) -> None:
