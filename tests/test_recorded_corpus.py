@@ -102,6 +102,39 @@ def test_lst_corpus_from_the_asterisk_prompts(tmp_path):
     assert "cc-by-sa-3.0" in (tmp_path / "asterisk" / "README.md").read_text()
 
 
+def test_lst_corpus_holds_out_by_prompt_name_whatever_fails_to_align(asterisk, tmp_path, capsys):
+    """--held_out_every 2 over four recordings: in sorted name order the 2nd and 4th are held out, counted over
+    every recording with a transcript, so the one that fails to align ('aaa-unalignable') moves none."""
+    import datasets
+
+    from lst_speech.training.cli.main import main
+
+    audio, _ = asterisk
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    for name in PROMPTS:
+        shutil.copy(audio / f"{name}.g722", folder / f"{name}.g722")
+    shutil.copy(audio / "agent-pass.g722", folder / "aaa-unalignable.g722")
+    lines = [f"{name}: {text}" for name, (_, text) in PROMPTS.items()] + ["aaa-unalignable: Xqzzv blorft."]
+    (folder / "transcripts.txt").write_text("\n".join(lines) + "\n")
+    command = ["corpus", "--output", str(tmp_path / "corpus"), "--audio", str(folder), "--transcripts",
+               str(folder / "transcripts.txt"), "--num_units", "8", "--on_error", "skip"]
+    main(command + ["--held_out_every", "2"])
+    corpus = datasets.load_from_disk(str(tmp_path / "corpus"))
+    assert {split: rows["id"] for split, rows in corpus.items()} == {
+        "train": ["agent-pass"], "held_out": ["agent-loginok", "auth-thankyou"]}
+    assert [failure["row"] for failure in json.loads((tmp_path / "corpus" / "failures.json").read_text())] == [4]
+    assert "train 1 utterances (0.06 min), held_out 2 utterances (0.05 min)" in \
+        (tmp_path / "corpus" / "README.md").read_text()
+    for bad, message in [(["--held_out_every", "1"], "--held_out_every 1 leaves nothing to train on"),
+                         (["--texts", str(folder / "transcripts.txt"), "--held_out_every", "2"],
+                          "--held_out_every splits recorded speech")]:
+        with pytest.raises(SystemExit):
+            main(["corpus", "--output", str(tmp_path / "other"), *bad])
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()
+
+
 def test_the_processor_turns_a_recorded_prompt_into_model_inputs(asterisk, tokenizer):
     """A recorded prompt through extraction, alignment and the processor: the ids are the rows' units and text,
     and every word of the transcript has a span."""

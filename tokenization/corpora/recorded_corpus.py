@@ -9,6 +9,8 @@ MFCC k-means one fitted on the corpus's first recordings.
 The installed Asterisk prompts (`transcript_files.asterisk_source`) are one such folder. A transcript with no audio, a recording that cannot be read or
 aligned, or a transcript that only describes a sound (`[beep tone]`, `(5 seconds of silence)`) stops the build with one line naming the
 file and row, or with `on_error="skip"` is listed in the returned failures: never silently dropped.
+`held_out_split` splits such a corpus by prompt name (`transcript_files.held_out_by_prompt` over the names of
+the recordings, before alignment), so a recording that fails to align moves no other one between the splits.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from tqdm.auto import tqdm
 from ..speech.audio import duration_seconds, read_audio
 from ..speech.character_times import character_frames
 from .spoken_corpus import FEATURES
-from .transcript_files import AUDIO_NAME_SUFFIXES, describes_a_sound, read_transcript_file
+from .transcript_files import AUDIO_NAME_SUFFIXES, describes_a_sound, held_out_by_prompt, read_transcript_file
 
 logger = logging.getLogger(__name__)
 
@@ -123,3 +125,13 @@ def build_recorded_corpus(audio_root, transcript_file, aligner, extractor=None, 
     if not rows:
         raise ValueError(f"None of the {len(items)} recordings under {audio_root} could be aligned; see the failures.")
     return datasets.Dataset.from_list(rows, features=FEATURES), extractor, failures or []
+
+
+def held_out_split(corpus: datasets.Dataset, names: list[str], every: int) -> datasets.DatasetDict:
+    """`{train, held_out}` of `corpus`, in its order: a row is held out when its id is one of
+    `held_out_by_prompt(names, every)` (`names`: the recordings the corpus was built from, aligned or not)."""
+    held_out = held_out_by_prompt(names, every)
+    flags = [name in held_out for name in corpus["id"]]
+    return datasets.DatasetDict({
+        "train": corpus.select([i for i, flag in enumerate(flags) if not flag]),
+        "held_out": corpus.select([i for i, flag in enumerate(flags) if flag])})

@@ -10,6 +10,7 @@
     lst corpus --output corpus_dir [--num_utterances 2000] [--texts lines.txt] [--push_to_hub org/name]
     lst corpus --output corpus_dir --asterisk en [--aligner pocketsphinx] [--on_error skip]   # recorded speech
     lst corpus --output corpus_dir --audio folder/ --transcripts list.txt|list.csv [--extractor DIR]
+    lst corpus --output corpus_dir --asterisk en --held_out_every 10     # splits train / held_out by prompt name
 
 `units extract` writes one row per file: `{"path", "duration", "units"}`, plus `durations` with
 `--deduplicate` and `text` / `words` / `word_spans` (unit frames) with `--alignments` (a directory tree of
@@ -23,7 +24,11 @@ matched no audio.
 With `--asterisk LANG` (the installed Asterisk prompts) or `--audio` + `--transcripts` (`name: text` lines or a
 CSV), `corpus` reads recorded speech instead, aligns each recording with `--aligner`, and writes the same rows
 (`lst_speech.tokenization.corpora.recorded_corpus`); with `--on_error skip`, what was left out is listed in
-`corpus_dir/failures.json` (file, row, reason).
+`corpus_dir/failures.json` (file, row, reason). `--held_out_every N` saves a DatasetDict `{train, held_out}`
+instead (`corpus_dir/train`, `corpus_dir/held_out`, as the main job's `corpus`): the recordings whose name's
+index in the sorted names of all the recordings with a spoken transcript is N-1 modulo N are held out
+(`transcript_files.held_out_by_prompt`, the split the Asterisk vocoder uses); one that fails to align is in
+neither split.
 """
 
 from __future__ import annotations
@@ -94,6 +99,9 @@ def add_parser(subparsers) -> None:
                                                          "the first 300 recordings, --num_units units)")
     recorded.add_argument("--on_error", choices=("stop", "skip"), default="stop",
                           help="a recording that cannot be read or aligned: stop, or skip it and list it")
+    recorded.add_argument("--held_out_every", type=int,
+                          help="save {train, held_out}: hold out the recordings whose index in the sorted "
+                               "names is N-1 modulo N")
     corpus.set_defaults(run=run_corpus)
 
 
@@ -177,9 +185,14 @@ def run_corpus(arguments) -> None:
     for flag in ("num_utterances", "max_words"):
         if getattr(arguments, flag) < 1:
             raise ValueError(f"--{flag} must be at least 1, got {getattr(arguments, flag)}.")
+    if arguments.held_out_every is not None and arguments.held_out_every < 2:
+        raise ValueError(f"--held_out_every {arguments.held_out_every} leaves nothing to train on; give 2 or more.")
     if arguments.asterisk or arguments.audio or arguments.transcripts:
         _run_recorded_corpus(arguments)
         return
+    if arguments.held_out_every is not None:
+        raise ValueError("--held_out_every splits recorded speech (--asterisk or --audio); the espeak-ng corpus "
+                         "is split by the main job.")
     if arguments.texts is not None and not arguments.texts.is_file():
         raise ValueError(f"--texts {arguments.texts} is not a file: pass a text file with one utterance per line.")
     if arguments.texts is None:
@@ -214,7 +227,7 @@ def _run_recorded_corpus(arguments) -> None:
     from lst_speech.model_cards.dataset_cards import recorded_corpus_card
     from lst_speech.tokenization.alignment.sources import make_aligner
     from lst_speech.tokenization.atomic_files import atomic_directory, write_text_atomically
-    from lst_speech.tokenization.corpora.recorded_corpus import build_recorded_corpus
+    from lst_speech.tokenization.corpora.recorded_corpus import build_recorded_corpus, held_out_split, recordings
     from lst_speech.tokenization.corpora.transcript_files import asterisk_source
     from lst_speech.tokenization.speech.unit_extraction import load_unit_extractor
     from lst_speech.training.data.pipeline import push_with_card
@@ -230,17 +243,28 @@ def _run_recorded_corpus(arguments) -> None:
         audio, transcripts = arguments.audio, arguments.transcripts
         source, licence = f"{audio} with transcripts {transcripts}", None
     extractor = load_unit_extractor(arguments.extractor) if arguments.extractor else None
+    suffixes = tuple(arguments.audio_suffix) if arguments.audio_suffix else None
     corpus, extractor, failures = build_recorded_corpus(
         audio, transcripts, make_aligner(arguments.aligner), extractor, arguments.num_units,
-        limit=arguments.num_utterances, on_error=arguments.on_error,
-        suffixes=tuple(arguments.audio_suffix) if arguments.audio_suffix else None, seed=arguments.seed)
+        limit=arguments.num_utterances, on_error=arguments.on_error, suffixes=suffixes, seed=arguments.seed)
     described = (f"{extractor.kind}, {extractor.num_units} units at {extractor.frame_rate} Hz "
                  f"({'from ' + str(arguments.extractor) if arguments.extractor else 'fitted on the corpus'}; saved in "
                  "extractor/)")
-    card = recorded_corpus_card(arguments.output.name, {
-        "source": source, "license": licence, "aligner": f"{arguments.aligner} (forced alignment to the transcript)",
-        "extractor": described, "utterances": len(corpus), "left out": f"{len(failures)} (failures.json)",
-        "speech minutes": round(sum(map(len, corpus["units"])) / extractor.frame_rate / 60, 2)})
+
+    def minutes(rows) -> float:
+        return round(sum(map(len, rows["units"])) / extractor.frame_rate / 60, 2)
+
+    facts = {"source": source, "license": licence, "aligner": f"{arguments.aligner} (forced alignment to the "
+             "transcript)", "extractor": described, "utterances": len(corpus),
+             "left out": f"{len(failures)} (failures.json)", "speech minutes": minutes(corpus)}
+    if arguments.held_out_every:
+        names = [item.name for item in recordings(audio, transcripts, suffixes, [], arguments.num_utterances)]
+        corpus = held_out_split(corpus, names, arguments.held_out_every)
+        facts["splits"] = (f"held out by prompt: of the {len(names)} recordings' names in sorted order, index % "
+                           f"{arguments.held_out_every} == {arguments.held_out_every - 1}; " + ", ".join(
+                               f"{split} {len(rows)} utterances ({minutes(rows)} min)" for split, rows in corpus.items()))
+        logger.info("splits: %s", facts["splits"])
+    card = recorded_corpus_card(arguments.output.name, facts)
     with atomic_directory(arguments.output, "lst corpus") as partial:
         corpus.save_to_disk(partial)
         card.save(partial / "README.md")
@@ -248,5 +272,5 @@ def _run_recorded_corpus(arguments) -> None:
         write_text_atomically(partial / "failures.json", json.dumps(failures, indent=1))
     if arguments.push_to_hub:
         push_with_card(corpus, arguments.push_to_hub, card)
-    logger.info("saved %d recorded utterances to %s (%d left out, listed in failures.json)", len(corpus),
+    logger.info("saved %d recorded utterances to %s (%d left out, listed in failures.json)", facts["utterances"],
                 arguments.output, len(failures))
