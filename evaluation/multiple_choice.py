@@ -69,6 +69,8 @@ def multiple_choice_accuracy(model, tokenizer, items: list[MultipleChoiceItem], 
 
 def tie_credit(values: np.ndarray, label: int) -> float:
     """1/k when the right ending is among the k endings tied at the highest score, else 0: ZeroSpeech 2021's
-    0.5 for a tied pair (`evaluate_by_pair`), for any number of endings, so a tie is not handed to ending 0."""
+    0.5 for a tied pair (`evaluate_by_pair`), for any number of endings, so a tie is not handed to ending 0.
+    An undefined score (NaN: an ending with no unit to normalise by) is never the highest."""
+    values = np.nan_to_num(np.asarray(values, dtype=float), nan=-np.inf)
     best = values == values.max()
     return float(best[label] / best.sum())

@@ -194,6 +194,9 @@ def test_a_tie_is_shared_among_the_tied_endings_not_given_to_the_first(monkeypat
     accuracy, (low, high) = result["accuracy_sum"], result["accuracy_sum_ci95"]
     assert accuracy == pytest.approx((1 + 0.5 + 0.5 + 1 / 3) / 5)
     assert 0.0 <= low <= accuracy <= high <= 1.0
+    # An undefined score is never the highest: the defined ending wins alone; all undefined is an all-way tie.
+    assert (multiple_choice.tie_credit(np.array([np.nan, -4.0]), 1), multiple_choice.tie_credit(
+        np.array([np.nan, -4.0]), 0), multiple_choice.tie_credit(np.array([np.nan, np.nan]), 0)) == (1.0, 0.0, 0.5)
 
 
 def test_accuracy_without_ties_keeps_the_wilson_interval(monkeypatch):

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import Pair, mean_interval, zerospeech_pairs
+from lst_speech.evaluation.uncertainty import mean_interval
+
+from .common import Pair, zerospeech_pairs
 
 
 def load_sblimp(data: str, split: str = "dev") -> list[Pair]:

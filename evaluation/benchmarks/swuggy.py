@@ -31,7 +31,9 @@ import math
 
 import numpy as np
 
-from .common import Pair, mean_interval, zerospeech_pairs
+from lst_speech.evaluation.uncertainty import mean_interval
+
+from .common import Pair, zerospeech_pairs
 
 BAND_EDGES = (0, 1, 5, 20, 100, math.inf)
 BAND_LABELS = ("oov", "1-5", "6-20", "21-100", ">100")
