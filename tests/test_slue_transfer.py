@@ -217,6 +217,13 @@ def test_transfer_matrix_fills_four_cells_per_model_and_refuses_a_leak(stand_in,
     # A second call reuses the finished runs (an interrupted matrix, or another model, adds to them).
     again = transfer_matrix(args)
     assert [c["train_seconds"] for c in again["cells"]] == [c["train_seconds"] for c in report["cells"]]
+    # So are runs recorded before fine-tuning had --report_to (the tracker changes nothing that is trained).
+    for finished in (tmp_path / "matrix").glob("*/train-*/results.json"):
+        record = json.loads(finished.read_text())
+        record["arguments"].pop("report_to")
+        finished.write_text(json.dumps(record))
+    again = transfer_matrix(args)
+    assert [c["train_seconds"] for c in again["cells"]] == [c["train_seconds"] for c in report["cells"]]
     # A run whose record shows it saw the test modality is refused as a zero-shot cell.
     results = json.loads((tmp_path / "matrix" / "lst" / "train-text" / "results.json").read_text())
     with pytest.raises(AssertionError, match="not zero-shot"):

@@ -124,7 +124,7 @@ def fine_tuned(run: FinetuningArguments) -> dict:
     results_file = run_dir / "results.json"
     if results_file.is_file():
         results = json.loads(results_file.read_text())
-        if results["arguments"] == asdict(run):
+        if recorded_arguments(results["arguments"]) == recorded_arguments(run):  # as a checkpoint is compared
             logger.info("reusing %s", run.output_dir)
             return results
         logger.info("%s was fine-tuned with other arguments: training it again", run.output_dir)

@@ -137,10 +137,12 @@ class FinetuningArguments:
                 check_local_path(path, flag, what, local_only=flag != "--tokenizer")
 
 
-def recorded_arguments(args: FinetuningArguments) -> dict:
-    """What a checkpoint must have been trained with to be resumed: every argument but the resume request and
-    the tracker, which change nothing that is trained."""
-    return {k: v for k, v in asdict(args).items() if k not in ("resume_from_checkpoint", "report_to")}
+def recorded_arguments(args: FinetuningArguments | dict) -> dict:
+    """What a checkpoint (or a finished run's results) must have been trained with to be reused: every argument
+    but the resume request and the tracker, which change nothing that is trained. Takes the arguments or their
+    saved dict (one from before `report_to` existed compares equal)."""
+    values = args if isinstance(args, dict) else asdict(args)
+    return {k: v for k, v in values.items() if k not in ("resume_from_checkpoint", "report_to")}
 
 
 def task_for(args: FinetuningArguments, tokenizer=None):
