@@ -75,51 +75,49 @@ def _clean_hellaswag(text: str) -> str:
     return " ".join(text.split())
 
 
-def load_hellaswag(path: str | Path) -> list[TextItem]:
-    items = []
+def _json_lines(path: str | Path):
+    """(line number, object) of each non-blank line of a JSON lines file."""
     with open(path, encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            try:
-                context = _clean_hellaswag(f"{row['ctx_a']} {row['ctx_b'].capitalize()}")
-                endings = [_clean_hellaswag(e) for e in row["endings"]]
-                label = int(row["label"])
-            except KeyError as missing:
-                raise ValueError(f"{path}:{line_number}: not a HellaSwag row (no field {missing}).") from None
-            items.append(TextItem(str(row.get("ind", line_number)), context, endings, label))
+            if line.strip():
+                yield line_number, json.loads(line)
+
+
+def load_hellaswag(path: str | Path) -> list[TextItem]:
+    items = []
+    for line_number, row in _json_lines(path):
+        try:
+            context = _clean_hellaswag(f"{row['ctx_a']} {row['ctx_b'].capitalize()}")
+            endings = [_clean_hellaswag(e) for e in row["endings"]]
+            label = int(row["label"])
+        except KeyError as missing:
+            raise ValueError(f"{path}:{line_number}: not a HellaSwag row (no field {missing}).") from None
+        items.append(TextItem(str(row.get("ind", line_number)), context, endings, label))
     return items
 
 
 def load_minimal_pairs(path: str | Path) -> list[TextItem]:
     """sWUGGY / sBLIMP-style pairs: the "good" one should be more likely; the right ending is index 0."""
     items = []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, 1):
-            if line.strip():
-                row = json.loads(line)
-                if "good" not in row or "bad" not in row:
-                    raise ValueError(f"{path}:{line_number}: a minimal pair needs 'good' and 'bad'.")
-                items.append(TextItem(str(row.get("id", line_number)), "", [row["good"], row["bad"]], 0))
+    for line_number, row in _json_lines(path):
+        if "good" not in row or "bad" not in row:
+            raise ValueError(f"{path}:{line_number}: a minimal pair needs 'good' and 'bad'.")
+        items.append(TextItem(str(row.get("id", line_number)), "", [row["good"], row["bad"]], 0))
     return items
 
 
 def load_items(path: str | Path) -> list[TextItem]:
     """Items as `write_items` writes them: one JSON object a line with context, endings and label."""
     items = []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, 1):
-            if line.strip():
-                row = json.loads(line)
-                missing = [name for name in ("context", "endings", "label") if name not in row]
-                if missing:
-                    raise ValueError(f"{path}:{line_number}: an item needs {', '.join(repr(m) for m in missing)}.")
-                label, endings = row["label"], row["endings"]
-                if not isinstance(label, int) or not 0 <= label < len(endings):
-                    raise ValueError(f"{path}:{line_number}: 'label' must index one of the {len(endings)} endings, "
-                                     f"got {label!r}.")
-                items.append(TextItem(str(row.get("id", line_number)), row["context"], list(endings), label))
+    for line_number, row in _json_lines(path):
+        missing = [name for name in ("context", "endings", "label") if name not in row]
+        if missing:
+            raise ValueError(f"{path}:{line_number}: an item needs {', '.join(repr(m) for m in missing)}.")
+        label, endings = row["label"], row["endings"]
+        if not isinstance(label, int) or not 0 <= label < len(endings):
+            raise ValueError(f"{path}:{line_number}: 'label' must index one of the {len(endings)} endings, got "
+                             f"{label!r}.")
+        items.append(TextItem(str(row.get("id", line_number)), row["context"], list(endings), label))
     if not items:
         raise ValueError(f"{path}: no items (one JSON object a line with context, endings and label).")
     return items
