@@ -23,7 +23,7 @@ import logging
 import numpy as np
 
 from lst_speech.tokenization.speech.audio import prepare_waveform
-from lst_speech.tokenization.speech.whisper_models import DEFAULT_WHISPER, is_ctranslate2_whisper, resolve_whisper_model
+from lst_speech.tokenization.speech.whisper_models import DEFAULT_WHISPER, is_ctranslate2_whisper, load_faster_whisper
 from lst_speech.tokenization.unit_pieces import deduplicate_units
 
 logger = logging.getLogger(__name__)
@@ -77,17 +77,9 @@ class WhisperTranscriber:
 
     def __init__(self, model: str | None = None, language: str | None = "en", beam_size: int = 5,
                  compute_type: str = "int8", device: str = "cpu", cpu_threads: int = 0):
-        try:
-            from faster_whisper import WhisperModel
-        except ImportError as error:
-            raise RuntimeError("The Whisper transcriber needs faster-whisper: `pip install 'lst-speech[whisper]'`.") \
-                from error
-        model = resolve_whisper_model(model)
-        if not is_ctranslate2_whisper(model):
-            raise ValueError(f"{model!r} is not a CTranslate2 Whisper folder (model.bin + config.json); a "
-                             "transformers Whisper checkpoint goes through the pipeline transcriber instead.")
-        self.model_path = model
-        self._model = WhisperModel(model, device=device, compute_type=compute_type, cpu_threads=cpu_threads)
+        # a transformers Whisper checkpoint goes through the pipeline transcriber instead (load_transcriber)
+        self.model_path, self._model = load_faster_whisper(model, "The Whisper transcriber", compute_type, device,
+                                                           cpu_threads)
         self._options = {"language": language, "beam_size": beam_size, "temperature": 0.0,
                          "condition_on_previous_text": False}
 

@@ -24,7 +24,7 @@ import os
 import numpy as np
 
 from ..speech.audio import prepare_waveform
-from ..speech.whisper_models import is_ctranslate2_whisper, resolve_whisper_model
+from ..speech.whisper_models import load_faster_whisper
 from .word_alignment import WordAlignment, normalise_words
 
 _WINDOW_SECONDS = 30
@@ -40,17 +40,10 @@ class WhisperAligner:
 
     def __init__(self, model: str | os.PathLike | None = None, language: str = "en", compute_type: str = "int8",
                  device: str = "cpu", cpu_threads: int = 0):
-        try:
-            from faster_whisper import WhisperModel
-            from faster_whisper.tokenizer import Tokenizer
-        except ImportError as error:
-            raise RuntimeError("The Whisper aligner needs faster-whisper: `pip install 'lst-speech[whisper]'`.") \
-                from error
-        model = resolve_whisper_model(model)
-        if not is_ctranslate2_whisper(model):
-            raise ValueError(f"{model!r} is not a CTranslate2 Whisper folder (model.bin + config.json).")
-        self.model_path = model
-        self._model = WhisperModel(model, device=device, compute_type=compute_type, cpu_threads=cpu_threads)
+        self.model_path, self._model = load_faster_whisper(model, "The Whisper aligner", compute_type, device,
+                                                           cpu_threads)
+        from faster_whisper.tokenizer import Tokenizer
+
         self._tokenizer = Tokenizer(self._model.hf_tokenizer, self._model.model.is_multilingual, task="transcribe",
                                     language=language)
 

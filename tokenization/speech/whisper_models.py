@@ -30,3 +30,18 @@ def resolve_whisper_model(model: str | os.PathLike | None) -> str:
 def is_ctranslate2_whisper(path: str | os.PathLike) -> bool:
     """A folder that CTranslate2 loads: a converted model's `model.bin` beside its `config.json`."""
     return os.path.isfile(os.path.join(path, "model.bin")) and os.path.isfile(os.path.join(path, "config.json"))
+
+
+def load_faster_whisper(model: str | os.PathLike | None, user: str, compute_type: str = "int8", device: str = "cpu",
+                        cpu_threads: int = 0):
+    """(folder, faster-whisper `WhisperModel`) of a CTranslate2 Whisper folder (None or `whisper`: the default);
+    `user` ("The Whisper aligner", ...) names what needs it in the errors."""
+    try:
+        from faster_whisper import WhisperModel
+    except ImportError as error:
+        raise RuntimeError(f"{user} needs faster-whisper: `pip install 'lst-speech[whisper]'`.") from error
+    path = resolve_whisper_model(model)
+    if not is_ctranslate2_whisper(path):
+        raise ValueError(f"{path!r} is not a CTranslate2 Whisper folder (model.bin + config.json); {user.lower()} "
+                         "runs CTranslate2 Whisper only.")
+    return path, WhisperModel(path, device=device, compute_type=compute_type, cpu_threads=cpu_threads)
