@@ -16,33 +16,35 @@ from transformers.audio_utils import mel_filter_bank, spectrogram, window_functi
 from .audio import prepare_waveform
 from .unit_extraction import KMeansUnitExtractor, load_unit_extractor
 
+_RATE, _WINDOW, _HOP, _FFT, _MELS, _CEPS = 16000, 400, 320, 512, 40, 13
+_MEL_FILTERS = mel_filter_bank(num_frequency_bins=_FFT // 2 + 1, num_mel_filters=_MELS, min_frequency=20.0,
+                               max_frequency=_RATE / 2, sampling_rate=_RATE, norm=None, mel_scale="htk")
+
+
+def mfcc_features(waveform, sampling_rate: int, hop_length: int = _HOP) -> np.ndarray:
+    """`(frames, 39)`: 13 MFCCs with deltas and delta-deltas from 25 ms windows every `hop_length` samples at
+    16 kHz, normalised per utterance (mean 0, variance 1 per dimension)."""
+    audio = prepare_waveform(waveform, sampling_rate, _RATE, min_samples=_WINDOW)
+    log_mel = spectrogram(
+        audio, window_function(_WINDOW, "hann"), frame_length=_WINDOW, hop_length=hop_length, fft_length=_FFT,
+        power=2.0, mel_filters=_MEL_FILTERS, log_mel="log", mel_floor=1e-10,
+    )
+    mfcc = dct(log_mel, type=2, axis=0, norm="ortho")[:_CEPS].T  # (frames, 13)
+    delta = np.gradient(mfcc, axis=0) if len(mfcc) > 1 else np.zeros_like(mfcc)
+    delta2 = np.gradient(delta, axis=0) if len(mfcc) > 1 else np.zeros_like(mfcc)
+    features = np.concatenate([mfcc, delta, delta2], axis=1)
+    return ((features - features.mean(0)) / (features.std(0) + 1e-5)).astype(np.float32)
+
 
 class MfccUnitExtractor(KMeansUnitExtractor):
     """Waveform in, unit ids out (50 per second)."""
 
     kind = "mfcc_kmeans"
     feature_size = 39
-    _window, _hop, _fft, _mels, _ceps = 400, 320, 512, 40, 13
-
-    def __init__(self, num_units: int = 100, centroids: np.ndarray | None = None):
-        super().__init__(num_units, centroids)
-        self._mel_filters = mel_filter_bank(
-            num_frequency_bins=self._fft // 2 + 1, num_mel_filters=self._mels, min_frequency=20.0,
-            max_frequency=self.sampling_rate / 2, sampling_rate=self.sampling_rate, norm=None, mel_scale="htk",
-        )
 
     def features(self, waveform, sampling_rate: int) -> np.ndarray:
         """`(frames, 39)`: 13 MFCCs with deltas and delta-deltas, normalised per utterance."""
-        audio = prepare_waveform(waveform, sampling_rate, self.sampling_rate, min_samples=self._window)
-        log_mel = spectrogram(
-            audio, window_function(self._window, "hann"), frame_length=self._window, hop_length=self._hop,
-            fft_length=self._fft, power=2.0, mel_filters=self._mel_filters, log_mel="log", mel_floor=1e-10,
-        )
-        mfcc = dct(log_mel, type=2, axis=0, norm="ortho")[: self._ceps].T  # (frames, 13)
-        delta = np.gradient(mfcc, axis=0) if len(mfcc) > 1 else np.zeros_like(mfcc)
-        delta2 = np.gradient(delta, axis=0) if len(mfcc) > 1 else np.zeros_like(mfcc)
-        features = np.concatenate([mfcc, delta, delta2], axis=1)
-        return ((features - features.mean(0)) / (features.std(0) + 1e-5)).astype(np.float32)
+        return mfcc_features(waveform, sampling_rate, _HOP)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike) -> MfccUnitExtractor:
