@@ -54,8 +54,10 @@ def spoken_corpus_card(name: str, facts: dict) -> DatasetCard:
 
 def recorded_corpus_card(name: str, facts: dict) -> DatasetCard:
     """A spoken corpus of recorded speech (`lst corpus --audio/--asterisk`): whose voice, under which licence,
-    how it was aligned and turned into units, and what was left out."""
-    data = DatasetCardData(language=["en"], tags=["speech", "speech-units", "lst"], pretty_name=name,
+    how it was aligned and turned into units, and what was left out. `facts["language"]` (an Asterisk set's) goes
+    into the metadata; a folder of recordings names none."""
+    language = [facts["language"]] if facts.get("language") else None
+    data = DatasetCardData(language=language, tags=["speech", "speech-units", "lst"], pretty_name=name,
                            license=facts.get("license"),
                            task_categories=["text-to-speech", "automatic-speech-recognition"])
     table = ["| part | source |", "|---|---|", f"| speech and text | {facts['source']} |",
@@ -65,7 +67,7 @@ def recorded_corpus_card(name: str, facts: dict) -> DatasetCard:
                "(character starts null where the aligner times words only).")
     lines = [f"# {name}", "", summary, "", "## Provenance", "", *table, "", "## Contents", ""]
     lines += [f"- **{key}**: {value}" for key, value in facts.items()
-              if key not in ("source", "aligner", "extractor", "license")]
+              if key not in ("source", "aligner", "extractor", "license", "language")]
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
 
 

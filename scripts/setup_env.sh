@@ -13,12 +13,13 @@ stamp="$venv/.lst-install-stamp"
 python_bin="${PYTHON:-python3}"
 
 # Debian packages: espeak-ng speaks the built-in corpora and spoken benchmarks offline (its library gives word
-# times); the Asterisk prompts (G.722, with their transcript list) are the recorded human voice of the tests
-# and of `lst corpus --asterisk en`. Each is installed only when missing.
+# times); the Asterisk prompts (G.722, with their transcript lists) are the recorded human voices of the tests
+# and of `lst corpus --asterisk en|es|fr|it|ru`. Each is installed only when missing.
 # (grep reads all of ldconfig's output: with -q it would close the pipe early, and pipefail would report that.)
 apt_missing=()
 ldconfig -p 2>/dev/null | grep libespeak-ng >/dev/null || apt_missing+=(espeak-ng)
-for package in asterisk-core-sounds-en-g722 asterisk-core-sounds-en; do
+for package in asterisk-core-sounds-en-g722 asterisk-core-sounds-en \
+               asterisk-core-sounds-{es,fr,it,ru}-g722 asterisk-core-sounds-{es,fr,it,ru}; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep "ok installed" >/dev/null || apt_missing+=("$package")
 done
 if [ "${#apt_missing[@]}" -gt 0 ]; then

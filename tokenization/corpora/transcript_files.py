@@ -8,11 +8,16 @@ Two layouts, each read into `{name: (text, row)}` (the row is the line number, f
 - CSV with a header naming a file column (`file`, `path`, `name` or `id`) and a text column (`text`,
   `transcript` or `sentence`); the file column may keep the audio suffix.
 
-A line that is not one of these, an empty text, or a name given twice is an error naming the file and row.
+A line that is not one of these, an empty text, or a name given twice is an error naming the file and row
+(`ASTERISK_ERRATA` corrects the one such row of the installed Asterisk lists; their few `name:` lines with no
+text are read as no transcript, so those files are counted among the audio without one).
 
 `ASTERISK` names the installed Asterisk prompt sets (Debian `asterisk-core-sounds-<lang>-g722` with
 `asterisk-core-sounds-<lang>` for the transcript list; CC-BY-SA-3.0, one speaker per language): English is 553
-spoken prompts, 24 minutes of one US English voice (Allison Smith).
+spoken prompts, 24 minutes of one US English voice (Allison Smith). The Spanish (Mexican), French (Canadian),
+Italian and Russian sets have one speaker each too (`ASTERISK_SETS`: speaker and licence; Italian and Russian
+are CC-BY-3.0). Their lists are UTF-8 `name: text` lines like English's (the Italian one starts with a
+byte-order mark, which is skipped) and mark sounds the same way.
 """
 
 from __future__ import annotations
@@ -26,9 +31,23 @@ FILE_COLUMNS, TEXT_COLUMNS = ("file", "path", "name", "id"), ("text", "transcrip
 AUDIO_NAME_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".g722")
 
 ASTERISK_ROOT = Path("/usr/share/asterisk/sounds")
-ASTERISK = {  # language -> (audio folder, transcript file) as the Debian packages install them
-    "en": (ASTERISK_ROOT / "en_US_f_Allison", Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")),
+# language -> (audio folder under ASTERISK_ROOT, speaker, licence, the espeak-ng voice that reads its transcripts
+# for the espeak-dtw aligner: Mexican Spanish gets the Latin American one; Canadian French has none of its own),
+# as the Debian packages' copyright file states them
+ASTERISK_SETS = {
+    "en": ("en_US_f_Allison", "Allison Smith", "cc-by-sa-3.0", "en-us"),
+    "es": ("es_MX_f_Allison", "Allison Smith", "cc-by-sa-3.0", "es-419"),
+    "fr": ("fr_CA_f_June", "June Wallack", "cc-by-sa-3.0", "fr"),
+    "it": ("it_IT_m_Carlo", "Carlo Flora", "cc-by-3.0", "it"),
+    "ru": ("ru_RU_f_IvrvoiceRU", "ivrvoice.ru (Maxim Topal)", "cc-by-3.0", "ru"),
 }
+ASTERISK = {  # language -> (audio folder, transcript file) as the Debian packages install them
+    language: (ASTERISK_ROOT / folder,
+               Path(f"/usr/share/doc/asterisk-core-sounds-{language}/core-sounds-{language}.txt.gz"))
+    for language, (folder, *_) in ASTERISK_SETS.items()
+}
+# Rows of the installed lists that name the wrong file: (row, name as written, the file it transcribes)
+ASTERISK_ERRATA = {"es": ((121, "digits/0", "digits/10"),)}  # "digits/0: diez" follows "digits/0: cero"
 
 
 def asterisk_source(language: str = "en") -> tuple[Path, Path]:
@@ -53,15 +72,15 @@ def held_out_by_prompt(names, every: int = 10) -> set[str]:
 
 
 def describes_a_sound(text: str) -> bool:
-    """A transcript wholly in brackets or parentheses (`[beep tone]`, `(5 seconds of silence)`) names a sound,
-    not words spoken."""
-    return (text[:1], text[-1:]) in (("[", "]"), ("(", ")"))
+    """A transcript wholly in brackets, parentheses or angle brackets (`[beep tone]`, `(5 seconds of silence)`,
+    `<beep ascending>`) names a sound, not words spoken."""
+    return (text[:1], text[-1:]) in (("[", "]"), ("(", ")"), ("<", ">"))
 
 
 def _text_of(path: Path) -> str:
     try:
         raw = path.read_bytes()
-        return (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode("utf-8")
+        return (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode("utf-8-sig")
     except (OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile) as error:
         raise ValueError(f"{path}: cannot read it as a (gzipped) UTF-8 transcript file ({error}).") from error
 
@@ -80,6 +99,9 @@ def read_transcript_file(path: str | Path) -> dict[str, tuple[str, int]]:
         raise ValueError(f"Transcript file {path} does not exist.")
     text = _text_of(path)
     entries: dict[str, tuple[str, int]] = {}
+    errata = {(row, wrong): right for language, fixes in ASTERISK_ERRATA.items() if path == ASTERISK[language][1]
+              for row, wrong, right in fixes}
+    asterisk_list = path in {transcripts for _, transcripts in ASTERISK.values()}
 
     def add(name: str, transcript: str, row: int) -> None:
         transcript = " ".join(transcript.split())
@@ -110,7 +132,10 @@ def read_transcript_file(path: str | Path) -> dict[str, tuple[str, int]]:
             name, colon, transcript = line.partition(":")
             if not colon:
                 raise ValueError(f"{path}, row {row}: {line[:60]!r} is not a 'name: text' line.")
-            add(_name(name), transcript, row)
+            if asterisk_list and not transcript.strip():
+                continue  # the installed lists name a few files with no text ("dir-welcome:"): none to align to
+            name = _name(name)
+            add(errata.get((row, name), name), transcript, row)
     if not entries:
         raise ValueError(f"{path} holds no transcripts.")
     return entries

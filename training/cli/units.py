@@ -9,6 +9,7 @@
     lst units extract ... --aligner pocketsphinx        # or whisper, ctc:<checkpoint>; transcripts beside the audio
     lst corpus --output corpus_dir [--num_utterances 2000] [--texts lines.txt] [--push_to_hub org/name]
     lst corpus --output corpus_dir --asterisk en [--aligner pocketsphinx] [--on_error skip]   # recorded speech
+    lst corpus --output corpus_dir --asterisk fr [--aligner espeak-dtw]    # es, fr, it, ru: espeak-ng + DTW
     lst corpus --output corpus_dir --audio folder/ --transcripts list.txt|list.csv [--extractor DIR]
     lst corpus --output corpus_dir --asterisk en --held_out_every 10     # splits train / held_out by prompt name
 
@@ -29,6 +30,10 @@ instead (`corpus_dir/train`, `corpus_dir/held_out`, as the main job's `corpus`):
 index in the sorted names of all the recordings with a spoken transcript is N-1 modulo N are held out
 (`transcript_files.held_out_by_prompt`, the split the Asterisk vocoder uses); one that fails to align is in
 neither split.
+English recordings are aligned by pocketsphinx by default (`--asterisk en`, `--audio`), which is English-only;
+Spanish, French, Italian and Russian (`--asterisk es|fr|it|ru`) by `espeak-dtw`
+(`lst_speech.tokenization.alignment.espeak_dtw_aligner`) in the set's language. `--aligner espeak-dtw` takes the
+language from `--asterisk`; with `--audio`, name it: `espeak-dtw:fr`.
 """
 
 from __future__ import annotations
@@ -61,8 +66,9 @@ def add_parser(subparsers) -> None:
     extract.add_argument("--alignments", type=Path, help="TextGrid/JSON directory or a CTM file: adds word_spans")
     extract.add_argument("--aligner", help="align each file with its transcript instead: pocketsphinx, whisper "
                                            "(Whisper tiny.en's cross-attention; whisper:<CTranslate2 Whisper folder> "
-                                           "for another; files up to 30 s), or ctc:<Wav2Vec2ForCTC checkpoint> (adds "
-                                           "character times)")
+                                           "for another; files up to 30 s), ctc:<Wav2Vec2ForCTC checkpoint> (adds "
+                                           "character times), or espeak-dtw:<language> (espeak-ng's reading warped "
+                                           "onto the audio)")
     extract.add_argument("--transcripts", type=Path, nargs="+",
                          help="with --aligner: LibriSpeech *.trans.txt files or <stem>.lab/.txt files, or folders of "
                               "them (default: searched beside the audio)")
@@ -89,12 +95,15 @@ def add_parser(subparsers) -> None:
     corpus.add_argument("--seed", type=int, default=0)
     corpus.add_argument("--push_to_hub", help="also push to this dataset repository, with the card")
     recorded = corpus.add_argument_group("recorded speech instead of espeak-ng")
-    recorded.add_argument("--asterisk", help="the installed Asterisk prompts of this language (en)")
+    recorded.add_argument("--asterisk", help="the installed Asterisk prompts of this language (en, es, fr, it, ru)")
     recorded.add_argument("--audio", type=Path, help="a folder of recordings (searched recursively)")
     recorded.add_argument("--transcripts", type=Path, help="with --audio: 'name: text' lines or a CSV (file,text)")
     recorded.add_argument("--audio_suffix", nargs="+", help="only audio files with these suffixes (e.g. .g722)")
-    recorded.add_argument("--aligner", default="pocketsphinx",
-                          help="pocketsphinx, whisper[:<CTranslate2 Whisper folder>] or ctc:<Wav2Vec2ForCTC checkpoint>")
+    recorded.add_argument("--aligner",
+                          help="pocketsphinx (English; the default with --audio and --asterisk en), "
+                               "espeak-dtw[:<language>] (any language espeak-ng speaks; the default with "
+                               "--asterisk es|fr|it|ru), "
+                               "whisper[:<CTranslate2 Whisper folder>] or ctc:<Wav2Vec2ForCTC checkpoint>")
     recorded.add_argument("--extractor", type=Path, help="a saved unit extractor (default: MFCC k-means fitted on "
                                                          "the first 300 recordings, --num_units units)")
     recorded.add_argument("--on_error", choices=("stop", "skip"), default="stop",
@@ -228,7 +237,7 @@ def _run_recorded_corpus(arguments) -> None:
     from lst_speech.tokenization.alignment.sources import make_aligner
     from lst_speech.tokenization.atomic_files import atomic_directory, write_text_atomically
     from lst_speech.tokenization.corpora.recorded_corpus import build_recorded_corpus, held_out_split, recordings
-    from lst_speech.tokenization.corpora.transcript_files import asterisk_source
+    from lst_speech.tokenization.corpora.transcript_files import ASTERISK_SETS, asterisk_source
     from lst_speech.tokenization.speech.unit_extraction import load_unit_extractor
     from lst_speech.training.data.pipeline import push_with_card
 
@@ -236,12 +245,20 @@ def _run_recorded_corpus(arguments) -> None:
         raise ValueError("Give one source: --texts (espeak-ng), --asterisk LANG, or --audio with --transcripts.")
     if arguments.asterisk:
         audio, transcripts = asterisk_source(arguments.asterisk)
-        source, licence = f"Asterisk core sounds ({arguments.asterisk}, Allison Smith), CC-BY-SA-3.0", "cc-by-sa-3.0"
+        _, speaker, licence, voice = ASTERISK_SETS[arguments.asterisk]
+        source = f"Asterisk core sounds ({arguments.asterisk}, {speaker}), {licence.upper()}"
+        language = arguments.asterisk
+        if arguments.aligner == "espeak-dtw" or (arguments.aligner is None and arguments.asterisk != "en"):
+            arguments.aligner = f"espeak-dtw:{voice}"  # the one aligner of ours that is not English-only
     elif arguments.audio is None or arguments.transcripts is None:
         raise ValueError("Recorded speech needs both --audio (a folder) and --transcripts (its transcript file).")
     else:
         audio, transcripts = arguments.audio, arguments.transcripts
-        source, licence = f"{audio} with transcripts {transcripts}", None
+        source, licence, language = f"{audio} with transcripts {transcripts}", None, None
+    arguments.aligner = arguments.aligner or "pocketsphinx"
+    if arguments.aligner == "espeak-dtw":
+        raise ValueError("--aligner espeak-dtw needs a language: espeak-dtw:<language> (e.g. espeak-dtw:fr), or "
+                         "--asterisk LANG.")
     extractor = load_unit_extractor(arguments.extractor) if arguments.extractor else None
     suffixes = tuple(arguments.audio_suffix) if arguments.audio_suffix else None
     corpus, extractor, failures = build_recorded_corpus(
@@ -254,9 +271,10 @@ def _run_recorded_corpus(arguments) -> None:
     def minutes(rows) -> float:
         return round(sum(map(len, rows["units"])) / extractor.frame_rate / 60, 2)
 
-    facts = {"source": source, "license": licence, "aligner": f"{arguments.aligner} (forced alignment to the "
-             "transcript)", "extractor": described, "utterances": len(corpus),
-             "left out": f"{len(failures)} (failures.json)", "speech minutes": minutes(corpus)}
+    facts = {"source": source, "language": language, "license": licence,
+             "aligner": f"{arguments.aligner} (forced alignment to the transcript)", "extractor": described,
+             "utterances": len(corpus), "left out": f"{len(failures)} (failures.json)",
+             "speech minutes": minutes(corpus)}
     if arguments.held_out_every:
         names = [item.name for item in recordings(audio, transcripts, suffixes, [], arguments.num_utterances)]
         corpus = held_out_split(corpus, names, arguments.held_out_every)
