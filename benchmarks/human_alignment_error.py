@@ -4,11 +4,11 @@ praatio's source distribution (6.2.2, MIT) ships two recorded English utterances
 `mary.wav` ("mary rolled the barrel") and `bobby.wav` ("BOBBY RIPPED THE LEDGER"), 48 kHz. They are not shipped
 here: the script fetches the sdist with pip (`--praatio_dir` takes an unpacked copy instead). Each utterance is
 aligned to its TextGrid's words by each of `--aligners` (what `--aligner` takes: `pocketsphinx`, `whisper`,
-`ctc:CHECKPOINT`), and every word's start and end is compared with the hand label: mean, median, 90th percentile
-and max of |error|, and the median signed error (positive: later than the label), over the 8 word starts (as the
-espeak benchmark reports) and over all 16 boundaries. Eight words make a small sample: the figures say whether
-an aligner is in the right range on a human voice, not more. No CTC checkpoint installs offline here (no
-wav2vec 2.0 weights in any package), so the CTC row needs one brought in.
+`ctc:CHECKPOINT`, `espeak-dtw:en-us`), and every word's start and end is compared with the hand label: mean,
+median, 90th percentile and max of |error|, and the median signed error (positive: later than the label), over the
+8 word starts (as the espeak benchmark reports) and over all 16 boundaries. Eight words make a small sample: the
+figures say whether an aligner is in the right range on a human voice, not more. No CTC checkpoint installs offline
+here (no wav2vec 2.0 weights in any package), so the CTC row needs one brought in.
 
     python benchmarks/human_alignment_error.py [--praatio_dir praatio-6.2.2] [--aligners pocketsphinx whisper]
 """
@@ -44,8 +44,9 @@ def praatio_examples(folder: Path | None) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--praatio_dir", type=Path, help="an unpacked praatio-6.2.2 sdist (default: pip download)")
-    parser.add_argument("--aligners", nargs="+", default=["pocketsphinx", "whisper"],
-                        help="pocketsphinx, whisper[:<CTranslate2 Whisper folder>], ctc:<Wav2Vec2ForCTC checkpoint>")
+    parser.add_argument("--aligners", nargs="+", default=["pocketsphinx", "whisper", "espeak-dtw:en-us"],
+                        help="pocketsphinx, whisper[:<CTranslate2 Whisper folder>], ctc:<Wav2Vec2ForCTC checkpoint>, "
+                             "espeak-dtw:<espeak-ng voice>")
     arguments = parser.parse_args()
     files = praatio_examples(arguments.praatio_dir)
 
