@@ -118,8 +118,9 @@ PROMPT_NAMES = ["activated", "added", "agent-loggedoff", "agent-loginok", "agent
 
 def test_a_vocoder_trains_on_recordings_with_a_transcript_file_and_holds_prompts_out(tmp_path):
     """Eleven Asterisk prompts with a `name: text` list that also names a described sound and a missing file:
-    sorted, the tenth prompt (`calling`) is held out with its transcript, the described sound and the missing
-    file are left out, and training runs on the other ten."""
+    sorted, the fifth and tenth prompts (one in `--held_out_every 5`) are held out with their transcripts, the
+    described sound and the missing file are left out, training runs on the other nine, and `lst vocoder evaluate`
+    scores the two held out."""
     audio, transcript_file = asterisk_source("en")
     texts = dict(line.split(": ", 1) for line in gzip.decompress(transcript_file.read_bytes()).decode().splitlines()
                  if line.split(": ", 1)[0] in PROMPT_NAMES)
@@ -133,12 +134,26 @@ def test_a_vocoder_trains_on_recordings_with_a_transcript_file_and_holds_prompts
     output_dir = tmp_path / "run"
     args = ["--output_dir", str(output_dir), "--audio_dir", str(folder), "--transcripts", str(folder / "prompts.txt"),
             "--num_units", "8", "--preset", "tiny", "--segment_frames", "8", "--batch_size", "2", "--max_steps", "2",
-            "--adversarial_from_step", "1", "--save_steps", "2"]
-    assert train(parse_arguments(args))["held_out"] == 1
+            "--adversarial_from_step", "1", "--save_steps", "2", "--held_out_every", "5"]
+    assert train(parse_arguments(args))["held_out"] == 2
     splits = datasets.load_from_disk(str(output_dir / "data"))
-    assert splits["held_out"]["id"] == ["calling"] and splits["held_out"]["text"] == [texts["calling"]]
-    assert splits["train"]["id"] == sorted(set(PROMPT_NAMES) - {"calling"})
+    held_out = ["agent-pass", "calling"]
+    assert splits["held_out"]["id"] == held_out and splits["held_out"]["text"] == [texts[n] for n in held_out]
+    assert splits["train"]["id"] == sorted(set(PROMPT_NAMES) - set(held_out))
     assert all(splits["train"]["text"]) and max(max(u) for u in splits["train"]["units"]) < 8
+
+    # `lst vocoder evaluate` scores the held-out prompts against their transcripts, each rate with its interval
+    from lst_speech.training.cli.main import main
+
+    main(["vocoder", "evaluate", "--run", str(output_dir), "--transcriber", "whisper"])
+    result = json.loads((output_dir / "intelligibility.json").read_text())
+    assert result["utterances"] == 2 and (result["transcriber"], result["language_model"]) == ("whisper", None)
+    for audio in ("original", "vocoded"):
+        for rate in ("wer", "cer"):
+            low, high = result[audio][f"{rate}_interval"]
+            assert low <= result[audio][rate] <= high
+    assert result["wer_difference"] == pytest.approx(result["vocoded"]["wer"] - result["original"]["wer"])
+    assert len(result["wer_difference_interval"]) == 2
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -84,7 +84,8 @@ def run_evaluate(arguments) -> dict:
             options["language_model"] = arguments.language_model
     vocoder = AutoModel.from_pretrained(str(run / "vocoder")).eval()
     result = intelligibility(vocoder, rows, load_transcriber(arguments.transcriber, **options))
-    result.update(transcriber=arguments.transcriber, language_model=arguments.language_model)
+    result.update(transcriber=arguments.transcriber,  # a language model is pocketsphinx's alone
+                  language_model=arguments.language_model if arguments.transcriber == "pocketsphinx" else None)
     write_text_atomically(run / "intelligibility.json", json.dumps(result, indent=2))
     logger.info("WER vocoded %.1f%% %s vs original %.1f%% %s over %d held-out utterances",
                 100 * result["vocoded"]["wer"], _percent(result["vocoded"]["wer_interval"]),
