@@ -32,7 +32,8 @@ def test_main_job_writes_a_report_from_its_own_numbers(tmp_path, monkeypatch):
     main(["--output_dir", str(output), "--preset", "tiny", "--max_steps", "6", "--spoken_utterances", "40",
           "--held_out_utterances", "10", "--cloze_items", "8", "--num_units", "20", "--vocab_size", "400",
           "--sequence_length", "48", "--batch_size", "4", "--eval_steps", "3", "--eval_cloze_items", "4"])
-    for name in ("report.md", "report.json", "loss_curves.png", "loss_curves_tokens.png", "topic_cloze.png"):
+    for name in ("report.md", "report.json", "loss_curves.png", "loss_curves_tokens.png", "topic_cloze.png",
+                 "cloze_during_training.png"):
         assert (output / name).stat().st_size > 0
     report = json.loads((output / "report.json").read_text())
     logs = {model: [json.loads(line) for line in (output / model / "log.jsonl").read_text().splitlines()]
@@ -50,6 +51,7 @@ def test_main_job_writes_a_report_from_its_own_numbers(tmp_path, monkeypatch):
                                      digits=0) for d in ("s2s", "t2t", "s2t", "t2s")]
             assert f"| {row['step']} | {row['eval_loss_speech']:.3f} | " + " | ".join(cells) + " |" in markdown
     assert "## During training: the first 4 cloze items" in markdown
+    assert [row["step"] for row in report["during_training"]["lst"]] == [3, 6]
     logs = {model: [row for row in log if "loss" in row] for model, log in logs.items()}  # the training rows
     for model, log in logs.items():
         # the budget is the step count, whatever the machine's speed

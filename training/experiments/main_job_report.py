@@ -51,27 +51,62 @@ def paired_cloze_differences(first: dict, second: dict) -> dict[str, tuple[float
             for direction in first if direction in second}
 
 
-def during_training_lines(results: dict, names: dict[str, str], num_items: int) -> list[str]:
-    """The evaluations logged while training (`--eval_steps`): held-out speech loss and the cloze in each
-    direction by context gain, with Wilson intervals over the `num_items` items; none if nothing was logged."""
-    rows = [(model, row) for model, result in results.items() for row in result["log"]
-            if any(key.startswith("eval_mc_") for key in row)]
-    if not rows:
+def during_training(results: dict, num_items: int) -> dict[str, list[dict]]:
+    """Per model, the evaluations logged while it trained (`--eval_steps`), in step order: the step, the held-out
+    speech loss and, per direction, the cloze accuracy by context gain with its 95% Wilson interval over the
+    `num_items` items."""
+    evaluations = {}
+    for model, result in results.items():
+        rows = sorted((row for row in result["log"] if any(key.startswith("eval_mc_") for key in row)),
+                      key=lambda row: row["step"])
+        evaluations[model] = []
+        for row in rows:
+            cloze = {}
+            for direction in DIRECTIONS:
+                accuracy = row[f"eval_mc_{direction_tag(direction)}_accuracy_context_gain"]
+                cloze[direction] = (accuracy, proportion_interval(round(accuracy * num_items), num_items))
+            evaluations[model].append({"step": row["step"], "loss_speech": row.get("eval_loss_speech", float("nan")),
+                                       "cloze": cloze})
+    return evaluations
+
+
+def during_training_lines(evaluations: dict, names: dict[str, str], num_items: int) -> list[str]:
+    """The evaluations during training as a table; none if nothing was logged."""
+    if not any(evaluations.values()):
         return []
     lines = ["", f"## During training: the first {num_items} cloze items and the held-out loss", "",
              "Scored every few steps while each model trained, so the curves show when a direction leaves chance "
              "(50%); cloze accuracy by context gain with its 95% Wilson interval.", "",
+             "![cloze during training](cloze_during_training.png)", "",
              "| model | step | held-out speech loss | " + " | ".join(DIRECTIONS) + " |",
              "|---|---|---|" + "---|" * len(DIRECTIONS)]
-    for model, row in sorted(rows, key=lambda pair: (list(results).index(pair[0]), pair[1]["step"])):
-        cells = []
-        for direction in DIRECTIONS:
-            accuracy = row[f"eval_mc_{direction_tag(direction)}_accuracy_context_gain"]
-            cells.append(format_accuracy(accuracy, proportion_interval(round(accuracy * num_items), num_items),
-                                         digits=0))
-        lines.append(f"| {names[model]} | {row['step']} | {row.get('eval_loss_speech', float('nan')):.3f} | "
-                     + " | ".join(cells) + " |")
+    for model, rows in evaluations.items():
+        for row in rows:
+            cells = [format_accuracy(*row["cloze"][direction], digits=0) for direction in DIRECTIONS]
+            lines.append(f"| {names[model]} | {row['step']} | {row['loss_speech']:.3f} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _during_training_plot(evaluations: dict, names: dict[str, str], path: Path) -> None:
+    """A panel per direction: each model's cloze accuracy against the step, with its interval, and chance."""
+    figure, axes = plt.subplots(1, len(DIRECTIONS), figsize=(3.2 * len(DIRECTIONS), 3.2), sharey=True)
+    for axis, direction in zip(axes, DIRECTIONS):
+        for index, (model, rows) in enumerate(evaluations.items()):
+            steps = [row["step"] + (index - 0.5) * 0.01 * rows[-1]["step"] for row in rows]  # apart, not hidden
+            values = [row["cloze"][direction][0] for row in rows]
+            errors = [[v - row["cloze"][direction][1][0] for v, row in zip(values, rows)],
+                      [row["cloze"][direction][1][1] - v for v, row in zip(values, rows)]]
+            axis.errorbar(steps, values, yerr=errors, marker="o", capsize=3, label=names[model])
+        axis.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+        axis.set_title(direction)
+        axis.set_xlabel("step")
+        axis.set_ylim(0, 1)
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("cloze accuracy (context gain), 95% CI")
+    axes[0].legend(fontsize=7, loc="lower left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def _names(results: dict, preset: str) -> dict[str, str]:
@@ -159,13 +194,15 @@ def write_report(output_dir: Path, arguments: dict, facts: dict, results: dict) 
     lines += ["", f"{names['lst']} minus {names['llama']} on the same items (context gain), with the 95% paired "
               "bootstrap interval over items (the items both get right or wrong cancel out): "
               + "; ".join(f"{d} {format_difference(*differences[d])}" for d in DIRECTIONS) + "."]
-    if arguments.get("eval_steps"):
-        lines += during_training_lines(results, names, min(arguments["eval_cloze_items"], count))
+    evaluations = during_training(results, min(arguments["eval_cloze_items"], count))
+    if any(evaluations.values()):
+        _during_training_plot(evaluations, names, output_dir / "cloze_during_training.png")
+        lines += during_training_lines(evaluations, names, min(arguments["eval_cloze_items"], count))
     lines += ["", "![training loss](loss_curves.png)", "",
               "![training loss against tokens](loss_curves_tokens.png)", "", "![topic cloze](topic_cloze.png)", ""]
     (output_dir / "report.md").write_text("\n".join(lines))
     (output_dir / "report.json").write_text(json.dumps(
-        {"arguments": arguments, "data": facts, "training": summaries,
+        {"arguments": arguments, "data": facts, "training": summaries, "during_training": evaluations,
          "results": {m: {k: v for k, v in r.items() if k != "log"} for m, r in results.items()},
          "lst_minus_llama": {d: {"difference": value, "ci95": list(interval)}
                              for d, (value, interval) in differences.items()}}, indent=2))
