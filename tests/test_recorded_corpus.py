@@ -103,8 +103,8 @@ def test_lst_corpus_from_the_asterisk_prompts(tmp_path):
 
 
 def test_lst_corpus_holds_out_by_prompt_name_whatever_fails_to_align(asterisk, tmp_path, capsys):
-    """--held_out_every 2 over four recordings: in sorted name order the 2nd and 4th are held out, counted over
-    every recording with a transcript, so the one that fails to align ('aaa-unalignable') moves none."""
+    """--held_out_every 2 over four recordings: those whose name's CRC-32 is odd are held out; the one that fails
+    to align ('aaa-unalignable', odd too) is in neither split and moves none."""
     import datasets
 
     from lst_speech.training.cli.main import main

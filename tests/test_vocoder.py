@@ -8,7 +8,6 @@ import json
 import shutil
 
 import datasets
-
 import numpy as np
 import pytest
 import torch
@@ -103,11 +102,15 @@ def test_training_lowers_the_loss_and_resumes_exactly(tmp_path):
     assert json.loads((output_dir / "training_args.json").read_text())["max_steps"] == 24
 
 
-def test_prompts_are_held_out_by_sorted_name():
-    names = [f"p{i:02d}" for i in range(25)][::-1]  # any order in: the split follows sorted names
-    assert held_out_by_prompt(names) == {"p09", "p19"}
-    assert held_out_by_prompt(["c", "a", "d", "b"], every=2) == {"b", "d"}
-    assert held_out_by_prompt(["a", "b"]) == set()  # fewer than ten prompts: none held out
+def test_prompts_are_held_out_by_a_hash_of_their_name_that_other_prompts_never_move():
+    names = [f"p{i:02d}" for i in range(25)]
+    assert held_out_by_prompt(names) == {"p02", "p16", "p22", "p23"}  # CRC-32 % 10 == 9: the rule, pinned
+    assert held_out_by_prompt(names[::-1]) == held_out_by_prompt(names)  # order does not matter
+    # dropping or adding other prompts keeps every remaining prompt on its side (a sorted position would not)
+    assert held_out_by_prompt(names[3:]) == held_out_by_prompt(names) - {"p02"}
+    assert held_out_by_prompt([*names, "q1", "q2"]) & set(names) == held_out_by_prompt(names)
+    many = [f"prompt-{i}" for i in range(5000)]
+    assert 400 < len(held_out_by_prompt(many)) < 600  # about one in ten
     with pytest.raises(ValueError, match="one prompt in every 1 leaves nothing to train on"):
         held_out_by_prompt(names, every=1)
 
@@ -117,10 +120,10 @@ PROMPT_NAMES = ["activated", "added", "agent-loggedoff", "agent-loginok", "agent
 
 
 def test_a_vocoder_trains_on_recordings_with_a_transcript_file_and_holds_prompts_out(tmp_path):
-    """Eleven Asterisk prompts with a `name: text` list that also names a described sound and a missing file:
-    sorted, the fifth and tenth prompts (one in `--held_out_every 5`) are held out with their transcripts, the
-    described sound and the missing file are left out, training runs on the other nine, and `lst vocoder evaluate`
-    scores the two held out."""
+    """Eleven Asterisk prompts with a `name: text` list that also names a described sound and a missing file: the
+    three whose name's CRC-32 is 4 modulo 5 (`--held_out_every 5`) are held out with their transcripts, the
+    described sound and the missing file are left out, training runs on the other eight, and `lst vocoder evaluate`
+    scores the three held out."""
     audio, transcript_file = asterisk_source("en")
     texts = dict(line.split(": ", 1) for line in gzip.decompress(transcript_file.read_bytes()).decode().splitlines()
                  if line.split(": ", 1)[0] in PROMPT_NAMES)
@@ -135,9 +138,9 @@ def test_a_vocoder_trains_on_recordings_with_a_transcript_file_and_holds_prompts
     args = ["--output_dir", str(output_dir), "--audio_dir", str(folder), "--transcripts", str(folder / "prompts.txt"),
             "--num_units", "8", "--preset", "tiny", "--segment_frames", "8", "--batch_size", "2", "--max_steps", "2",
             "--adversarial_from_step", "1", "--save_steps", "2", "--held_out_every", "5"]
-    assert train(parse_arguments(args))["held_out"] == 2
+    assert train(parse_arguments(args))["held_out"] == 3
     splits = datasets.load_from_disk(str(output_dir / "data"))
-    held_out = ["agent-pass", "calling"]
+    held_out = ["agent-loggedoff", "calling", "cancelled"]
     assert splits["held_out"]["id"] == held_out and splits["held_out"]["text"] == [texts[n] for n in held_out]
     assert splits["train"]["id"] == sorted(set(PROMPT_NAMES) - set(held_out))
     assert all(splits["train"]["text"]) and max(max(u) for u in splits["train"]["units"]) < 8
@@ -147,7 +150,7 @@ def test_a_vocoder_trains_on_recordings_with_a_transcript_file_and_holds_prompts
 
     main(["vocoder", "evaluate", "--run", str(output_dir), "--transcriber", "whisper"])
     result = json.loads((output_dir / "intelligibility.json").read_text())
-    assert result["utterances"] == 2 and (result["transcriber"], result["language_model"]) == ("whisper", None)
+    assert result["utterances"] == 3 and (result["transcriber"], result["language_model"]) == ("whisper", None)
     for audio in ("original", "vocoded"):
         for rate in ("wer", "cer"):
             low, high = result[audio][f"{rate}_interval"]

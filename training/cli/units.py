@@ -27,9 +27,8 @@ CSV), `corpus` reads recorded speech instead, aligns each recording with `--alig
 (`lst_speech.tokenization.corpora.recorded_corpus`); with `--on_error skip`, what was left out is listed in
 `corpus_dir/failures.json` (file, row, reason). `--held_out_every N` saves a DatasetDict `{train, held_out}`
 instead (`corpus_dir/train`, `corpus_dir/held_out`, as the main job's `corpus`): the recordings whose name's
-index in the sorted names of all the recordings with a spoken transcript is N-1 modulo N are held out
-(`transcript_files.held_out_by_prompt`, the split the Asterisk vocoder uses); one that fails to align is in
-neither split.
+CRC-32 is N-1 modulo N are held out (`transcript_files.held_out_by_prompt`, the split the Asterisk vocoder uses;
+a prompt's side depends on its name alone); one that fails to align is in neither split.
 English recordings are aligned by pocketsphinx by default (`--asterisk en`, `--audio`), which is English-only;
 Spanish, French, Italian and Russian (`--asterisk es|fr|it|ru`) by `espeak-dtw`
 (`lst_speech.tokenization.alignment.espeak_dtw_aligner`) in the set's language. `--aligner espeak-dtw` takes the
@@ -278,7 +277,7 @@ def _run_recorded_corpus(arguments) -> None:
     if arguments.held_out_every:
         names = [item.name for item in recordings(audio, transcripts, suffixes, [], arguments.num_utterances)]
         corpus = held_out_split(corpus, names, arguments.held_out_every)
-        facts["splits"] = (f"held out by prompt: of the {len(names)} recordings' names in sorted order, index % "
+        facts["splits"] = (f"held out by prompt: of the {len(names)} recordings, those whose name's CRC-32 % "
                            f"{arguments.held_out_every} == {arguments.held_out_every - 1}; " + ", ".join(
                                f"{split} {len(rows)} utterances ({minutes(rows)} min)" for split, rows in corpus.items()))
         logger.info("splits: %s", facts["splits"])

@@ -9,7 +9,7 @@
 Whisper's, or any transformers recogniser's) WER and CER on the vocoded and the original audio, and their paired
 difference, each with a 95% bootstrap interval over utterances. A vocoder trained with a transcript file
 (`--transcripts`, or `--asterisk en` for the installed Asterisk prompts) is scored on its held-out prompts: one in
-`--held_out_every` (10) in sorted name order, never heard in training. `auto` gives pocketsphinx a bigram LM of
+`--held_out_every` (10), by a hash of the name, never heard in training. `auto` gives pocketsphinx a bigram LM of
 the run's training transcripts (lst_speech.evaluation.transcription.ngram_lm). `synthesize` reads the JSON
 lines `lst units extract` writes (`units`, and `durations` for deduplicated units) and writes `<stem>.wav`
 into a new folder: one that holds other files (say, the audio the units came from, whose names the WAVs share)

@@ -3,8 +3,8 @@
 Sources: a directory of audio files (with `<stem>.txt` transcripts beside them when the held-out part is to be
 scored for intelligibility); a directory of recordings with a transcript file (`name: text` lines or CSV, as
 `lst corpus --transcripts` reads it; the installed Asterisk prompts are one), held out by prompt
-(`transcript_files.held_out_by_prompt`: one prompt in ten in sorted name order, the split every model trained on
-the prompts uses); or the built-in corpus, KJV verses spoken by espeak-ng (held-out verses are the ones after the
+(`transcript_files.held_out_by_prompt`: about one prompt in ten, by a hash of its name, the split every model
+trained on the prompts uses); or the built-in corpus, KJV verses spoken by espeak-ng (held-out verses are the ones after the
 training verses, so the vocoder never heard their sentences). Units are the extractor's frame
 sequence (not deduplicated): frame i covers samples [i * hop, (i + 1) * hop), the span a unit HiFi-GAN turns it
 back into. Prepared utterances are saved with `datasets` so a resumed run does not speak or extract again.

@@ -8,7 +8,8 @@
 The extractor defines the units: pass the one your LM's tokenizer was built with (the main job saves it), or
 one is fitted on the training audio and saved in `output_dir/extractor`. With a transcript file (`--audio_dir`
 with `--transcripts`, or `--asterisk LANG` for the installed Asterisk prompts), the held-out utterances are whole
-prompts, one in `--held_out_every` in sorted name order (the split every model trained on the prompts uses), and
+prompts, about one in `--held_out_every` by a hash of the name (the split every model trained on the prompts
+uses), and
 `lst vocoder evaluate` scores them against their transcripts. Training is HiFi-GAN's: the mel loss
 alone for the first `--adversarial_from_step` steps (a CPU budget learns intelligible speech from it first),
 then with the period and scale discriminators' adversarial and feature-matching losses. The vocoder is saved
@@ -76,7 +77,7 @@ class VocoderTrainingArguments:
     held_out_fraction: float = field(default=0.05, metadata={"help": "share of --audio_dir (without --transcripts) "
                                                                      "kept out of training: its last files"})
     held_out_every: int = field(default=10, metadata={"help": "with a transcript file: hold out the prompts whose "
-                                                              "index in sorted name order is N-1 modulo N"})
+                                                              "name's CRC-32 is N-1 modulo N (about one in N)"})
     num_utterances: int = field(default=1000, metadata={"help": "built-in corpus: training verses"})
     held_out_utterances: int = field(default=50, metadata={"help": "built-in corpus: held-out verses"})
     extractor: str | None = field(default=None, metadata={"help": "a saved unit extractor (default: fit MFCC "
