@@ -9,8 +9,8 @@ MFCC k-means one fitted on the corpus's first recordings.
 The installed Asterisk prompts (`transcript_files.asterisk_source`) are one such folder. A transcript with no audio, a recording that cannot be read or
 aligned, or a transcript that only describes a sound (`[beep tone]`, `(5 seconds of silence)`) stops the build with one line naming the
 file and row, or with `on_error="skip"` is listed in the returned failures: never silently dropped.
-`held_out_split` splits such a corpus by prompt name (`transcript_files.held_out_by_prompt` over the names of
-the recordings, before alignment), so a recording that fails to align moves no other one between the splits.
+`held_out_split` splits such a corpus by prompt name (`transcript_files.held_out_by_prompt`: a hash of each
+name), so a recording that fails to align moves no other one between the splits.
 """
 
 from __future__ import annotations
@@ -127,10 +127,10 @@ def build_recorded_corpus(audio_root, transcript_file, aligner, extractor=None, 
     return datasets.Dataset.from_list(rows, features=FEATURES), extractor, failures or []
 
 
-def held_out_split(corpus: datasets.Dataset, names: list[str], every: int) -> datasets.DatasetDict:
-    """`{train, held_out}` of `corpus`, in its order: a row is held out when its id is one of
-    `held_out_by_prompt(names, every)` (`names`: the recordings the corpus was built from, aligned or not)."""
-    held_out = held_out_by_prompt(names, every)
+def held_out_split(corpus: datasets.Dataset, every: int) -> datasets.DatasetDict:
+    """`{train, held_out}` of `corpus`, in its order: a row is held out when `held_out_by_prompt` holds its id out
+    (which depends on the id alone, not on which other recordings aligned)."""
+    held_out = held_out_by_prompt(corpus["id"], every)
     flags = [name in held_out for name in corpus["id"]]
     return datasets.DatasetDict({
         "train": corpus.select([i for i, flag in enumerate(flags) if not flag]),

@@ -108,8 +108,8 @@ def add_parser(subparsers) -> None:
     recorded.add_argument("--on_error", choices=("stop", "skip"), default="stop",
                           help="a recording that cannot be read or aligned: stop, or skip it and list it")
     recorded.add_argument("--held_out_every", type=int,
-                          help="save {train, held_out}: hold out the recordings whose index in the sorted "
-                               "names is N-1 modulo N")
+                          help="save {train, held_out}: hold out the recordings whose name's CRC-32 is N-1 "
+                               "modulo N (about one in N)")
     corpus.set_defaults(run=run_corpus)
 
 
@@ -235,7 +235,7 @@ def _run_recorded_corpus(arguments) -> None:
     from lst_speech.model_cards.dataset_cards import recorded_corpus_card
     from lst_speech.tokenization.alignment.sources import make_aligner
     from lst_speech.tokenization.atomic_files import atomic_directory, write_text_atomically
-    from lst_speech.tokenization.corpora.recorded_corpus import build_recorded_corpus, held_out_split, recordings
+    from lst_speech.tokenization.corpora.recorded_corpus import build_recorded_corpus, held_out_split
     from lst_speech.tokenization.corpora.transcript_files import ASTERISK_SETS, asterisk_source
     from lst_speech.tokenization.speech.unit_extraction import load_unit_extractor
     from lst_speech.training.data.pipeline import push_with_card
@@ -259,10 +259,10 @@ def _run_recorded_corpus(arguments) -> None:
         raise ValueError("--aligner espeak-dtw needs a language: espeak-dtw:<language> (e.g. espeak-dtw:fr), or "
                          "--asterisk LANG.")
     extractor = load_unit_extractor(arguments.extractor) if arguments.extractor else None
-    suffixes = tuple(arguments.audio_suffix) if arguments.audio_suffix else None
     corpus, extractor, failures = build_recorded_corpus(
         audio, transcripts, make_aligner(arguments.aligner), extractor, arguments.num_units,
-        limit=arguments.num_utterances, on_error=arguments.on_error, suffixes=suffixes, seed=arguments.seed)
+        limit=arguments.num_utterances, on_error=arguments.on_error,
+        suffixes=tuple(arguments.audio_suffix) if arguments.audio_suffix else None, seed=arguments.seed)
     described = (f"{extractor.kind}, {extractor.num_units} units at {extractor.frame_rate} Hz "
                  f"({'from ' + str(arguments.extractor) if arguments.extractor else 'fitted on the corpus'}; saved in "
                  "extractor/)")
@@ -275,9 +275,8 @@ def _run_recorded_corpus(arguments) -> None:
              "utterances": len(corpus), "left out": f"{len(failures)} (failures.json)",
              "speech minutes": minutes(corpus)}
     if arguments.held_out_every:
-        names = [item.name for item in recordings(audio, transcripts, suffixes, [], arguments.num_utterances)]
-        corpus = held_out_split(corpus, names, arguments.held_out_every)
-        facts["splits"] = (f"held out by prompt: of the {len(names)} recordings, those whose name's CRC-32 % "
+        corpus = held_out_split(corpus, arguments.held_out_every)
+        facts["splits"] = (f"held out by prompt: the recordings whose name's CRC-32 % "
                            f"{arguments.held_out_every} == {arguments.held_out_every - 1}; " + ", ".join(
                                f"{split} {len(rows)} utterances ({minutes(rows)} min)" for split, rows in corpus.items()))
         logger.info("splits: %s", facts["splits"])
