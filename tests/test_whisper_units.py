@@ -45,6 +45,7 @@ def test_any_layer_of_the_ctranslate2_model_through_its_weights_in_transformers(
     """CTranslate2 returns the last encoder layer only; the same weights read from model.bin into transformers'
     WhisperEncoder give that layer too (equal to CTranslate2's within float error) and every other one."""
     import torch
+    from transformers import WhisperFeatureExtractor
 
     from lst_speech.tokenization.speech.ctranslate2_whisper import whisper_encoder_from_ctranslate2
     from lst_speech.tokenization.speech.whisper_models import default_whisper_model
@@ -55,8 +56,8 @@ def test_any_layer_of_the_ctranslate2_model_through_its_weights_in_transformers(
     last = WhisperUnitExtractor("whisper").features(clip, 16000)
     encoder = whisper_encoder_from_ctranslate2(default_whisper_model())
     assert (encoder.config.encoder_layers, encoder.config.d_model, encoder.config.encoder_attention_heads) == (4, 384, 6)
-    features = WhisperUnitExtractor("whisper")._mels([clip], sampling_rate=16000, padding="max_length",
-                                                     return_tensors="np")["input_features"]
+    features = WhisperFeatureExtractor(feature_size=80)([clip], sampling_rate=16000, padding="max_length",
+                                                        return_tensors="np")["input_features"]
     with torch.no_grad():
         states = encoder(torch.from_numpy(features.astype(np.float32)), output_hidden_states=True).hidden_states
     np.testing.assert_allclose(states[4][0, : len(last)].numpy(), last, atol=5e-3)
