@@ -38,6 +38,17 @@ def test_viterbi_finds_the_best_valid_path(seed):
     assert (spans[:, 1] > spans[:, 0]).all() and (spans[1:, 0] >= spans[:-1, 1]).all()
 
 
+def test_a_transcript_of_more_than_63_characters_follows_its_emissions():
+    """Past 127 CTC states (64 characters) the backtrace once wrapped: a numpy int8 step made the state int8."""
+    targets = np.arange(1, 101) % 5 + 1  # 100 characters, neighbours always different
+    labels = np.repeat(np.r_[0, targets, 0], 3)  # each character on three frames, blanks at the edges
+    log_probs = np.full((len(labels), 6), np.log(1e-4))
+    log_probs[np.arange(len(labels)), labels] = np.log(0.99)
+    path = ctc_viterbi(log_probs, targets, blank=0)
+    assert path.tolist() == labels.tolist()
+    assert token_frame_spans(path, len(targets), 0)[:, 0].tolist() == list(range(3, 303, 3))
+
+
 def test_too_short_audio_is_an_error():
     with pytest.raises(ValueError, match="3 frames cannot hold the 3 transcript tokens"):
         ctc_viterbi(np.log(np.full((3, 3), 1 / 3)), np.array([1, 1, 2]), blank=0)

@@ -49,7 +49,7 @@ def ctc_viterbi(log_probs: np.ndarray, targets: np.ndarray, blank: int) -> np.nd
     path = np.empty(frames, dtype=np.int64)
     for frame in range(frames - 1, -1, -1):
         path[frame] = state
-        state -= back[frame, state]
+        state -= int(back[frame, state])  # a numpy int8 would make `state` int8 too, which wraps past 127
     return states[path]
 
 
