@@ -76,6 +76,18 @@ def recordings(audio_root: str | Path, transcript_file: str | Path, suffixes: tu
     return found
 
 
+def prompt_split(audio_dir: str | Path, transcripts: str | Path, held_out_every: int) -> tuple[list, list]:
+    """(train, held_out) `Recording`s, in sorted name order, of the transcript file's prompts that have audio;
+    the described sounds (`[beep tone]`) and prompts without audio are left out with a warning each, as
+    `lst corpus --on_error skip` leaves them."""
+    items = sorted(recordings(audio_dir, transcripts, failures=[]), key=lambda item: item.name)
+    held = held_out_by_prompt([item.name for item in items], held_out_every)
+    if not held:
+        raise ValueError(f"{transcripts} names {len(items)} prompts with audio under {audio_dir}: too few to hold one "
+                         f"in {held_out_every} out and train on the rest.")
+    return [item for item in items if item.name not in held], [item for item in items if item.name in held]
+
+
 def _fail(failures: list | None, file: str, row: int | None, reason: str) -> None:
     where = f"{file}, row {row}" if row is not None else file
     if failures is None:

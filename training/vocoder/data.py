@@ -57,21 +57,6 @@ def utterances_from_directory(directory: str | Path, extractor, progress: bool =
         yield utterance(str(path.relative_to(directory)), text, waveform, rate, extractor)
 
 
-def prompt_split(audio_dir: str | Path, transcripts: str | Path, held_out_every: int) -> tuple[list, list]:
-    """(train, held_out) `Recording`s, in sorted name order, of the transcript file's prompts that have audio;
-    the described sounds (`[beep tone]`) and prompts without audio are left out with a warning each, as
-    `lst corpus --on_error skip` leaves them."""
-    from lst_speech.tokenization.corpora.recorded_corpus import recordings
-    from lst_speech.tokenization.corpora.transcript_files import held_out_by_prompt
-
-    items = sorted(recordings(audio_dir, transcripts, failures=[]), key=lambda item: item.name)
-    held = held_out_by_prompt([item.name for item in items], held_out_every)
-    if not held:
-        raise ValueError(f"{transcripts} names {len(items)} prompts with audio under {audio_dir}: too few to hold one "
-                         f"in {held_out_every} out and train on the rest.")
-    return [item for item in items if item.name not in held], [item for item in items if item.name in held]
-
-
 def utterances_from_recordings(items, extractor, progress: bool = True):
     for item in tqdm(items, desc="extracting", unit="file", disable=not progress):
         waveform, rate = read_audio(item.audio)

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from lst_speech.tokenization.atomic_files import atomic_directory, write_text_atomically
+from lst_speech.tokenization.corpora.recorded_corpus import prompt_split
 from lst_speech.tokenization.output_safety import check_apart, claim_directory
 from lst_speech.tokenization.vocoder import PRESETS, UnitHifiGanVocoder, UnitVocoderConfig
 from lst_speech.tokenization.vocoder.losses import (
@@ -49,7 +50,6 @@ from lst_speech.training.checkpoints import load_checkpoint, resolve_checkpoint,
 from lst_speech.training.vocoder.data import (
     SegmentBatches,
     builtin_texts,
-    prompt_split,
     spoken_verses,
     to_dataset,
     utterances_from_directory,
