@@ -7,8 +7,8 @@ aligned to its TextGrid's words by each of `--aligners` (what `--aligner` takes:
 `ctc:CHECKPOINT`, `espeak-dtw:en-us`), and every word's start and end is compared with the hand label: mean,
 median, 90th percentile and max of |error|, and the median signed error (positive: later than the label), over the
 8 word starts (as the espeak benchmark reports) and over all 16 boundaries. Eight words make a small sample: the
-figures say whether an aligner is in the right range on a human voice, not more. No CTC checkpoint installs offline
-here (no wav2vec 2.0 weights in any package), so the CTC row needs one brought in.
+figures say whether an aligner is in the right range on a human voice, not more. No wav2vec 2.0 checkpoint installs
+offline here; the CTC row comes from a Whisper CTC head trained by `lst aligner train` (`ctc:<output_dir>/aligner`).
 
     python benchmarks/human_alignment_error.py [--praatio_dir praatio-6.2.2] [--aligners pocketsphinx whisper]
 """
@@ -45,7 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--praatio_dir", type=Path, help="an unpacked praatio-6.2.2 sdist (default: pip download)")
     parser.add_argument("--aligners", nargs="+", default=["pocketsphinx", "whisper", "espeak-dtw:en-us"],
-                        help="pocketsphinx, whisper[:<CTranslate2 Whisper folder>], ctc:<Wav2Vec2ForCTC checkpoint>, "
+                        help="pocketsphinx, whisper[:<CTranslate2 Whisper folder>], ctc:<Wav2Vec2ForCTC or `lst aligner train` folder>, "
                              "espeak-dtw:<espeak-ng voice>")
     arguments = parser.parse_args()
     files = praatio_examples(arguments.praatio_dir)

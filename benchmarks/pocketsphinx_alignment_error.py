@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--num_utterances", type=int, default=50)
     parser.add_argument("--max_words", type=int, default=30)
     parser.add_argument("--aligners", nargs="+", default=["pocketsphinx", "whisper"],
-                        help="pocketsphinx, whisper[:<CTranslate2 Whisper folder>], ctc:<Wav2Vec2ForCTC checkpoint>")
+                        help="pocketsphinx, whisper[:<CTranslate2 Whisper folder>], ctc:<Wav2Vec2ForCTC or `lst aligner train` folder>")
     arguments = parser.parse_args()
 
     retries = []

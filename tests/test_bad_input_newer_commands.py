@@ -182,3 +182,17 @@ def test_transfer(work, capsys, argv, words):
 ])
 def test_experiment(work, capsys, argv, words):
     ends_in_one_line(work, capsys, ["experiment", "--output_dir", "{W}/experiment", *argv], words)
+
+
+@pytest.mark.parametrize("argv, words", [
+    ([], "Name the recordings: --asterisk LANG, or --audio_dir with --transcripts"),
+    (["--asterisk", "xx"], "No Asterisk prompt set 'xx'"),
+    (["--asterisk", "en", "--audio_dir", "{W}/audio"], "Give --asterisk LANG or --audio_dir with --transcripts, not both"),
+    (["--audio_dir", "{W}/nope", "--transcripts", "{W}/text.txt"], "--audio_dir {W}/nope does not exist"),
+    (["--audio_dir", "{W}/audio", "--transcripts", "{W}/nope.txt"], "Transcript file {W}/nope.txt does not exist"),
+    (["--audio_dir", "{W}/audio", "--transcripts", "{W}/text.txt"], "{W}/text.txt, row 1"),
+    (["--asterisk", "en", "--num_train_epochs", "0"], "--num_train_epochs must be at least 1, got 0"),
+    (["--asterisk", "en", "--held_out_every", "1"], "Holding out one prompt in every 1 leaves nothing to train on"),
+])
+def test_aligner_training(work, capsys, argv, words):
+    ends_in_one_line(work, capsys, ["aligner", "train", "--output_dir", "{W}/ctc", *argv], words)

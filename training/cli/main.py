@@ -1,6 +1,6 @@
 """The `lst` command: one entry point, a subcommand per job (`lst eval`, `lst generate`, `lst units`, `lst corpus`,
-`lst data`, `lst finetune`, `lst transfer`, `lst experiment`, `lst vocoder`, `lst slue-stand-in`, `lst export`,
-`lst push`).
+`lst data`, `lst finetune`, `lst transfer`, `lst experiment`, `lst vocoder`, `lst aligner`, `lst slue-stand-in`,
+`lst export`, `lst push`).
 
 Each subcommand's module is imported only when that subcommand is asked for: the modules behind them import
 torch and transformers (seconds), and `lst --help` should answer at once.
@@ -29,6 +29,8 @@ SUBCOMMANDS = {
     "experiment": ("lst_speech.training.experiments.experiment",
                    "LST vs the baseline under the compute or data protocol, with patching and speech:text ratio axes"),
     "vocoder": ("lst_speech.training.cli.vocoder", "train a unit vocoder, score its intelligibility, vocode unit files"),
+    "aligner": ("lst_speech.training.aligner.train_ctc_aligner",
+                "train a CTC forced aligner: a character head over a Whisper encoder layer"),
     "slue-stand-in": ("lst_speech.training.cli.slue_stand_in", "build the offline SLUE-shaped stand-in (espeak-ng)"),
     "export": ("lst_speech.training.cli.release",
                "turn a trained run into a Hub-ready release folder (card, code, extractor)"),
@@ -36,7 +38,7 @@ SUBCOMMANDS = {
 }
 # Subcommands whose module parses its own arguments (HfArgumentParser dataclasses, or one YAML file), like the
 # scripts `accelerate launch` runs: `lst finetune ARGS` is `python -m lst_speech.training.finetuning.finetune ARGS`.
-OWN_ARGUMENTS = {"finetune", "transfer", "experiment", "vocoder"}
+OWN_ARGUMENTS = {"finetune", "transfer", "experiment", "vocoder", "aligner"}
 
 
 def build_parser(command: str | None) -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@
     lst units extract --extractor extractor_dir --audio LibriSpeech/ --output units/ [--num_processes N]
         [--shard_size 1000] [--on_error skip|stop]      # or: accelerate launch -m lst_speech.training.cli.main units extract ...
     lst units extract ... --alignments mfa_output/      # MFA TextGrids, matched to the audio by file name
-    lst units extract ... --aligner pocketsphinx        # or whisper, ctc:<checkpoint>; transcripts beside the audio
+    lst units extract ... --aligner pocketsphinx        # or whisper, ctc:<model>; transcripts beside the audio
     lst corpus --output corpus_dir [--num_utterances 2000] [--texts lines.txt] [--push_to_hub org/name]
     lst corpus --output corpus_dir --asterisk en [--aligner pocketsphinx] [--on_error skip]   # recorded speech
     lst corpus --output corpus_dir --asterisk fr [--aligner espeak-dtw]    # es, fr, it, ru: espeak-ng + DTW
@@ -65,8 +65,8 @@ def add_parser(subparsers) -> None:
     extract.add_argument("--alignments", type=Path, help="TextGrid/JSON directory or a CTM file: adds word_spans")
     extract.add_argument("--aligner", help="align each file with its transcript instead: pocketsphinx, whisper "
                                            "(Whisper tiny.en's cross-attention; whisper:<CTranslate2 Whisper folder> "
-                                           "for another; files up to 30 s), ctc:<Wav2Vec2ForCTC checkpoint> (adds "
-                                           "character times), or espeak-dtw:<language> (espeak-ng's reading warped "
+                                           "for another; files up to 30 s), ctc:<CTC model> (a Wav2Vec2ForCTC "
+                                           "checkpoint or `lst aligner train` output; adds character times), or espeak-dtw:<language> (espeak-ng's reading warped "
                                            "onto the audio)")
     extract.add_argument("--transcripts", type=Path, nargs="+",
                          help="with --aligner: LibriSpeech *.trans.txt files or <stem>.lab/.txt files, or folders of "
@@ -102,7 +102,8 @@ def add_parser(subparsers) -> None:
                           help="pocketsphinx (English; the default with --audio and --asterisk en), "
                                "espeak-dtw[:<language>] (any language espeak-ng speaks; the default with "
                                "--asterisk es|fr|it|ru), "
-                               "whisper[:<CTranslate2 Whisper folder>] or ctc:<Wav2Vec2ForCTC checkpoint>")
+                               "whisper[:<CTranslate2 Whisper folder>] or ctc:<CTC model> (Wav2Vec2ForCTC, or "
+                               "`lst aligner train` output)")
     recorded.add_argument("--extractor", type=Path, help="a saved unit extractor (default: MFCC k-means fitted on "
                                                          "the first 300 recordings, --num_units units)")
     recorded.add_argument("--on_error", choices=("stop", "skip"), default="stop",

@@ -1,0 +1,1 @@
+"""Training the CTC aligner's head (`lst aligner train`)."""
