@@ -3,8 +3,10 @@
 KJV verses are synthesised with libespeak-ng (whose WORD events give each word's start), aligned by each of
 `--aligners` (what `--aligner` takes: `pocketsphinx`, `whisper`, `ctc:CHECKPOINT`) on the transcript, regrouped
 into espeak's words, and compared word by word on start times: mean, median, 90th percentile and max of |error|,
-and the median signed error (positive: later than espeak). A verse is used only when every aligner aligns it, so
-the rows share their words; verses that an aligner refuses (pocketsphinx: words missing from its dictionary,
+and the median signed error (positive: later than espeak); the median comes with a 95% bootstrap interval over verses
+(a verse's words share its voice and pace, so verses are the independent draws), and each aligner after the first
+with its paired difference in median error from the first (the same verses resampled). A verse is used only when
+every aligner aligns it, so the rows share their words; verses that an aligner refuses (pocketsphinx: words missing from its dictionary,
 archaic KJV words such as "firmament" or "goeth") or fails on are skipped and counted against that aligner; the
 first `--num_utterances` verses that all align are used.
 
@@ -18,6 +20,7 @@ import logging
 
 import numpy as np
 
+from lst_speech.evaluation.uncertainty import bootstrap_interval
 from lst_speech.tokenization.alignment.sources import make_aligner
 from lst_speech.tokenization.corpora.sample_text import kjv_verses
 from lst_speech.tokenization.speech.espeak import EspeakSynthesizer
@@ -67,16 +70,29 @@ def main() -> None:
                 errors_ms[name].append(errors)
     print(f"verses aligned by every aligner: {len(errors_ms[arguments.aligners[0]])}"
           + (f"; pocketsphinx wide-beam retries: {len(retries)}" if "pocketsphinx" in aligners else ""))
-    print("| aligner | verses | words | mean | median | 90th percentile | max | median signed | verses refused "
-          "| verses failed |")
+    print("| aligner | verses | words | mean | median [95% CI] | 90th percentile | max | median signed | verses "
+          "refused | verses failed |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, verses in errors_ms.items():
-        signed = np.concatenate(verses)
-        error = np.abs(signed)
-        print(f"| {name} | {len(verses)} | {error.size} | {error.mean():.1f} ms | {np.median(error):.1f} ms | "
-              f"{np.percentile(error, 90):.1f} ms | {error.max():.1f} ms | {np.median(signed):+.1f} ms | "
-              f"{refused[name]} | {failed[name]} |")
+    verses = np.arange(len(errors_ms[arguments.aligners[0]]))
 
+    def median_error(name, chosen):
+        return np.median(np.abs(np.concatenate([errors_ms[name][i] for i in chosen])))
+
+    for name, per_verse in errors_ms.items():
+        signed = np.concatenate(per_verse)
+        error = np.abs(signed)
+        low, high = bootstrap_interval(lambda chosen, name=name: median_error(name, chosen), verses)
+        print(f"| {name} | {len(per_verse)} | {error.size} | {error.mean():.1f} ms | {np.median(error):.1f} ms "
+              f"[{low:.1f}, {high:.1f}] | {np.percentile(error, 90):.1f} ms | {error.max():.1f} ms | "
+              f"{np.median(signed):+.1f} ms | {refused[name]} | {failed[name]} |")
+    first = arguments.aligners[0]
+    for name in arguments.aligners[1:]:
+        def difference(chosen, name=name):
+            return median_error(name, chosen) - median_error(first, chosen)
+
+        low, high = bootstrap_interval(difference, verses)
+        print(f"median error, {name} - {first}: {difference(verses):+.1f} ms [{low:+.1f}, {high:+.1f}] (paired, "
+              "over verses)")
 
 if __name__ == "__main__":
     main()
