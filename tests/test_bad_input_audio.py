@@ -119,6 +119,16 @@ def test_conversions_are_logged_not_silent(caplog):
     assert "downmixing 2 channels to mono" in caplog.text and "resampling 8000 Hz -> 16000 Hz" in caplog.text
 
 
+def test_a_conversion_is_logged_at_info_once_whatever_the_files_are_called(caplog):
+    """A corpus resamples thousands of files: the first at INFO, the others (other names, same rates) at DEBUG."""
+    with caplog.at_level(logging.DEBUG, logger="lst_speech.tokenization.speech.audio"):
+        for name in ("prompt one", "prompt two", "prompt three"):
+            prepare_waveform(tone(), 11025, RATE, name=name)
+    resampled = [r for r in caplog.records if "resampling 11025 Hz -> 16000 Hz" in r.getMessage()]
+    assert [r.levelno for r in resampled] == [logging.INFO, logging.DEBUG, logging.DEBUG]
+    assert resampled[0].getMessage().startswith("prompt one: ") and "further ones" in resampled[0].getMessage()
+
+
 def test_receptive_field_of_a_hubert_shaped_encoder():
     from transformers import HubertConfig
 

@@ -148,12 +148,14 @@ def _declared_aiff_frames(handle) -> int | None:
 _logged_conversions: set[tuple] = set()
 
 
-def _log_conversion(message: str, *arguments) -> None:
-    """Each kind of conversion at INFO the first time, then at DEBUG: corpora convert thousands of files."""
+def _log_conversion(message: str, name: str, *arguments) -> None:
+    """Each kind of conversion (`message` with its `arguments`: dtype, channels, rates) at INFO for the first file
+    `name` that needs it, then at DEBUG: corpora convert thousands of files, each with a name of its own."""
     key = (message, *arguments)
     level = logging.DEBUG if key in _logged_conversions else logging.INFO
     _logged_conversions.add(key)
-    logger.log(level, message + ("" if level == logging.DEBUG else " (further ones are logged at DEBUG)"), *arguments)
+    logger.log(level, message + ("" if level == logging.DEBUG else " (further ones are logged at DEBUG)"), name,
+               *arguments)
 
 
 # At most this many channels: a 2-D array's shorter axis is its channels only if it is this short and the
