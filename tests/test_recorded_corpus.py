@@ -89,6 +89,22 @@ def test_lst_corpus_builds_from_a_folder_of_recordings_and_names_bad_input(promp
         assert message in capsys.readouterr().err
 
 
+def test_an_entry_in_another_case_than_its_file_takes_that_file(asterisk, tmp_path):
+    """Asterisk's Spanish list names `digits/1f` for `digits/1F.g722`: the entry takes the one file of its name in
+    any case (and the file's name), unless another entry names that file exactly."""
+    audio, _ = asterisk
+    source = audio / "agent-pass.g722"
+    (tmp_path / "digits").mkdir()
+    for name in ("digits/1F", "d", "D"):
+        (tmp_path / f"{name}.g722").write_bytes(source.read_bytes())
+    (tmp_path / "list.txt").write_text("digits/1f: one\nd: dee\nE: missing\n")
+    failures = []
+    found = recordings(tmp_path, tmp_path / "list.txt", failures=failures)
+    assert [(item.name, item.audio.name, item.text) for item in found] == [("digits/1F", "1F.g722", "one"),
+                                                                         ("d", "d.g722", "dee")]
+    assert [failure["row"] for failure in failures] == [3]
+
+
 def test_lst_corpus_from_the_asterisk_prompts(tmp_path):
     import datasets
 

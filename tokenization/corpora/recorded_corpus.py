@@ -58,11 +58,19 @@ def recordings(audio_root: str | Path, transcript_file: str | Path, suffixes: tu
     suffixes = tuple(s.lower() for s in (suffixes or AUDIO_NAME_SUFFIXES))
     audio = _audio_by_name(audio_root, suffixes)
     entries = read_transcript_file(transcript_file)
+    # A list may name a file in another case (Asterisk's Spanish `digits/1f` for `digits/1F.g722`): such an entry
+    # takes the one file of that name in any case that no entry names exactly, and the file's own name.
+    unclaimed: dict[str, list[str]] = {}
+    for file_name in audio.keys() - entries.keys():
+        unclaimed.setdefault(file_name.casefold(), []).append(file_name)
     found = []
     for name, (text, row) in entries.items():
         if len(found) == limit:
             break
         reason = None
+        if name not in audio and len(unclaimed.get(name.casefold(), [])) == 1:
+            logger.info("%s, row %d: %r is the audio file %r", transcript_file, row, name, unclaimed[name.casefold()][0])
+            name = unclaimed[name.casefold()][0]
         if name not in audio:
             reason = f"no audio {name}{{{','.join(suffixes)}}} under {audio_root}"
         elif describes_a_sound(text):
@@ -72,7 +80,7 @@ def recordings(audio_root: str | Path, transcript_file: str | Path, suffixes: tu
         else:
             _fail(failures, str(transcript_file), row, reason)
     logger.info("%d recordings with transcripts under %s (%d audio files have none)", len(found), audio_root,
-                len(audio.keys() - entries.keys()))
+                len(audio.keys() - entries.keys() - {item.name for item in found}))
     return found
 
 
