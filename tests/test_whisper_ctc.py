@@ -109,13 +109,18 @@ def test_lst_aligner_train_on_recorded_prompts_and_align_with_it(tmp_path):
     """`lst aligner train` on 30 Asterisk prompts: the loss falls, the held-out prompts are scored with intervals,
     digits are skipped and listed, and `ctc:<output>/aligner` aligns a recording word by word."""
     from lst_speech.tokenization.alignment.sources import make_aligner
-    from lst_speech.tokenization.corpora.transcript_files import asterisk_source, read_transcript_file
+    from lst_speech.tokenization.corpora.transcript_files import (
+        asterisk_source,
+        describes_a_sound,
+        read_transcript_file,
+    )
     from lst_speech.tokenization.speech.audio import read_audio
     from lst_speech.training.cli.main import main
 
     audio, transcripts = asterisk_source("en")
     entries = read_transcript_file(transcripts)
-    chosen = [name for name, (text, _) in entries.items() if spelled_words(text) and (audio / f"{name}.g722").is_file()]
+    chosen = [name for name, (text, _) in entries.items()
+              if spelled_words(text) and not describes_a_sound(text) and (audio / f"{name}.g722").is_file()]
     chosen = chosen[:30] + [name for name, (text, _) in entries.items() if "1" in text.split()][:1]
     (tmp_path / "list.txt").write_text("".join(f"{name}: {entries[name][0]}\n" for name in chosen))
     main(["aligner", "train", "--output_dir", str(tmp_path / "run"), "--audio_dir", str(audio), "--transcripts",
@@ -130,6 +135,8 @@ def test_lst_aligner_train_on_recorded_prompts_and_align_with_it(tmp_path):
     assert (folder / "model.safetensors").is_file() and (folder / "vocab.json").is_file()
     config = json.loads((folder / "config.json").read_text())
     assert (config["whisper_model"], config["encoder_layer"], config["encoder_layers"]) == ("whisper", 4, 4)
+    assert config["trained_on"] == {"transcripts": str(tmp_path / "list.txt"), "audio_dir": str(audio),
+                                    "prompts": 30 - scores["utterances"], "held_out_every": 5}
     aligner = make_aligner(f"ctc:{folder}")
     assert isinstance(aligner, CtcAligner) and aligner.frame_rate == 50
     text = entries[chosen[0]][0]

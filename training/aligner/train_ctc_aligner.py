@@ -178,7 +178,9 @@ def train(args: CtcAlignerTrainingArguments) -> dict:
 
     config = WhisperCtcConfig(whisper_model=args.whisper_model, encoder_layer=encoder.layer,
                               encoder_layers=encoder.num_layers, hidden_size=encoder.width,
-                              vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+                              vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                              trained_on={"transcripts": args.transcripts, "audio_dir": args.audio_dir,
+                                          "prompts": len(examples["train"]), "held_out_every": args.held_out_every})
     model = WhisperCtcHead(config)
     loader = torch.utils.data.DataLoader(examples["train"], batch_size=args.batch_size, shuffle=True,
                                          collate_fn=collate, generator=torch.Generator().manual_seed(args.seed))

