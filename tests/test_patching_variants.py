@@ -146,6 +146,8 @@ def test_piece_patches_nest_inside_word_patches_and_merged_patches_cover_words_a
         for first, end in patches(merged_starts[index], length):
             if not speech_mask[first]:
                 continue
+            if first == 0 and all(a >= end for a, _ in row["word_spans"]):
+                continue  # a row packed from the middle of a document opens with the tail of a speech block
             inside = [(a, b) for a, b in row["word_spans"] if first <= a and b <= end]
             # every speech patch holds whole words (at least one) and the silence around them, nothing else
             assert inside and all(not (a < first < b or a < end < b) for a, b in row["word_spans"])
