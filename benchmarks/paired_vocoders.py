@@ -4,7 +4,7 @@
 same units and split) have separate intervals that overlap even when one is better on nearly every utterance.
 Here both vocode the same held-out rows (those of the first run, which must match the second's by id), one
 recogniser transcribes both, and the difference in corpus WER and CER (second minus first) gets a 95% bootstrap
-interval that resamples utterances for both at once (`error_rates.rate_difference`).
+interval that resamples utterances for both at once (`error_rates.paired_differences`).
 
     python benchmarks/paired_vocoders.py --runs outputs/vocoders/asterisk-1500 outputs/vocoders/asterisk-4000 \
         [--transcriber whisper] [--output paired.json]
@@ -21,9 +21,8 @@ import numpy as np
 from transformers import AutoModel
 
 import lst_speech.tokenization.vocoder  # noqa: F401  (registers the vocoder with AutoModel)
-from lst_speech.evaluation.transcription.error_rates import error_counts, rate_difference, summarise
+from lst_speech.evaluation.transcription.error_rates import error_counts, paired_differences, summarise
 from lst_speech.evaluation.transcription.transcribers import load_transcriber
-from lst_speech.evaluation.uncertainty import bootstrap_interval
 
 
 def held_out_rows(run: Path) -> list[dict]:
@@ -52,12 +51,9 @@ def main() -> None:
         counts[run] = error_counts(references, hypotheses)
     result = {"utterances": len(rows), "transcriber": arguments.transcriber,
               **{str(run): summarise(counts[run]) for run in arguments.runs}}
-    for unit, name in (("words", "wer"), ("characters", "cer")):
-        a, b = counts[second][unit], counts[first][unit]
-        difference = rate_difference(a["edits"], b["edits"], a["length"], b["length"])
-        interval = bootstrap_interval(rate_difference, *(np.asarray(x) for x in (a["edits"], b["edits"],
-                                                                               a["length"], b["length"])))
-        result[f"{name}_difference"], result[f"{name}_difference_interval"] = difference, interval
+    result.update(paired_differences(counts[second], counts[first]))
+    for name in ("wer", "cer"):
+        difference, interval = result[f"{name}_difference"], result[f"{name}_difference_interval"]
         print(f"{name.upper()}: {first.name} {100 * result[str(first)][name]:.1f}%, {second.name} "
               f"{100 * result[str(second)][name]:.1f}%; {second.name} - {first.name} {100 * difference:+.1f} pts "
               f"[{100 * interval[0]:+.1f}, {100 * interval[1]:+.1f}] over {len(rows)} utterances (paired)")

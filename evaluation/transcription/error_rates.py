@@ -54,6 +54,17 @@ def summarise(counts: dict) -> dict:
     return summary
 
 
+def paired_differences(counts_a: dict, counts_b: dict) -> dict:
+    """`wer_difference` and `cer_difference` (A - B) with bootstrap intervals that resample the same utterances
+    for both, from two `error_counts` of one set of references."""
+    result = {}
+    for unit, name in (("words", "wer"), ("characters", "cer")):
+        columns = [np.asarray(c[unit][key]) for key in ("edits", "length") for c in (counts_a, counts_b)]
+        result[f"{name}_difference"] = rate_difference(*columns)
+        result[f"{name}_difference_interval"] = bootstrap_interval(rate_difference, *columns)
+    return result
+
+
 def transcript_error_rates(references: list[str], hypotheses: list[str]) -> dict:
     """WER and CER of `hypotheses` against `references`, with 95% bootstrap intervals."""
     return summarise(error_counts(references, hypotheses))

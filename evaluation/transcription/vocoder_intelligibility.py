@@ -12,8 +12,7 @@ import logging
 import numpy as np
 from tqdm.auto import tqdm
 
-from lst_speech.evaluation.transcription.error_rates import error_counts, rate_difference, summarise
-from lst_speech.evaluation.uncertainty import bootstrap_interval
+from lst_speech.evaluation.transcription.error_rates import error_counts, paired_differences, summarise
 from lst_speech.tokenization.unit_pieces import deduplicate_units
 
 logger = logging.getLogger(__name__)
@@ -38,12 +37,7 @@ def intelligibility(vocoder, rows, transcriber, progress: bool = True) -> dict:
     counts = {"original": error_counts(references, original), "vocoded": error_counts(references, vocoded)}
     result = {"utterances": len(references), "empty_vocoded_transcripts": empty,
               "original": summarise(counts["original"]), "vocoded": summarise(counts["vocoded"])}
-    for unit, name in (("words", "wer"), ("characters", "cer")):
-        a, b = counts["vocoded"][unit], counts["original"][unit]
-        result[f"{name}_difference"] = result["vocoded"][name] - result["original"][name]
-        result[f"{name}_difference_interval"] = bootstrap_interval(
-            rate_difference, np.asarray(a["edits"]), np.asarray(b["edits"]), np.asarray(a["length"]),
-            np.asarray(b["length"]))
+    result.update(paired_differences(counts["vocoded"], counts["original"]))
     result["examples"] = [{"reference": r, "original": o, "vocoded": v}
                           for r, o, v in list(zip(references, original, vocoded))[:5]]
     return result

@@ -143,10 +143,12 @@ def train(args: CtcAlignerTrainingArguments) -> dict:
     set_seed(args.seed)
     check_apart(("--output_dir", args.output_dir), ("--audio_dir", args.audio_dir), ("--transcripts", args.transcripts))
     train_items, held_items = prompt_split(args.audio_dir, args.transcripts, args.held_out_every)
-    skipped = [{"name": item.name, "text": item.text, "held_out": item in held_items}
-               for item in train_items + held_items if spelled_words(item.text) is None]
-    train_items = [item for item in train_items if spelled_words(item.text) is not None]
-    held_items = [item for item in held_items if spelled_words(item.text) is not None]
+    spelled = {item.name: spelled_words(item.text) for item in train_items + held_items}
+    skipped = [{"name": item.name, "text": item.text, "held_out": held}
+               for items, held in ((train_items, False), (held_items, True)) for item in items
+               if spelled[item.name] is None]
+    train_items = [item for item in train_items if spelled[item.name] is not None]
+    held_items = [item for item in held_items if spelled[item.name] is not None]
     if not train_items or not held_items:
         raise ValueError(f"{args.transcripts}: {len(train_items)} training and {len(held_items)} held-out prompts are "
                          "spelled in letters only; the head needs both (digits and symbols have no characters).")
@@ -157,14 +159,14 @@ def train(args: CtcAlignerTrainingArguments) -> dict:
     write_text_atomically(output_dir / "training_args.json", json.dumps(asdict(args), indent=2))
 
     with tempfile.TemporaryDirectory() as folder:
-        tokenizer = build_tokenizer([spelled_words(item.text) for item in train_items], Path(folder))
+        tokenizer = build_tokenizer([spelled[item.name] for item in train_items], Path(folder))
     encoder = WhisperEncoderStates(args.whisper_model, args.encoder_layer)
     started = time.perf_counter()
     examples, held_texts = {}, []
     for split, items in (("train", train_items), ("held_out", held_items)):
         examples[split] = []
         for item, states in zip(items, encode_prompts(items, encoder)):
-            text = " ".join(spelled_words(item.text))
+            text = " ".join(spelled[item.name])
             targets = tokenizer(text).input_ids
             if len(targets) > len(states):
                 logger.warning("%s: %d characters in %d frames of 20 ms cannot be aligned; left out", item.name,

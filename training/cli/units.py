@@ -66,8 +66,8 @@ def add_parser(subparsers) -> None:
     extract.add_argument("--aligner", help="align each file with its transcript instead: pocketsphinx, whisper "
                                            "(Whisper tiny.en's cross-attention; whisper:<CTranslate2 Whisper folder> "
                                            "for another; files up to 30 s), ctc:<CTC model> (a Wav2Vec2ForCTC "
-                                           "checkpoint or `lst aligner train` output; adds character times), or espeak-dtw:<language> (espeak-ng's reading warped "
-                                           "onto the audio)")
+                                           "checkpoint or `lst aligner train` output; adds character times), or "
+                                           "espeak-dtw:<language> (espeak-ng's reading warped onto the audio)")
     extract.add_argument("--transcripts", type=Path, nargs="+",
                          help="with --aligner: LibriSpeech *.trans.txt files or <stem>.lab/.txt files, or folders of "
                               "them (default: searched beside the audio)")
